@@ -1,0 +1,306 @@
+import CNetlink
+import NicrouteCore
+
+/// Message types of rtnetlink.
+///
+/// The corresponding C constants are `RTM_*` and `NLMSG_*`.
+public enum MessageType {
+    public static let noop = UInt16(NLMSG_NOOP)
+    public static let error = UInt16(NLMSG_ERROR)
+    public static let done = UInt16(NLMSG_DONE)
+    public static let overrun = UInt16(NLMSG_OVERRUN)
+    public static let newLink = UInt16(RTM_NEWLINK)
+    public static let deleteLink = UInt16(RTM_DELLINK)
+    public static let getLink = UInt16(RTM_GETLINK)
+    public static let newAddress = UInt16(RTM_NEWADDR)
+    public static let deleteAddress = UInt16(RTM_DELADDR)
+    public static let getAddress = UInt16(RTM_GETADDR)
+    public static let newRoute = UInt16(RTM_NEWROUTE)
+    public static let deleteRoute = UInt16(RTM_DELROUTE)
+    public static let getRoute = UInt16(RTM_GETROUTE)
+    public static let newNeighbor = UInt16(RTM_NEWNEIGH)
+    public static let deleteNeighbor = UInt16(RTM_DELNEIGH)
+    public static let getNeighbor = UInt16(RTM_GETNEIGH)
+    public static let newRule = UInt16(RTM_NEWRULE)
+    public static let deleteRule = UInt16(RTM_DELRULE)
+    public static let getRule = UInt16(RTM_GETRULE)
+}
+
+/// `nlmsg_flags`.
+///
+/// The corresponding C constants are `NLM_F_*`.
+public enum MessageFlags {
+    public static let request = UInt16(NLM_F_REQUEST)
+    public static let multi = UInt16(NLM_F_MULTI)
+    public static let ack = UInt16(NLM_F_ACK)
+    public static let dumpInterrupted = UInt16(NLM_F_DUMP_INTR)
+    public static let dump = UInt16(NLM_F_DUMP)
+    public static let replace = UInt16(NLM_F_REPLACE)
+    public static let exclusive = UInt16(NLM_F_EXCL)
+    public static let create = UInt16(NLM_F_CREATE)
+    /// In an error message: the original payload was left out.
+    public static let capped = UInt16(NLM_F_CAPPED)
+    /// In an error message: extended-ack TLVs follow.
+    public static let ackTLVs = UInt16(NLM_F_ACK_TLVS)
+}
+
+/// One decoded rtnetlink object.
+public enum RouteObject: Hashable, Sendable {
+    case link(Link)
+    case address(InterfaceAddress)
+    case route(Route)
+    case rule(Rule)
+    case neighbor(Neighbor)
+}
+
+@inline(__always) private func t<T: BinaryInteger>(_ v: T) -> UInt16 { UInt16(truncatingIfNeeded: v) }
+
+/// Encoding and decoding of the rtnetlink messages nicroute uses: links, addresses, routes,
+/// rules and neighbours, for IPv4 and IPv6.
+public enum RouteCodec {
+    /// `NTF_USE`: asks the kernel to resolve a neighbour.
+    static let neighborUseFlag: UInt8 = 0x01
+    /// `FIB_RULE_INVERT`.
+    static let ruleInvertFlag: UInt32 = 0x2
+
+    // MARK: Requests
+
+    /// A dump request for every object of `type` (`RTM_GETLINK`, ...) in `family` (nil: all).
+    public static func dumpRequest(_ type: UInt16, family: AddressFamily?, sequence: UInt32) -> [UInt8] {
+        var w = MessageWriter(type: type, flags: MessageFlags.request | MessageFlags.dump, sequence: sequence)
+        let f = family?.rawValue ?? 0
+        switch type {
+        case MessageType.getLink:
+            w.append(f)  // struct ifinfomsg
+            w.append(UInt8(0))
+            w.append(UInt16(0))
+            w.append(Int32(0))
+            w.append(UInt32(0))
+            w.append(UInt32(0))
+        case MessageType.getAddress:
+            w.append(f)  // struct ifaddrmsg
+            w.append(UInt8(0))
+            w.append(UInt8(0))
+            w.append(UInt8(0))
+            w.append(UInt32(0))
+        default:  // struct rtmsg, fib_rule_hdr and ndmsg are all 12 bytes with the family first
+            w.append(f)
+            for _ in 0..<11 { w.append(UInt8(0)) }
+        }
+        return w.finish()
+    }
+
+    /// `RTM_NEWROUTE`/`RTM_DELROUTE` for `route`. Table ids of 256 and above travel in `RTA_TABLE`
+    /// with `rtm_table` = `RT_TABLE_UNSPEC`; every table id is sent in `RTA_TABLE`.
+    public static func routeRequest(_ type: UInt16, flags: UInt16, route: Route, sequence: UInt32) throws -> [UInt8] {
+        var w = MessageWriter(type: type, flags: flags, sequence: sequence)
+        w.append(route.family.rawValue)  // rtm_family
+        w.append(route.destination.length)  // rtm_dst_len
+        w.append(route.source?.length ?? 0)  // rtm_src_len
+        w.append(route.tos)  // rtm_tos
+        w.append(UInt8(route.table < 256 ? route.table : RoutingTable.unspecified))  // rtm_table
+        w.append(route.proto.rawValue)  // rtm_protocol
+        w.append(route.scope.rawValue)  // rtm_scope
+        w.append(route.type.rawValue)  // rtm_type
+        w.append(route.configuredFlags)  // rtm_flags
+        try w.attribute(t(RTA_TABLE.rawValue), u32: route.table)
+        if route.destination.length > 0 { try w.attribute(t(RTA_DST.rawValue), address: route.destination.address) }
+        if let src = route.source, src.length > 0 { try w.attribute(t(RTA_SRC.rawValue), address: src.address) }
+        if let gw = route.gateway { try w.attribute(t(RTA_GATEWAY.rawValue), address: gw) }
+        if let oif = route.outputInterface { try w.attribute(t(RTA_OIF.rawValue), i32: oif) }
+        if let src = route.preferredSource { try w.attribute(t(RTA_PREFSRC.rawValue), address: src) }
+        if let m = route.metric { try w.attribute(t(RTA_PRIORITY.rawValue), u32: m) }
+        return w.finish()
+    }
+
+    /// `RTM_NEWRULE`/`RTM_DELRULE` for `rule`. The table always travels in `FRA_TABLE`.
+    public static func ruleRequest(_ type: UInt16, flags: UInt16, rule: Rule, sequence: UInt32) throws -> [UInt8] {
+        var w = MessageWriter(type: type, flags: flags, sequence: sequence)
+        w.append(rule.family.rawValue)  // family
+        w.append(rule.destination?.length ?? 0)  // dst_len
+        w.append(rule.source?.length ?? 0)  // src_len
+        w.append(rule.tos)  // tos
+        w.append(UInt8(rule.table < 256 ? rule.table : RoutingTable.unspecified))  // table
+        w.append(UInt8(0))  // res1
+        w.append(UInt8(0))  // res2
+        w.append(rule.action.rawValue)  // action
+        w.append(rule.invert ? ruleInvertFlag : 0)  // flags
+        try w.attribute(t(FRA_TABLE), u32: rule.table)
+        if let p = rule.priority { try w.attribute(t(FRA_PRIORITY), u32: p) }
+        if let s = rule.source, s.length > 0 { try w.attribute(t(FRA_SRC), address: s.address) }
+        if let d = rule.destination, d.length > 0 { try w.attribute(t(FRA_DST), address: d.address) }
+        if let i = rule.inputInterface { try w.attribute(t(FRA_IIFNAME), string: i) }
+        if let o = rule.outputInterface { try w.attribute(t(FRA_OIFNAME), string: o) }
+        if let m = rule.firewallMark { try w.attribute(t(FRA_FWMARK), u32: m) }
+        if let m = rule.firewallMask { try w.attribute(t(FRA_FWMASK), u32: m) }
+        if let s = rule.suppressPrefixLength { try w.attribute(t(FRA_SUPPRESS_PREFIXLEN), u32: s) }
+        if rule.proto != .unspecified { try w.attribute(t(FRA_PROTOCOL), u8: rule.proto.rawValue) }
+        return w.finish()
+    }
+
+    /// `RTM_NEWNEIGH` with `NTF_USE`: asks the kernel to resolve `address` on `linkIndex`
+    /// (an ARP request or neighbour solicitation) without changing the entry otherwise.
+    public static func neighborProbeRequest(address: IPAddress, linkIndex: Int32, sequence: UInt32) throws -> [UInt8] {
+        var w = MessageWriter(
+            type: MessageType.newNeighbor, flags: MessageFlags.request | MessageFlags.ack | MessageFlags.create,
+            sequence: sequence)
+        w.append(address.family.rawValue)  // ndm_family
+        w.append(UInt8(0))  // ndm_pad1
+        w.append(UInt16(0))  // ndm_pad2
+        w.append(linkIndex)  // ndm_ifindex
+        w.append(UInt16(0))  // ndm_state
+        w.append(neighborUseFlag)  // ndm_flags
+        w.append(UInt8(0))  // ndm_type
+        try w.attribute(t(NDA_DST), address: address)
+        return w.finish()
+    }
+
+    // MARK: Decoding
+
+    /// Decodes one message into an object; nil for types and families nicroute does not model
+    /// (e.g. `AF_BRIDGE` neighbours, MPLS routes). Throws on malformed bytes.
+    public static func decode(_ message: NetlinkMessage) throws -> RouteObject? {
+        let p = message.payload
+        switch message.header.type {
+        case MessageType.newLink, MessageType.deleteLink: return try decodeLink(p).map(RouteObject.link)
+        case MessageType.newAddress, MessageType.deleteAddress: return try decodeAddress(p).map(RouteObject.address)
+        case MessageType.newRoute, MessageType.deleteRoute: return try decodeRoute(p).map(RouteObject.route)
+        case MessageType.newRule, MessageType.deleteRule: return try decodeRule(p).map(RouteObject.rule)
+        case MessageType.newNeighbor, MessageType.deleteNeighbor: return try decodeNeighbor(p).map(RouteObject.neighbor)
+        default: return nil
+        }
+    }
+
+    private static func family(_ raw: UInt8) -> AddressFamily? { AddressFamily(rawValue: raw) }
+
+    static func decodeLink(_ p: ByteReader) throws -> Link? {
+        let size = Int(CNL_IFINFOMSG_SIZE)
+        let hardwareType = try p.read(UInt16.self, at: 2)
+        let index = try p.read(Int32.self, at: 4)
+        let flags = try p.read(UInt32.self, at: 8)
+        let attrs = try Attributes(try p.window(at: size, length: p.count - size))
+        var link = Link(
+            index: index, name: attrs[IFLA_IFNAME]?.string() ?? "", mac: attrs[IFLA_ADDRESS]?.mac(),
+            flags: LinkFlags(rawValue: flags), hardwareType: hardwareType)
+        if let s = attrs[IFLA_OPERSTATE] { link.operationalState = OperationalState(rawValue: try s.u8()) ?? .unknown }
+        if let m = attrs[IFLA_MTU] { link.mtu = try m.u32() }
+        if let info = attrs[IFLA_LINKINFO] {
+            let nested = try Attributes(info)
+            link.kind = nested[IFLA_INFO_KIND]?.string()
+        }
+        return link
+    }
+
+    static func decodeAddress(_ p: ByteReader) throws -> InterfaceAddress? {
+        let size = Int(CNL_IFADDRMSG_SIZE)
+        guard let fam = family(try p.read(UInt8.self, at: 0)) else {
+            _ = try p.window(at: 0, length: size)
+            return nil
+        }
+        let prefixLength = try p.read(UInt8.self, at: 1)
+        let shortFlags = try p.read(UInt8.self, at: 2)
+        let scope = try p.read(UInt8.self, at: 3)
+        let index = try p.read(UInt32.self, at: 4)
+        let attrs = try Attributes(try p.window(at: size, length: p.count - size))
+        let peerOrLocal = try attrs[IFA_ADDRESS]?.address()
+        let local = try attrs[IFA_LOCAL]?.address()
+        guard let addr = local ?? peerOrLocal, addr.family == fam, prefixLength <= fam.bitWidth else {
+            throw NetlinkDecodingError("address message without a \(fam) address", at: p.range.lowerBound)
+        }
+        let flags = try attrs[IFA_FLAGS]?.u32() ?? UInt32(shortFlags)
+        return InterfaceAddress(
+            linkIndex: Int32(bitPattern: index), address: addr, prefixLength: prefixLength,
+            peer: (local != nil && peerOrLocal != local) ? peerOrLocal : nil, scope: Scope(rawValue: scope),
+            flags: AddressFlags(rawValue: flags), label: attrs[IFA_LABEL]?.string())
+    }
+
+    private static func prefix(_ reader: ByteReader?, length: UInt8, family: AddressFamily, at offset: Int) throws -> IPPrefix? {
+        guard length <= family.bitWidth else { throw NetlinkDecodingError("prefix length \(length) for \(family)", at: offset) }
+        guard let reader else { return length == 0 ? nil : nil }
+        let a = try reader.address()
+        guard a.family == family else { throw NetlinkDecodingError("\(a.family) address in a \(family) message", at: offset) }
+        return IPPrefix(a, length: length)
+    }
+
+    static func decodeRoute(_ p: ByteReader) throws -> Route? {
+        let size = Int(CNL_RTMSG_SIZE)
+        _ = try p.window(at: 0, length: size)
+        guard let fam = family(try p.read(UInt8.self, at: 0)) else { return nil }
+        let dstLen = try p.read(UInt8.self, at: 1)
+        let srcLen = try p.read(UInt8.self, at: 2)
+        let attrs = try Attributes(try p.window(at: size, length: p.count - size))
+        let dst = try prefix(attrs[RTA_DST.rawValue], length: dstLen, family: fam, at: p.range.lowerBound)
+        guard dst != nil || dstLen == 0 else { throw NetlinkDecodingError("rtm_dst_len \(dstLen) without RTA_DST", at: p.range.lowerBound) }
+        var route = Route(
+            family: fam, table: UInt32(try p.read(UInt8.self, at: 4)), destination: dst ?? .any(fam),
+            source: try prefix(attrs[RTA_SRC.rawValue], length: srcLen, family: fam, at: p.range.lowerBound),
+            tos: try p.read(UInt8.self, at: 3), proto: RouteProtocol(rawValue: try p.read(UInt8.self, at: 5)),
+            scope: Scope(rawValue: try p.read(UInt8.self, at: 6)), type: RouteType(rawValue: try p.read(UInt8.self, at: 7)),
+            flags: try p.read(UInt32.self, at: 8))
+        if let table = attrs[RTA_TABLE.rawValue] { route.table = try table.u32() }
+        if let gw = attrs[RTA_GATEWAY.rawValue] { route.gateway = try gw.address() }
+        if let oif = attrs[RTA_OIF.rawValue] { route.outputInterface = try oif.i32() }
+        if let src = attrs[RTA_PREFSRC.rawValue] { route.preferredSource = try src.address() }
+        if let m = attrs[RTA_PRIORITY.rawValue] { route.metric = try m.u32() }
+        return route
+    }
+
+    static func decodeRule(_ p: ByteReader) throws -> Rule? {
+        let size = Int(CNL_FIB_RULE_HDR_SIZE)
+        _ = try p.window(at: 0, length: size)
+        guard let fam = family(try p.read(UInt8.self, at: 0)) else { return nil }
+        let attrs = try Attributes(try p.window(at: size, length: p.count - size))
+        var rule = Rule(
+            family: fam, table: UInt32(try p.read(UInt8.self, at: 4)),
+            source: try prefix(attrs[FRA_SRC], length: try p.read(UInt8.self, at: 2), family: fam, at: p.range.lowerBound),
+            destination: try prefix(attrs[FRA_DST], length: try p.read(UInt8.self, at: 1), family: fam, at: p.range.lowerBound),
+            proto: .unspecified, action: RuleAction(rawValue: try p.read(UInt8.self, at: 7)), tos: try p.read(UInt8.self, at: 3),
+            invert: try p.read(UInt32.self, at: 8) & ruleInvertFlag != 0)
+        if let table = attrs[FRA_TABLE] { rule.table = try table.u32() }
+        if let prio = attrs[FRA_PRIORITY] { rule.priority = try prio.u32() }
+        rule.inputInterface = attrs[FRA_IIFNAME]?.string()
+        rule.outputInterface = attrs[FRA_OIFNAME]?.string()
+        if let m = attrs[FRA_FWMARK] { rule.firewallMark = try m.u32() }
+        if let m = attrs[FRA_FWMASK] { rule.firewallMask = try m.u32() }
+        if let s = attrs[FRA_SUPPRESS_PREFIXLEN] {
+            let v = try s.u32()
+            rule.suppressPrefixLength = v == UInt32.max ? nil : v  // the kernel reports -1 for "unset"
+        }
+        if let proto = attrs[FRA_PROTOCOL] { rule.proto = RouteProtocol(rawValue: try proto.u8()) }
+        return rule
+    }
+
+    static func decodeNeighbor(_ p: ByteReader) throws -> Neighbor? {
+        let size = Int(CNL_NDMSG_SIZE)
+        _ = try p.window(at: 0, length: size)
+        guard let fam = family(try p.read(UInt8.self, at: 0)) else { return nil }
+        let attrs = try Attributes(try p.window(at: size, length: p.count - size))
+        guard let dst = try attrs[NDA_DST]?.address(), dst.family == fam else {
+            throw NetlinkDecodingError("neighbour message without a \(fam) NDA_DST", at: p.range.lowerBound)
+        }
+        return Neighbor(
+            linkIndex: try p.read(Int32.self, at: 4), address: dst, linkLayerAddress: attrs[NDA_LLADDR]?.mac(),
+            state: NeighborState(rawValue: try p.read(UInt16.self, at: 8)))
+    }
+
+    /// The errno and extended-ack message of an `NLMSG_ERROR` (errno 0 is an ACK).
+    public static func decodeError(_ message: NetlinkMessage) throws -> (errno: Int32, kernelMessage: String?) {
+        let p = message.payload
+        let error = try p.read(Int32.self, at: 0)
+        var text: String? = nil
+        if message.header.flags & MessageFlags.ackTLVs != 0 {
+            // struct nlmsgerr: error + the original header, then its payload unless capped.
+            var offset = 4 + NetlinkHeader.size
+            if message.header.flags & MessageFlags.capped == 0 {
+                let originalLength = Int(try p.read(UInt32.self, at: 4))
+                offset = 4 + max(originalLength, NetlinkHeader.size)
+            }
+            offset = (offset + 3) & ~3
+            if offset < p.count {
+                let tlvs = try Attributes(try p.window(at: offset, length: p.count - offset))
+                text = tlvs[NLMSGERR_ATTR_MSG.rawValue]?.string()
+            }
+        }
+        return (-error, text)
+    }
+}

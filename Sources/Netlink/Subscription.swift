@@ -1,0 +1,179 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import CNetlink
+import NicrouteCore
+import Synchronization
+import SystemPackage
+
+/// rtnetlink multicast groups.
+///
+/// The corresponding C constants are `RTNLGRP_*`.
+public enum MulticastGroup: UInt32, Sendable, CaseIterable {
+    case link = 1  // RTNLGRP_LINK
+    case neighbor = 3  // RTNLGRP_NEIGH
+    case ipv4Address = 5  // RTNLGRP_IPV4_IFADDR
+    case ipv4Route = 7  // RTNLGRP_IPV4_ROUTE
+    case ipv4Rule = 8  // RTNLGRP_IPV4_RULE
+    case ipv6Address = 9  // RTNLGRP_IPV6_IFADDR
+    case ipv6Route = 11  // RTNLGRP_IPV6_ROUTE
+    case ipv6Rule = 19  // RTNLGRP_IPV6_RULE
+
+    /// What nicrouted listens to: links, addresses, routes and rules of both families.
+    public static let routing: [MulticastGroup] = [.link, .ipv4Address, .ipv6Address, .ipv4Route, .ipv6Route, .ipv4Rule, .ipv6Rule]
+}
+
+/// A change the kernel announced.
+public enum RouteEvent: Hashable, Sendable {
+    /// An object appeared or changed (`RTM_NEW*`).
+    case added(RouteObject)
+    /// An object went away (`RTM_DEL*`).
+    case removed(RouteObject)
+    /// Messages were lost (ENOBUFS on the socket, or the consumer fell behind): the picture
+    /// must be rebuilt from a full dump.
+    case resyncNeeded
+}
+
+/// The kernel's rtnetlink notifications as an `AsyncSequence` of typed events.
+///
+/// A dedicated thread blocks in `poll(2)` on the socket and an eventfd (so there are no timed
+/// wake-ups when nothing changes), decodes each datagram and yields events. Overruns are
+/// reported as `.resyncNeeded`, never as a silent gap. `cancel()` (or deinit) stops the thread.
+public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
+    public typealias Element = RouteEvent
+    public typealias AsyncIterator = AsyncStream<RouteEvent>.Iterator
+
+    /// Events buffered for a slow consumer before the oldest are dropped (and a resync reported).
+    public static let bufferLimit = 16 * 1024
+
+    private let stream: AsyncStream<RouteEvent>
+    private let wakeFD: Int32
+    private let running: Mutex<Bool>
+
+    /// Subscribes to `groups`, in `networkNamespace` if given.
+    /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
+    public init(groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil, receiveBufferSize: Int = 4 << 20) throws {
+        let socket = try NetlinkSocket(
+            groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
+        let wake = try syscall("eventfd") { cnl_eventfd_cloexec() }
+        wakeFD = wake
+        running = Mutex(true)
+        let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferLimit))
+        self.stream = stream
+        let reader = Reader(socket: socket, wakeFD: wake, continuation: continuation)
+        let box = Unmanaged.passRetained(reader).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(&thread, nil, { arg in
+            let reader = Unmanaged<Reader>.fromOpaque(arg!).takeRetainedValue()
+            reader.run()
+            return nil
+        }, box)
+        guard rc == 0 else {
+            Unmanaged<Reader>.fromOpaque(box).release()
+            close(wake)
+            throw NetlinkError(operation: "pthread_create", errno: Errno(rawValue: rc))
+        }
+        pthread_detach(thread)
+        continuation.onTermination = { [wake] _ in
+            var one: UInt64 = 1
+            _ = write(wake, &one, 8)
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncStream<RouteEvent>.Iterator { stream.makeAsyncIterator() }
+
+    /// Stops the reader thread and finishes the sequence.
+    public func cancel() {
+        let wasRunning = running.withLock { r in
+            defer { r = false }
+            return r
+        }
+        if wasRunning {
+            var one: UInt64 = 1
+            _ = write(wakeFD, &one, 8)
+        }
+    }
+
+    deinit { cancel() }
+
+    /// The reader thread's state: it owns the socket and closes the eventfd when it ends.
+    private final class Reader: @unchecked Sendable {
+        let socket: NetlinkSocket
+        let wakeFD: Int32
+        let continuation: AsyncStream<RouteEvent>.Continuation
+
+        init(socket: NetlinkSocket, wakeFD: Int32, continuation: AsyncStream<RouteEvent>.Continuation) {
+            self.socket = socket
+            self.wakeFD = wakeFD
+            self.continuation = continuation
+        }
+
+        func run() {
+            defer {
+                continuation.finish()
+                close(wakeFD)
+            }
+            var fds = [
+                pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+            ]
+            var lost = false
+            while true {
+                fds[0].revents = 0
+                fds[1].revents = 0
+                let n = poll(&fds, 2, -1)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                if fds[1].revents != 0 { return }
+                guard fds[0].revents != 0 else { continue }
+                let datagram: [UInt8]
+                do {
+                    datagram = try socket.receive()
+                } catch let error as NetlinkError where error.errno == .noBufferSpace {
+                    lost = true
+                    datagram = []
+                } catch {
+                    lost = true
+                    datagram = []
+                }
+                if lost {
+                    lost = false
+                    if case .dropped = continuation.yield(.resyncNeeded) { lost = true }
+                }
+                guard !datagram.isEmpty else { continue }
+                let messages: [NetlinkMessage]
+                do { messages = try NetlinkMessage.split(datagram) } catch {
+                    lost = true
+                    continue
+                }
+                for message in messages {
+                    let isNew: Bool
+                    switch message.header.type {
+                    case MessageType.newLink, MessageType.newAddress, MessageType.newRoute, MessageType.newRule,
+                        MessageType.newNeighbor:
+                        isNew = true
+                    case MessageType.deleteLink, MessageType.deleteAddress, MessageType.deleteRoute, MessageType.deleteRule,
+                        MessageType.deleteNeighbor:
+                        isNew = false
+                    default:
+                        continue
+                    }
+                    guard let object = try? RouteCodec.decode(message) else { continue }
+                    if case .dropped = continuation.yield(isNew ? .added(object) : .removed(object)) {
+                        // The consumer fell behind and the oldest events were dropped: make sure
+                        // the newest event it will see is a resync.
+                        lost = true
+                    }
+                }
+                if lost {
+                    lost = false
+                    if case .dropped = continuation.yield(.resyncNeeded) { lost = true }
+                }
+            }
+        }
+    }
+}

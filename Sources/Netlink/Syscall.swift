@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Musl)
+    import Musl
+#endif
+import SystemPackage
+
+/// Runs a system call, retrying on EINTR; throws a `NetlinkError` naming `operation` and errno.
+///
+/// The one place where the Netlink module turns a -1 return into an error (as swift-nio's
+/// `syscall(blocking:where:)` and swift-system's `valueOrErrno` do).
+@discardableResult
+@inline(__always)
+func syscall<T: FixedWidthInteger>(_ operation: @autoclosure () -> String, _ body: () -> T) throws -> T {
+    while true {
+        let result = body()
+        if result == -1 {
+            let code = Glibc.errno
+            if code == EINTR { continue }
+            throw NetlinkError(operation: operation(), errno: Errno(rawValue: code))
+        }
+        return result
+    }
+}
