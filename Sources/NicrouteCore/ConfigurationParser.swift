@@ -1,0 +1,304 @@
+/// An invalid configuration file: which file, which line, and why.
+public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// The file's path, as given to the parser.
+    public var file: String
+    /// The 1-based line number.
+    public var line: Int
+    /// What is wrong, in words an operator can act on.
+    public var reason: String
+
+    public init(file: String, line: Int, reason: String) {
+        self.file = file
+        self.line = line
+        self.reason = reason
+    }
+
+    /// `FILE:LINE: REASON`, the way compilers and systemd print it.
+    public var description: String { "\(file):\(line): \(reason)" }
+}
+
+/// Reads `nicroute.conf` and its drop-ins: systemd-style INI text.
+///
+/// ```
+/// # comment            ; comment too
+/// [Routing]
+/// Tables=10000-10999
+/// Priorities=10000-10999
+/// IPv6=yes
+/// FirstHostFallback=yes
+/// NetworkData=/mnt/config/openstack/latest/network_data.json
+///
+/// [Interfaces]
+/// Manage=eth* fa:16:3e:00:00:01
+/// Ignore=docker* veth*
+///
+/// [Gateway]
+/// Interface=eth1
+/// IPv4=192.0.2.1
+/// IPv6=fe80::1
+/// ```
+///
+/// Section and key names are case-sensitive. Sections and keys whose names begin with `X-`
+/// are ignored, as systemd does, so that other tools can keep their notes in the file.
+/// A scalar key given again replaces its value (a later drop-in wins). `Manage=` and
+/// `Ignore=` accumulate, and an empty assignment resets the list; `NetworkData=` replaces the
+/// whole list, and an empty assignment leaves it empty. Each `[Gateway]` section adds one
+/// override. Words are separated by whitespace or commas.
+public enum ConfigurationParser {
+    /// Applies configuration files in order over the defaults: the main file first, then its
+    /// drop-ins (conventionally sorted by file name).
+    ///
+    /// - Throws: `ConfigurationError` for the first invalid line of any file.
+    public static func load(_ files: [(path: String, text: String)]) throws(ConfigurationError) -> Configuration {
+        var configuration = Configuration()
+        for file in files {
+            configuration = try parse(file.text, file: file.path, into: configuration)
+        }
+        return configuration
+    }
+
+    /// Applies one configuration file over `base`.
+    ///
+    /// - Parameter file: the file's path, for error messages.
+    /// - Throws: `ConfigurationError` for the first invalid line.
+    public static func parse(
+        _ text: String, file: String, into base: Configuration
+    ) throws(ConfigurationError) -> Configuration {
+        var parser = FileParser(file: file, configuration: base)
+        var lineNumber = 0
+        var scalars = Substring(text).unicodeScalars
+        if scalars.first == "\u{FEFF}" { scalars.removeFirst() }  // A UTF-8 byte order mark.
+        for raw in scalars.split(separator: "\n", omittingEmptySubsequences: false) {
+            lineNumber += 1
+            try parser.consume(line: trimmed(Substring(raw)), number: lineNumber)
+        }
+        try parser.finishSection()
+        return parser.configuration
+    }
+
+    /// Parses the command line's `--manage` argument: words separated by commas and/or
+    /// whitespace (`'eth*,ens5'`, `'eth0 fa:16:3e:00:00:01'`), each a MAC address or a name glob.
+    public static func parseManageList(_ arg: String) -> [InterfaceMatch] {
+        words(arg).map { InterfaceMatch(String($0)) }
+    }
+
+    // MARK: - Lexical helpers
+
+    static func isBlank(_ c: Character) -> Bool { c == " " || c == "\t" || c == "\r" }
+
+    static func trimmed(_ s: Substring) -> Substring {
+        guard let first = s.firstIndex(where: { !isBlank($0) }) else { return s[s.endIndex...] }
+        let last = s.lastIndex(where: { !isBlank($0) })!
+        return s[first...last]
+    }
+
+    static func words(_ s: some StringProtocol) -> [Substring] {
+        Substring(s).split(whereSeparator: { isBlank($0) || $0 == "," })
+    }
+}
+
+/// The state of one file's parse.
+private struct FileParser {
+    enum Section {
+        case routing
+        case interfaces
+        case gateway
+        /// An `X-` section, ignored.
+        case extensionSection
+    }
+
+    /// A `[Gateway]` section being read.
+    struct PendingGateway {
+        var headerLine: Int
+        var match: InterfaceMatch?
+        var ipv4: IPAddress?
+        var ipv6: IPAddress?
+    }
+
+    let file: String
+    var configuration: Configuration
+    var section: Section?
+    var gateway: PendingGateway?
+
+    init(file: String, configuration: Configuration) {
+        self.file = file
+        self.configuration = configuration
+    }
+
+    func error(_ line: Int, _ reason: String) -> ConfigurationError {
+        ConfigurationError(file: file, line: line, reason: reason)
+    }
+
+    mutating func consume(line: Substring, number: Int) throws(ConfigurationError) {
+        guard let first = line.first, first != "#", first != ";" else { return }
+        if first == "[" {
+            guard line.last == "]", line.count > 2 else {
+                throw error(number, "invalid section header '\(line)' (expected [Name])")
+            }
+            try finishSection()
+            let name = line.dropFirst().dropLast()
+            switch name {
+            case "Routing": section = .routing
+            case "Interfaces": section = .interfaces
+            case "Gateway":
+                section = .gateway
+                gateway = PendingGateway(headerLine: number)
+            case _ where name.hasPrefix("X-"): section = .extensionSection
+            default:
+                throw error(number, "unknown section [\(name)] (expected [Routing], [Interfaces] or [Gateway])")
+            }
+            return
+        }
+        guard let equals = line.firstIndex(of: "=") else {
+            throw error(number, "expected KEY=VALUE, a [Section] header or a comment, got '\(line)'")
+        }
+        let key = ConfigurationParser.trimmed(line[..<equals])
+        let value = ConfigurationParser.trimmed(line[line.index(after: equals)...])
+        guard !key.isEmpty else { throw error(number, "missing key name before '=' in '\(line)'") }
+        guard let section else {
+            throw error(number, "\(key)= appears before any section header (such as [Routing])")
+        }
+        if key.hasPrefix("X-") { return }
+        let assignment = Assignment(file: file, line: number, key: String(key), value: value)
+        switch section {
+        case .routing: try routing(assignment)
+        case .interfaces: try interfaces(assignment)
+        case .gateway: try gatewayKey(assignment)
+        case .extensionSection: return
+        }
+    }
+
+    /// Ends the current section; a `[Gateway]` section is checked and added here.
+    mutating func finishSection() throws(ConfigurationError) {
+        defer { gateway = nil }
+        guard section == .gateway, let pending = gateway else { return }
+        guard let match = pending.match else {
+            throw error(pending.headerLine, "[Gateway] section has no Interface=")
+        }
+        guard pending.ipv4 != nil || pending.ipv6 != nil else {
+            throw error(pending.headerLine, "[Gateway] section for '\(match)' has neither IPv4= nor IPv6=")
+        }
+        configuration.gateways.append(GatewayOverride(match: match, ipv4: pending.ipv4, ipv6: pending.ipv6))
+    }
+
+    // MARK: - Sections
+
+    mutating func routing(_ a: Assignment) throws(ConfigurationError) {
+        switch a.key {
+        case "Tables":
+            let range = try a.range()
+            if range.overlaps(RoutingTable.default...RoutingTable.local) {
+                throw a.invalid("range must not include 253-255 (reserved tables)")
+            }
+            configuration.tables = range
+        case "Priorities": configuration.priorities = try a.range()
+        case "IPv6": configuration.ipv6 = try a.boolean()
+        case "FirstHostFallback": configuration.firstHostFallback = try a.boolean()
+        case "NetworkData":
+            let paths = ConfigurationParser.words(a.value).map(String.init)
+            if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
+                throw a.invalid("'\(relative)' is not an absolute path")
+            }
+            configuration.networkDataPaths = paths
+        default: throw a.unknownKey(in: "Routing")
+        }
+    }
+
+    mutating func interfaces(_ a: Assignment) throws(ConfigurationError) {
+        switch a.key {
+        case "Manage":
+            if a.value.isEmpty { configuration.manage = [] } else { configuration.manage += try a.matches() }
+        case "Ignore":
+            if a.value.isEmpty { configuration.ignore = [] } else { configuration.ignore += try a.matches() }
+        default: throw a.unknownKey(in: "Interfaces")
+        }
+    }
+
+    mutating func gatewayKey(_ a: Assignment) throws(ConfigurationError) {
+        switch a.key {
+        case "Interface":
+            let matches = try a.matches()
+            guard matches.count <= 1 else {
+                throw a.invalid("expected one interface name pattern or MAC address (use one [Gateway] per interface)")
+            }
+            gateway?.match = matches.first
+        case "IPv4": gateway?.ipv4 = try a.gateway(.inet)
+        case "IPv6": gateway?.ipv6 = try a.gateway(.inet6)
+        default: throw a.unknownKey(in: "Gateway")
+        }
+    }
+}
+
+/// One `Key=Value` line and the value conversions it may need.
+private struct Assignment {
+    let file: String
+    let line: Int
+    let key: String
+    let value: Substring
+
+    /// The first and last number the bands may use: below 32766, the main table's rule.
+    static let band: ClosedRange<UInt32> = 1...32765
+
+    /// An error that quotes the assignment: `Key=Value: reason`.
+    func invalid(_ reason: String) -> ConfigurationError {
+        ConfigurationError(file: file, line: line, reason: "\(key)=\(value): \(reason)")
+    }
+
+    func unknownKey(in section: String) -> ConfigurationError {
+        ConfigurationError(file: file, line: line, reason: "unknown key '\(key)' in section [\(section)]")
+    }
+
+    /// `yes|no|true|false|on|off|1|0`, case-insensitive like systemd's `parse_boolean()`.
+    func boolean() throws(ConfigurationError) -> Bool {
+        switch value.lowercased() {
+        case "yes", "true", "on", "1": return true
+        case "no", "false", "off", "0": return false
+        default: throw invalid("not a boolean (expected yes/no, true/false, on/off or 1/0)")
+        }
+    }
+
+    /// `FIRST-LAST` within `Assignment.band`.
+    func range() throws(ConfigurationError) -> ClosedRange<UInt32> {
+        let parts = value.split(separator: "-", omittingEmptySubsequences: false).map(ConfigurationParser.trimmed)
+        let isNumber = { (s: Substring) in !s.isEmpty && s.allSatisfy { $0.isASCII && $0.isNumber } }
+        guard parts.count == 2, isNumber(parts[0]), isNumber(parts[1]) else {
+            throw invalid("not a range (expected FIRST-LAST, e.g. 10000-10999)")
+        }
+        let band = Self.band
+        guard let first = UInt32(parts[0]), let last = UInt32(parts[1]), band.contains(first),
+            band.contains(last)
+        else {
+            throw invalid("range must lie within \(band.lowerBound)-\(band.upperBound)")
+        }
+        guard first <= last else { throw invalid("first (\(first)) is greater than last (\(last))") }
+        return first...last
+    }
+
+    /// Interface matches: MAC addresses or name globs.
+    func matches() throws(ConfigurationError) -> [InterfaceMatch] {
+        try ConfigurationParser.words(value).map { word throws(ConfigurationError) in
+            let match = InterfaceMatch(String(word))
+            // The kernel's dev_valid_name() refuses '/' and ':' in interface names, so such a
+            // word can only have been meant as a MAC address.
+            if case .name = match, word.contains(where: { $0 == ":" || $0 == "/" }) {
+                throw invalid("'\(word)' is neither a MAC address nor an interface name pattern")
+            }
+            return match
+        }
+    }
+
+    /// One gateway address of `family`, or nil for an empty assignment.
+    func gateway(_ family: AddressFamily) throws(ConfigurationError) -> IPAddress? {
+        if value.isEmpty { return nil }
+        guard let address = IPAddress(value) else {
+            if ConfigurationParser.words(value).count > 1 { throw invalid("expected one address") }
+            throw invalid("not an IP address")
+        }
+        guard address.family == family else {
+            throw invalid("not an \(family == .inet ? "IPv4" : "IPv6") address")
+        }
+        if let problem = address.gatewayProblem { throw invalid("not usable as a gateway (\(problem))") }
+        return address
+    }
+}
+

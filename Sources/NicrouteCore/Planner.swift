@@ -1,0 +1,421 @@
+/// What the kernel looks like right now: the inputs of a plan.
+public struct KernelSnapshot: Hashable, Sendable {
+    public var links: [Link]
+    public var addresses: [InterfaceAddress]
+    /// Routes of every table, both families.
+    public var routes: [Route]
+    /// Rules of both families.
+    public var rules: [Rule]
+    /// Neighbour cache entries (used to confirm a first-host gateway).
+    public var neighbors: [Neighbor]
+
+    public init(
+        links: [Link] = [], addresses: [InterfaceAddress] = [], routes: [Route] = [], rules: [Rule] = [],
+        neighbors: [Neighbor] = []
+    ) {
+        self.links = links
+        self.addresses = addresses
+        self.routes = routes
+        self.rules = rules
+        self.neighbors = neighbors
+    }
+}
+
+/// One change to the kernel.
+public enum Change: Hashable, Sendable {
+    case addRoute(Route)
+    case replaceRoute(Route)
+    case deleteRoute(Route)
+    case addRule(Rule)
+    case deleteRule(Rule)
+
+    /// The equivalent `ip` command.
+    public func ipCommand(linkName: (Int32) -> String? = { _ in nil }) -> String {
+        switch self {
+        case .addRoute(let r): IPCommand.route("add", r, linkName: linkName)
+        case .replaceRoute(let r): IPCommand.route("replace", r, linkName: linkName)
+        case .deleteRoute(let r): IPCommand.route("del", r, linkName: linkName)
+        case .addRule(let r): IPCommand.rule("add", r)
+        case .deleteRule(let r): IPCommand.rule("del", r)
+        }
+    }
+
+    /// True for changes that add or replace (as opposed to delete).
+    public var isAddition: Bool {
+        switch self {
+        case .addRoute, .replaceRoute, .addRule: true
+        case .deleteRoute, .deleteRule: false
+        }
+    }
+
+    /// A stable identity of the object changed, independent of the verb: for routes their key,
+    /// for rules all their fields.
+    public var objectIdentity: String {
+        switch self {
+        case .addRoute(let r), .replaceRoute(let r), .deleteRoute(let r):
+            "route \(r.family) \(r.table) \(r.destination) \(r.effectiveMetric) \(r.tos)"
+        case .addRule(let r), .deleteRule(let r): IPCommand.rule("", r)
+        }
+    }
+
+    /// The interface the change concerns, if any.
+    public var linkIndex: Int32? {
+        switch self {
+        case .addRoute(let r), .replaceRoute(let r), .deleteRoute(let r): r.outputInterface
+        case .addRule, .deleteRule: nil
+        }
+    }
+}
+
+/// The gateway chosen for one NIC and family, and where it came from.
+public struct GatewayChoice: Hashable, Sendable {
+    public var gateway: IPAddress
+    public var source: GatewaySource
+    public init(gateway: IPAddress, source: GatewaySource) {
+        self.gateway = gateway
+        self.source = source
+    }
+}
+
+/// What nicroute does for one managed NIC.
+public struct ManagedNIC: Hashable, Sendable {
+    public var link: Link
+    public var slot: Int
+    public var table: UInt32
+    public var priority: UInt32
+    /// The addresses that get a rule.
+    public var addresses: [InterfaceAddress]
+    public var ipv4Gateway: GatewayChoice?
+    public var ipv6Gateway: GatewayChoice?
+    /// Why a family has no gateway, for `status` ("first host 10.0.0.1 has not answered").
+    public var notes: [String]
+
+    public func gateway(_ family: AddressFamily) -> GatewayChoice? { family == .inet ? ipv4Gateway : ipv6Gateway }
+}
+
+/// The result of planning: the NICs, the ordered changes, and the side requests.
+public struct Plan: Hashable, Sendable {
+    public var nics: [ManagedNIC]
+    /// Ordered: route additions (connected before gateway routes), rule additions, rule
+    /// deletions, route deletions. Never a main-table route, a kernel default rule, or an
+    /// object without nicroute's protocol.
+    public var changes: [Change]
+    /// The slot table after this plan (new NICs got a slot).
+    public var slots: SlotTable
+    /// First-host gateways to confirm with a neighbour probe: (address, link index).
+    public var neighborProbes: [NeighborProbe]
+    /// Desired objects that a foreign object blocks (same key, another protocol): left alone.
+    public var conflicts: [String]
+
+    public var isEmpty: Bool { changes.isEmpty }
+}
+
+/// A request to resolve a candidate gateway.
+public struct NeighborProbe: Hashable, Sendable {
+    public var address: IPAddress
+    public var linkIndex: Int32
+}
+
+/// The planner: observed kernel state + configuration -> desired tables and rules -> an ordered
+/// plan against what nicroute owns. Pure: no clock, no I/O.
+///
+/// Routing semantics (SPEC.md), for a source address A on managed NIC I with gateway G, all in
+/// I's table and selected by one rule `from A lookup T(I)`:
+/// 1. I's connected subnets and the non-default main-table routes on I are copied (via I);
+/// 2. non-default main-table routes through unmanaged interfaces are copied as they are;
+/// 3. non-default main-table routes through another managed NIC are rerouted via G on I;
+/// 4. `default via G dev I`.
+/// Where destinations collide, the earlier item wins.
+public struct Planner: Sendable {
+    public var configuration: Configuration
+    public init(configuration: Configuration) { self.configuration = configuration }
+
+    /// True when nicroute manages `link` under the configuration: never loopback; `ignore` wins;
+    /// an explicit `manage` list replaces the default (Ethernet-like devices with no link kind).
+    public func isManaged(_ link: Link) -> Bool {
+        if link.flags.contains(.loopback) { return false }
+        if configuration.ignore.contains(where: { $0.matches(name: link.name, mac: link.mac) }) { return false }
+        if !configuration.manage.isEmpty {
+            return configuration.manage.contains(where: { $0.matches(name: link.name, mac: link.mac) })
+        }
+        return link.kind == nil && link.hardwareType == Link.etherType
+    }
+
+    /// True when an address gets a rule: a family nicroute manages, global scope, not link-local,
+    /// tentative or failed DAD.
+    public func isUsable(_ a: InterfaceAddress) -> Bool {
+        if a.family == .inet6 && !configuration.ipv6 { return false }
+        if a.scope != .universe || a.address.isLoopback || a.address.isIPv6LinkLocal || a.address.isIPv4LinkLocal {
+            return false
+        }
+        return a.flags.isDisjoint(with: [.tentative, .dadFailed])
+    }
+
+    /// Objects nicroute owns: its protocol, outside the main/local/default tables, not a kernel
+    /// default rule.
+    public static func isOwned(_ r: Route) -> Bool {
+        r.proto == .nicroute && ![RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified].contains(r.table)
+    }
+    public static func isOwned(_ r: Rule) -> Bool { r.proto == .nicroute && !r.isKernelDefault }
+
+    /// Plans the changes that bring the kernel from `snapshot` to the desired state.
+    ///
+    /// - Parameters:
+    ///   - slots: the persisted NIC slots; new NICs are added to the returned copy.
+    ///   - hints: gateway candidates per link index from leases and the config drive, in
+    ///     SPEC.md's order; the main table and configuration are consulted here.
+    public func plan(snapshot: KernelSnapshot, slots: SlotTable, hints: [Int32: [GatewayHint]] = [:]) -> Plan {
+        let linksByIndex = Dictionary(snapshot.links.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
+        let managedLinks = snapshot.links.filter { isManaged($0) && $0.isUp }.sorted { $0.index < $1.index }
+        let managedIndexes = Set(managedLinks.map(\.index))
+        let mainRoutes = snapshot.routes.filter { $0.table == RoutingTable.main }
+        var addressesByLink: [Int32: [InterfaceAddress]] = [:]
+        for a in snapshot.addresses where isUsable(a) { addressesByLink[a.linkIndex, default: []].append(a) }
+        // Primary addresses first, so the subnet route's `src` is the primary.
+        for (k, v) in addressesByLink {
+            addressesByLink[k] = v.sorted { ($0.flags.contains(.secondary) ? 1 : 0) < ($1.flags.contains(.secondary) ? 1 : 0) }
+        }
+
+        var slotTable = slots
+        slotTable.assign(managedLinks.filter { addressesByLink[$0.index] != nil }.map(SlotTable.key), capacity: configuration.slotCount)
+
+        var nics: [ManagedNIC] = []
+        var desiredRoutes: [Route] = []
+        var desiredRules: [Rule] = []
+        var probes: [NeighborProbe] = []
+        for link in managedLinks {
+            guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: SlotTable.key(link)) else {
+                continue
+            }
+            let table = configuration.tables.lowerBound + UInt32(slot)
+            let priority = configuration.priorities.lowerBound + UInt32(slot)
+            var nic = ManagedNIC(
+                link: link, slot: slot, table: table, priority: priority, addresses: addresses, notes: [])
+            for family in AddressFamily.allCases {
+                let own = addresses.filter { $0.family == family }
+                guard !own.isEmpty else { continue }
+                let (choice, note, probe) = gateway(
+                    for: link, family: family, own: own, mainRoutes: mainRoutes, neighbors: snapshot.neighbors,
+                    hints: hints[link.index] ?? [])
+                if family == .inet { nic.ipv4Gateway = choice } else { nic.ipv6Gateway = choice }
+                if let note { nic.notes.append(note) }
+                if let probe { probes.append(probe) }
+                desiredRoutes += tableRoutes(
+                    link: link, family: family, table: table, own: own, gateway: choice?.gateway,
+                    mainRoutes: mainRoutes, managed: managedIndexes, links: linksByIndex,
+                    otherAddresses: addressesByLink.filter { managedIndexes.contains($0.key) && $0.key != link.index })
+                for a in own {
+                    desiredRules.append(
+                        Rule(family: family, priority: priority, table: table, source: .host(a.address), proto: .nicroute))
+                }
+            }
+            nics.append(nic)
+        }
+        let (changes, conflicts) = Self.diff(
+            desiredRoutes: desiredRoutes, desiredRules: desiredRules, current: snapshot)
+        return Plan(nics: nics, changes: changes, slots: slotTable, neighborProbes: probes, conflicts: conflicts)
+    }
+
+    /// Gateway discovery in SPEC.md's order; returns the choice, a note when there is none, and
+    /// a neighbour probe to send when the first host is the only candidate and has not answered.
+    func gateway(
+        for link: Link, family: AddressFamily, own: [InterfaceAddress], mainRoutes: [Route], neighbors: [Neighbor],
+        hints: [GatewayHint]
+    ) -> (GatewayChoice?, String?, NeighborProbe?) {
+        let ownAddresses = Set(own.map(\.address))
+        func valid(_ g: IPAddress?) -> IPAddress? {
+            guard let g, g.family == family, !ownAddresses.contains(g) else { return nil }
+            return g
+        }
+        // 1. Configuration override.
+        if let o = configuration.gateways.first(where: { $0.match.matches(name: link.name, mac: link.mac) }),
+            let g = valid(family == .inet ? o.ipv4 : o.ipv6)
+        {
+            return (GatewayChoice(gateway: g, source: .configuration), nil, nil)
+        }
+        // 2. A default route on this NIC in the main table (any metric; the lowest wins).
+        let defaults = mainRoutes.filter {
+            $0.family == family && $0.destination.isDefault && $0.outputInterface == link.index && $0.type == .unicast
+                && valid($0.gateway) != nil
+        }.sorted { $0.effectiveMetric < $1.effectiveMetric }
+        if let d = defaults.first, let g = d.gateway {
+            return (GatewayChoice(gateway: g, source: d.proto == .ra ? .routerAdvertisement : .mainTable), nil, nil)
+        }
+        // 3-4. DHCP leases, then network_data.json, as the daemon found them.
+        if let h = hints.first(where: { valid($0.gateway) != nil }) {
+            return (GatewayChoice(gateway: h.gateway, source: h.source), nil, nil)
+        }
+        // 5. The first host of the subnet, once it answers a neighbour probe (IPv4 only).
+        guard family == .inet, configuration.firstHostFallback,
+            let subnet = own.map(\.subnet).first(where: { $0.length <= 30 })
+        else {
+            return (nil, "no \(family == .inet ? "IPv4" : "IPv6") gateway found: subnet routes only", nil)
+        }
+        let candidate = subnet.address.adding(1)
+        guard valid(candidate) != nil else { return (nil, "no IPv4 gateway found: subnet routes only", nil) }
+        if neighbors.contains(where: { $0.linkIndex == link.index && $0.address == candidate && $0.state.hasAnswered }) {
+            return (GatewayChoice(gateway: candidate, source: .firstHost), nil, nil)
+        }
+        return (
+            nil, "first host \(candidate) has not answered a neighbour probe yet: subnet routes only",
+            NeighborProbe(address: candidate, linkIndex: link.index)
+        )
+    }
+
+    /// The routes of one NIC's table for one family.
+    func tableRoutes(
+        link: Link, family: AddressFamily, table: UInt32, own: [InterfaceAddress], gateway: IPAddress?,
+        mainRoutes: [Route], managed: Set<Int32>, links: [Int32: Link], otherAddresses: [Int32: [InterfaceAddress]]
+    ) -> [Route] {
+        var byDestination: [IPPrefix: Route] = [:]
+        var order: [IPPrefix] = []
+        func put(_ r: Route) {
+            guard byDestination[r.destination] == nil else { return }
+            byDestination[r.destination] = r
+            order.append(r.destination)
+        }
+        func ours(_ r: Route) -> Route {
+            var r = r
+            r.table = table
+            r.proto = .nicroute
+            r.metric = nil
+            r.flags = r.configuredFlags
+            if family == .inet6 { r.scope = .universe }
+            return r
+        }
+        let candidates = mainRoutes.filter {
+            $0.family == family && !$0.destination.isDefault && $0.type == .unicast && $0.outputInterface != nil
+                && $0.source == nil && !$0.destination.address.isIPv6LinkLocal && !$0.destination.address.isIPv6Multicast
+        }
+        // 1. Own connected subnets, then the main table's other routes on this NIC.
+        for a in own where !a.prefix.isHost && !a.flags.contains(.noPrefixRoute) {
+            put(
+                Route(
+                    family: family, table: table, destination: a.subnet, proto: .nicroute,
+                    scope: family == .inet ? .link : .universe, outputInterface: link.index,
+                    preferredSource: a.address))
+        }
+        for r in candidates where r.outputInterface == link.index { put(ours(r)) }
+        // 2. Specific routes through unmanaged interfaces stay as the main table has them.
+        for r in candidates {
+            guard let oif = r.outputInterface, oif != link.index, !managed.contains(oif),
+                let l = links[oif], !l.flags.contains(.loopback)
+            else { continue }
+            put(ours(r))
+        }
+        // 3. Routes through another managed NIC are reached via this NIC's gateway instead.
+        if let gateway {
+            let onlink = !own.contains { $0.subnet.contains(gateway) }
+            var others = candidates.filter { $0.outputInterface.map { managed.contains($0) && $0 != link.index } ?? false }
+                .map(\.destination)
+            others += otherAddresses.values.flatMap { $0 }.filter { $0.family == family && !$0.prefix.isHost }.map(\.subnet)
+            for dst in others {
+                put(
+                    Route(
+                        family: family, table: table, destination: dst, proto: .nicroute,
+                        flags: onlink ? Route.onlinkFlag : 0, gateway: gateway, outputInterface: link.index))
+            }
+            // 4. The default route.
+            put(
+                Route(
+                    family: family, table: table, destination: .any(family), proto: .nicroute,
+                    flags: onlink ? Route.onlinkFlag : 0, gateway: gateway, outputInterface: link.index))
+        }
+        return order.compactMap { byDestination[$0] }
+    }
+
+    /// Compares desired objects with the kernel's; only nicroute's own objects are changed.
+    static func diff(desiredRoutes: [Route], desiredRules: [Rule], current: KernelSnapshot) -> ([Change], [String]) {
+        var conflicts: [String] = []
+        var existingByKey: [Route.Key: [Route]] = [:]
+        for r in current.routes { existingByKey[r.key, default: []].append(r) }
+        var adds: [Change] = []
+        let desiredKeys = Set(desiredRoutes.map(\.key))
+        for want in desiredRoutes {
+            let existing = existingByKey[want.key] ?? []
+            if existing.contains(where: { $0.matches(want) }) { continue }
+            if let mine = existing.first(where: isOwned) {
+                _ = mine
+                adds.append(.replaceRoute(want))
+            } else if let foreign = existing.first {
+                conflicts.append(
+                    "\(IPCommand.route("add", want)) is blocked by a route with protocol \(foreign.proto) in table \(foreign.table)")
+            } else {
+                adds.append(.addRoute(want))
+            }
+        }
+        // Connected routes before gateway routes: the kernel checks a gateway against the table.
+        let routeAdds = adds.filter { if case .addRoute(let r) = $0 { r.gateway == nil } else { false } }
+            + adds.filter { if case .addRoute(let r) = $0 { r.gateway != nil } else { true } }
+        let routeDeletes = current.routes.filter { isOwned($0) && !desiredKeys.contains($0.key) }.map(Change.deleteRoute)
+
+        let desiredRuleSet = Set(desiredRules)
+        let ownedRules = current.rules.filter(isOwned)
+        let present = Set(ownedRules)
+        var ruleAdds: [Change] = []
+        var seen = Set<Rule>()
+        for r in desiredRules where !present.contains(r) && seen.insert(r).inserted { ruleAdds.append(.addRule(r)) }
+        var ruleDeletes: [Change] = []
+        var deleted = Set<Rule>()
+        for r in ownedRules where !desiredRuleSet.contains(r) && deleted.insert(r).inserted {
+            ruleDeletes.append(.deleteRule(r))
+        }
+        // A duplicate of a desired rule (same fields twice) is removed too, keeping one.
+        var counts: [Rule: Int] = [:]
+        for r in ownedRules { counts[r, default: 0] += 1 }
+        for (r, n) in counts.sorted(by: { IPCommand.rule("", $0.key) < IPCommand.rule("", $1.key) }) where n > 1 && desiredRuleSet.contains(r) {
+            ruleDeletes += Array(repeating: .deleteRule(r), count: n - 1)
+        }
+        return (routeAdds + ruleAdds + ruleDeletes + routeDeletes, conflicts)
+    }
+}
+
+/// Stable NIC slots keyed by MAC address (name when a link has none): slot n means table
+/// `tables.lowerBound + n` and priority `priorities.lowerBound + n`. Persisted by the daemon.
+public struct SlotTable: Hashable, Sendable {
+    public private(set) var slots: [String: Int]
+
+    public init(_ slots: [String: Int] = [:]) { self.slots = slots }
+
+    /// The key of a link: its MAC address, or `name:NAME` without one.
+    public static func key(_ link: Link) -> String {
+        if let mac = link.mac, mac.bytes.contains(where: { $0 != 0 }) { return mac.description }
+        return "name:\(link.name)"
+    }
+
+    public func slot(for key: String) -> Int? { slots[key] }
+
+    /// Gives each key without a slot the lowest free slot below `capacity`. When none is free,
+    /// forgets slots of keys not in `keys` (NICs gone for good), lowest slot first.
+    public mutating func assign(_ keys: [String], capacity: Int) {
+        for key in keys where slots[key] == nil {
+            var used = Set(slots.values)
+            if used.count >= capacity {
+                let present = Set(keys)
+                if let victim = slots.filter({ !present.contains($0.key) }).min(by: { $0.value < $1.value }) {
+                    slots[victim.key] = nil
+                    used.remove(victim.value)
+                }
+            }
+            if let free = (0..<capacity).first(where: { !used.contains($0) }) { slots[key] = free }
+        }
+    }
+
+    /// The persisted form: one `KEY SLOT` line per NIC, sorted by slot.
+    public func serialized() -> String {
+        slots.sorted { $0.value < $1.value }.map { "\($0.key) \($0.value)\n" }.joined()
+    }
+
+    /// Parses the persisted form; malformed lines are skipped (the file is ours, and a lost slot
+    /// only means a new table id).
+    public init(parsing text: String) {
+        var out: [String: Int] = [:]
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2, let n = Int(parts[1]), n >= 0, n < 1 << 16, !out.values.contains(n) {
+                out[String(parts[0])] = n
+            }
+        }
+        slots = out
+    }
+}

@@ -1,0 +1,21 @@
+import Logging
+import NicrouteCore
+
+/// Bootstraps swift-log once: plain stderr with the given level.
+public enum DaemonLogging {
+    public static func bootstrap(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+    }
+}
+
+extension ConfigurationLoader {
+    /// A loader from the command-line spelling: `--config PATH` and `--manage 'eth*,ens5'`.
+    public init(configPath: String?, manage: [String]) {
+        let matches = manage.flatMap { ConfigurationParser.parseManageList($0) }
+        self.init(path: configPath, manageOverride: matches.isEmpty ? nil : matches)
+    }
+}

@@ -1,0 +1,99 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Small file helpers over POSIX calls (the daemon avoids Foundation to stay small).
+enum Files {
+    /// The whole content of a file, or nil when it cannot be read. At most `limit` bytes are
+    /// read: lease files and configuration are small, and a huge file is not ours.
+    static func read(_ path: String, limit: Int = 1 << 20) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 16384)
+        while out.count < limit {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            out += chunk[0..<n]
+        }
+        return out
+    }
+
+    static func readText(_ path: String) -> String? {
+        read(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// True when `path` exists.
+    static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+    /// The names in a directory, sorted; empty when it cannot be read.
+    static func list(_ directory: String) -> [String] {
+        guard let dir = opendir(directory) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    /// Creates a directory and its parents (mode 0755).
+    static func makeDirectories(_ path: String) throws(FileError) {
+        var current = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            current += "/" + part
+            if mkdir(current, 0o755) != 0 && errno != EEXIST {
+                throw FileError(path: current, operation: "mkdir", errno: errno)
+            }
+        }
+    }
+
+    /// Writes `text` to `path` atomically: a temporary file in the same directory, fsync,
+    /// rename. A crash leaves the old or the new content, never a torn file.
+    static func writeAtomically(_ text: String, to path: String) throws(FileError) {
+        let temp = path + ".tmp"
+        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FileError(path: temp, operation: "open", errno: errno) }
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 {
+                let e = errno
+                close(fd)
+                unlink(temp)
+                throw FileError(path: temp, operation: "write", errno: e)
+            }
+            written += n
+        }
+        fsync(fd)
+        close(fd)
+        guard rename(temp, path) == 0 else {
+            let e = errno
+            unlink(temp)
+            throw FileError(path: path, operation: "rename", errno: e)
+        }
+    }
+}
+
+/// A file operation that failed.
+public struct FileError: Error, CustomStringConvertible {
+    public var path: String
+    public var operation: String
+    public var errno: Int32
+    public var description: String { "\(operation) \(path): \(String(cString: strerror(errno)))" }
+}
+
+/// Writing to stderr without Foundation.
+public enum FileHandleLite {
+    public static func writeStderr(_ s: String) {
+        var bytes = Array(s.utf8)
+        _ = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
+    }
+}

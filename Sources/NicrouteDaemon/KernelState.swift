@@ -1,0 +1,32 @@
+import Netlink
+import NicrouteCore
+
+extension RouteNetlink {
+    /// A full picture of what the planner reads: links, addresses, routes and rules of both
+    /// families, and the neighbour caches. Each dump retries itself when interrupted.
+    /// - Throws: `NetlinkError` when a dump fails.
+    public func snapshot(includeNeighbors: Bool = true) throws -> KernelSnapshot {
+        KernelSnapshot(
+            links: try links(),
+            addresses: try addresses(),
+            routes: try routes(family: .inet) + routes(family: .inet6),
+            rules: try rules(family: .inet) + rules(family: .inet6),
+            neighbors: includeNeighbors ? try neighbors(family: .inet) : [])
+    }
+
+    /// Applies one change. "Already exists" on add and "no such" on delete count as done.
+    /// - Returns: false when the kernel already was in the wanted state.
+    /// - Throws: `NetlinkError` with errno and the kernel's message.
+    @discardableResult
+    public func apply(_ change: Change) throws -> Bool {
+        switch change {
+        case .addRoute(let r): return try add(r)
+        case .replaceRoute(let r):
+            try replace(r)
+            return true
+        case .deleteRoute(let r): return try delete(r)
+        case .addRule(let r): return try add(r)
+        case .deleteRule(let r): return try delete(r)
+        }
+    }
+}

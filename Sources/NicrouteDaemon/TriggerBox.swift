@@ -1,0 +1,96 @@
+import Netlink
+import NicrouteCore
+import Synchronization
+
+/// Where kernel events, signals and timers meet the reconcile loop.
+///
+/// Producers record what happened under a lock and wake the loop; the wake stream holds at
+/// most one element, so a burst of thousands of events costs one wake and bounded memory. The
+/// loop then waits the coalescing window and takes everything at once.
+final class TriggerBox: Sendable {
+    struct Pending: Sendable {
+        var reconcile = false
+        var reload = false
+        var resync = false
+        var events = 0
+        /// The latest address change on a managed NIC, e.g. "eth1 +10.20.20.17".
+        var lastChange: String?
+    }
+
+    /// What makes an event worth a reconcile, refreshed after every pass.
+    struct Interest: Sendable {
+        var tables: ClosedRange<UInt32>? = nil
+        var probes: Set<IPAddress> = []
+        var linkNames: [Int32: String] = [:]
+        var managed: Set<Int32> = []
+    }
+
+    private let state = Mutex<(pending: Pending, interest: Interest)>((Pending(), Interest()))
+    let wakes: AsyncStream<Void>
+    private let continuation: AsyncStream<Void>.Continuation
+
+    init() {
+        (wakes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    func setInterest(_ interest: Interest) { state.withLock { $0.interest = interest } }
+
+    /// Records a kernel event; wakes the loop when it can change the plan.
+    func post(_ event: RouteEvent) {
+        let wake = state.withLock { s -> Bool in
+            s.pending.events += 1
+            let relevant: Bool
+            switch event {
+            case .resyncNeeded:
+                s.pending.resync = true
+                relevant = true
+            case .added(let object), .removed(let object):
+                let added: Bool = if case .added = event { true } else { false }
+                relevant = Self.isRelevant(object, added: added, interest: s.interest)
+                if case .address(let a) = object, let name = s.interest.linkNames[a.linkIndex] {
+                    s.pending.lastChange = "\(name) \(added ? "+" : "-")\(a.address)"
+                }
+            }
+            if relevant { s.pending.reconcile = true }
+            return relevant
+        }
+        if wake { continuation.yield() }
+    }
+
+    /// Links and addresses always matter; routes in the main table or in nicroute's tables;
+    /// rules and routes of nicroute's that went away; neighbours being probed.
+    static func isRelevant(_ object: RouteObject, added: Bool, interest: Interest) -> Bool {
+        switch object {
+        case .link, .address:
+            return true
+        case .route(let r):
+            if r.table == RoutingTable.main { return true }
+            if r.proto == .nicroute { return !added }
+            return interest.tables?.contains(r.table) ?? false
+        case .rule(let r):
+            return r.proto == .nicroute && !added
+        case .neighbor(let n):
+            return interest.probes.contains(n.address) && n.state.hasAnswered
+        }
+    }
+
+    func requestReconcile() {
+        state.withLock { $0.pending.reconcile = true }
+        continuation.yield()
+    }
+
+    func requestReload() {
+        state.withLock { $0.pending.reload = true }
+        continuation.yield()
+    }
+
+    /// Takes everything recorded since the last call.
+    func take() -> Pending {
+        state.withLock { s in
+            defer { s.pending = Pending() }
+            return s.pending
+        }
+    }
+
+    func finish() { continuation.finish() }
+}
