@@ -65,57 +65,40 @@ public struct GatewayOverride: Hashable, Sendable {
     }
 }
 
-/// Shell-style glob matching (`fnmatch(3)` without flags), written here because the Core
-/// imports no libc: `*`, `?`, `[abc]`, `[a-z]`, `[!x]`, and `\` escapes.
+/// Shell-style glob matching with the semantics of glibc's `fnmatch(3)` without flags, written
+/// here because the Core imports no libc.
+///
+/// `*` matches any run of characters, `?` any one character (both also match `/` and a leading
+/// `.`), `\x` the character `x`; a bracket expression matches one character: `[abc]`, `[a-z]`,
+/// `[!x]` or `[^x]`, `[]x]` (a leading `]` is literal), `[[:digit:]]` (ASCII classes),
+/// `[[=x=]]`, `[[.x.]]`, with `\` escapes inside. An unclosed `[` is a literal `[`; a trailing
+/// `\` matches nothing. Characters compare as Unicode scalars, ranges by code point (glibc's
+/// C locale).
 public enum Glob {
+    /// True when `text` matches `pattern` as a whole.
     public static func matches(_ pattern: String, _ text: String) -> Bool {
         let p = Array(pattern.unicodeScalars)
         let t = Array(text.unicodeScalars)
-        // Iterative matcher with single-star backtracking.
+        // Every element but `*` matches exactly one character, so single-star backtracking
+        // suffices: a later star can always absorb what an earlier one would have.
         var pi = 0
         var ti = 0
-        var starP = -1
+        var starP: Int?
         var starT = 0
         while ti < t.count {
-            if pi < p.count {
-                switch p[pi] {
-                case "*":
-                    starP = pi
-                    starT = ti
-                    pi += 1
-                    continue
-                case "?":
-                    pi += 1
-                    ti += 1
-                    continue
-                case "[":
-                    if let (matched, next) = bracket(p, pi, t[ti]) {
-                        if matched {
-                            pi = next
-                            ti += 1
-                            continue
-                        }
-                    } else if t[ti] == "[" {
-                        pi += 1
-                        ti += 1
-                        continue
-                    }
-                case "\\" where pi + 1 < p.count:
-                    if p[pi + 1] == t[ti] {
-                        pi += 2
-                        ti += 1
-                        continue
-                    }
-                default:
-                    if p[pi] == t[ti] {
-                        pi += 1
-                        ti += 1
-                        continue
-                    }
-                }
+            if pi < p.count && p[pi] == "*" {
+                starP = pi
+                starT = ti
+                pi += 1
+                continue
             }
-            guard starP >= 0 else { return false }
-            pi = starP + 1
+            if pi < p.count, let next = element(p, pi, t[ti]) {
+                pi = next
+                ti += 1
+                continue
+            }
+            guard let star = starP else { return false }
+            pi = star + 1
             starT += 1
             ti = starT
         }
@@ -123,27 +106,199 @@ public enum Glob {
         return pi == p.count
     }
 
-    /// Matches `c` against the bracket expression at `p[start]`; nil when it is not closed.
-    private static func bracket(_ p: [Unicode.Scalar], _ start: Int, _ c: Unicode.Scalar) -> (Bool, Int)? {
-        var i = start + 1
-        var negate = false
-        if i < p.count && (p[i] == "!" || p[i] == "^") {
-            negate = true
-            i += 1
+    /// Matches `c` against the one-character element at `p[i]`: the index after the element,
+    /// or nil.
+    private static func element(_ p: [Unicode.Scalar], _ i: Int, _ c: Unicode.Scalar) -> Int? {
+        switch p[i] {
+        case "?":
+            return i + 1
+        case "\\":
+            guard i + 1 < p.count, p[i + 1] == c else { return nil }
+            return i + 2
+        case "[":
+            switch Bracket(pattern: p, start: i + 1).match(c) {
+            case .matched(let next): return next
+            case .unterminated: return c == "[" ? i + 1 : nil
+            case .failed: return nil
+            }
+        default:
+            return p[i] == c ? i + 1 : nil
         }
-        var matched = false
-        var first = true
-        while i < p.count && (first || p[i] != "]") {
-            first = false
-            if i + 2 < p.count && p[i + 1] == "-" && p[i + 2] != "]" {
-                if p[i].value <= c.value && c.value <= p[i + 2].value { matched = true }
-                i += 3
-            } else {
-                if p[i] == c { matched = true }
-                i += 1
+    }
+
+    /// One bracket expression, read the way glibc's `fnmatch` reads it.
+    private struct Bracket {
+        enum Outcome {
+            /// The character matches; the pattern continues at `next`.
+            case matched(next: Int)
+            /// The character does not match (or the expression is malformed).
+            case failed
+            /// There is no closing `]`: the `[` stands for itself.
+            case unterminated
+        }
+
+        /// glibc's `CHAR_CLASS_MAX_LENGTH`.
+        static let maxClassNameLength = 256
+
+        let pattern: [Unicode.Scalar]
+        /// The index after the opening `[`.
+        let start: Int
+
+        func at(_ k: Int) -> Unicode.Scalar? { k < pattern.count ? pattern[k] : nil }
+
+        func match(_ c: Unicode.Scalar) -> Outcome {
+            var k = start
+            let negated = at(k) == "!" || at(k) == "^"
+            if negated { k += 1 }
+            var current = at(k)
+            k += 1
+            // The first member is taken literally even when it is `]`.
+            while true {
+                guard let member = current else { return .unterminated }
+                let low: Unicode.Scalar
+                let isRange: Bool
+                if member == "\\" {
+                    guard let escaped = at(k) else { return .failed }
+                    k += 1
+                    low = escaped
+                    isRange = at(k) == "-" && at(k + 1) != nil && at(k + 1) != "]"
+                } else if member == "[", at(k) == ":", case let syntax = className(colon: k),
+                    syntax != .notAName
+                {
+                    guard case .name(let name, let end) = syntax, let set = ASCIIClass(rawValue: name) else {
+                        return .failed
+                    }
+                    if set.contains(c) { return skipRest(from: end, negated: negated) }
+                    current = at(end)
+                    k = end + 1
+                    if current == "]" { break }
+                    continue
+                } else if member == "[", at(k) == "=", let x = at(k + 1), at(k + 2) == "=", at(k + 3) == "]" {
+                    if x == c { return skipRest(from: k + 4, negated: negated) }
+                    current = at(k + 4)
+                    k += 5
+                    if current == "]" { break }
+                    continue
+                } else if member == "[", at(k) == "." {
+                    guard let (symbol, end) = collatingSymbol(dot: k) else { return .failed }
+                    k = end
+                    low = symbol
+                    isRange = at(k) == "-" && at(k + 1) != nil
+                } else {
+                    low = member
+                    isRange = at(k) == "-" && at(k + 1) != nil && at(k + 1) != "]"
+                }
+                if !isRange && low == c { return skipRest(from: k, negated: negated) }
+                current = at(k)
+                k += 1
+                if current == "-" && at(k) != "]" {
+                    let high: Unicode.Scalar
+                    if at(k) == "[" && at(k + 1) == "." {
+                        guard let (symbol, end) = collatingSymbol(dot: k + 1) else { return .failed }
+                        high = symbol
+                        k = end
+                    } else {
+                        if at(k) == "\\" { k += 1 }
+                        guard let h = at(k) else { return .failed }
+                        high = h
+                        k += 1
+                    }
+                    if low.value <= c.value && c.value <= high.value { return skipRest(from: k, negated: negated) }
+                    current = at(k)
+                    k += 1
+                }
+                if current == "]" { break }
+            }
+            return negated ? .matched(next: k) : .failed
+        }
+
+        enum ClassName: Equatable {
+            case name(String, end: Int)
+            case notAName
+            case tooLong
+        }
+
+        /// Reads `[:name:]` whose `:` is at `colon`; `end` is the index after `:]`.
+        func className(colon: Int) -> ClassName {
+            var name = ""
+            var j = colon
+            while true {
+                if name.unicodeScalars.count == Self.maxClassNameLength { return .tooLong }
+                j += 1
+                if at(j) == ":" && at(j + 1) == "]" { return .name(name, end: j + 2) }
+                guard let ch = at(j), ch >= "a", ch < "z" else { return .notAName }
+                name.unicodeScalars.append(ch)
             }
         }
-        guard i < p.count else { return nil }
-        return (matched != negate, i + 1)
+
+        /// Reads `[.x.]` whose first `.` is at `dot`: the symbol and the index after `.]`, or
+        /// nil when it is unterminated or longer than one character (glibc's C locale).
+        func collatingSymbol(dot: Int) -> (Unicode.Scalar, Int)? {
+            var j = dot + 1
+            while !(at(j) == "." && at(j + 1) == "]") {
+                guard at(j) != nil else { return nil }
+                j += 1
+            }
+            return j == dot + 2 ? (pattern[dot + 1], j + 2) : nil
+        }
+
+        /// Skips to the closing `]` after a member matched.
+        func skipRest(from start: Int, negated: Bool) -> Outcome {
+            var k = start
+            while true {
+                guard let ch = at(k) else { return .failed }
+                k += 1
+                if ch == "]" { break }
+                if ch == "\\" {
+                    guard at(k) != nil else { return .failed }
+                    k += 1
+                } else if ch == "[" && at(k) == ":" {
+                    switch className(colon: k) {
+                    case .name(_, let end): k = end
+                    case .notAName: break
+                    case .tooLong: return .failed
+                    }
+                } else if ch == "[" && at(k) == "=" {
+                    guard at(k + 1) != nil, at(k + 2) == "=", at(k + 3) == "]" else { return .failed }
+                    k += 4
+                } else if ch == "[" && at(k) == "." {
+                    var j = k + 1
+                    while !(at(j) == "." && at(j + 1) == "]") {
+                        guard at(j) != nil else { return .failed }
+                        j += 1
+                    }
+                    k = j + 2
+                }
+            }
+            return negated ? .failed : .matched(next: k)
+        }
+    }
+
+    /// The POSIX character classes, for ASCII (glibc's C locale).
+    private enum ASCIIClass: String {
+        case alnum, alpha, blank, cntrl, digit, graph, lower, print, punct, space, upper, xdigit
+
+        func contains(_ c: Unicode.Scalar) -> Bool {
+            guard c.isASCII else { return false }
+            let v = c.value
+            let isDigit = (0x30...0x39).contains(v)
+            let isUpper = (0x41...0x5A).contains(v)
+            let isLower = (0x61...0x7A).contains(v)
+            let isGraph = (0x21...0x7E).contains(v)
+            switch self {
+            case .alnum: return isDigit || isUpper || isLower
+            case .alpha: return isUpper || isLower
+            case .blank: return v == 0x20 || v == 0x09
+            case .cntrl: return v < 0x20 || v == 0x7F
+            case .digit: return isDigit
+            case .graph: return isGraph
+            case .lower: return isLower
+            case .print: return isGraph || v == 0x20
+            case .punct: return isGraph && !(isDigit || isUpper || isLower)
+            case .space: return v == 0x20 || (0x09...0x0D).contains(v)
+            case .upper: return isUpper
+            case .xdigit: return isDigit || (0x41...0x46).contains(v) || (0x61...0x66).contains(v)
+            }
+        }
     }
 }

@@ -20,7 +20,7 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 /// Reads `nicroute.conf` and its drop-ins: systemd-style INI text.
 ///
 /// ```
-/// # comment            ; comment too
+/// # Lines starting with '#' or ';' are comments.
 /// [Routing]
 /// Tables=10000-10999
 /// Priorities=10000-10999
@@ -40,10 +40,13 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 ///
 /// Section and key names are case-sensitive. Sections and keys whose names begin with `X-`
 /// are ignored, as systemd does, so that other tools can keep their notes in the file.
-/// A scalar key given again replaces its value (a later drop-in wins). `Manage=` and
-/// `Ignore=` accumulate, and an empty assignment resets the list; `NetworkData=` replaces the
-/// whole list, and an empty assignment leaves it empty. Each `[Gateway]` section adds one
-/// override. Words are separated by whitespace or commas.
+/// Comments take whole lines: a `#` after a value is part of the value.
+///
+/// A scalar key given again replaces its value (a later drop-in wins), and an empty
+/// assignment (`Tables=`) restores its default. `Manage=` and `Ignore=` accumulate, and an
+/// empty assignment resets the list; `NetworkData=` replaces the whole list, and an empty
+/// assignment leaves it empty. Each `[Gateway]` section adds one override. Words are
+/// separated by whitespace or commas.
 public enum ConfigurationParser {
     /// Applies configuration files in order over the defaults: the main file first, then its
     /// drop-ins (conventionally sorted by file name).
@@ -65,12 +68,10 @@ public enum ConfigurationParser {
         _ text: String, file: String, into base: Configuration
     ) throws(ConfigurationError) -> Configuration {
         var parser = FileParser(file: file, configuration: base)
-        var lineNumber = 0
-        var scalars = Substring(text).unicodeScalars
-        if scalars.first == "\u{FEFF}" { scalars.removeFirst() }  // A UTF-8 byte order mark.
-        for raw in scalars.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            try parser.consume(line: trimmed(Substring(raw)), number: lineNumber)
+        var text = Substring(text)
+        if text.unicodeScalars.first == "\u{FEFF}" { text.unicodeScalars.removeFirst() }  // A byte order mark.
+        for (index, line) in ScalarText.lines(text).enumerated() {
+            try parser.consume(line: ScalarText.trimmed(line), number: index + 1)
         }
         try parser.finishSection()
         return parser.configuration
@@ -79,21 +80,46 @@ public enum ConfigurationParser {
     /// Parses the command line's `--manage` argument: words separated by commas and/or
     /// whitespace (`'eth*,ens5'`, `'eth0 fa:16:3e:00:00:01'`), each a MAC address or a name glob.
     public static func parseManageList(_ arg: String) -> [InterfaceMatch] {
-        words(arg).map { InterfaceMatch(String($0)) }
+        ScalarText.words(Substring(arg)).map { InterfaceMatch(String($0)) }
+    }
+}
+
+/// Line and word splitting on Unicode scalars rather than Characters, as systemd splits bytes:
+/// a combining mark after a separator must not glue the separator to the next word, as it
+/// would inside a grapheme cluster.
+enum ScalarText {
+    /// Space, tab, and the carriage return of a CRLF line end.
+    static func isBlank(_ c: Unicode.Scalar) -> Bool { c == " " || c == "\t" || c == "\r" }
+
+    /// The lines of `text`, split at each line feed.
+    static func lines(_ text: Substring) -> [Substring] {
+        text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map(Substring.init)
     }
 
-    // MARK: - Lexical helpers
-
-    static func isBlank(_ c: Character) -> Bool { c == " " || c == "\t" || c == "\r" }
-
+    /// `s` without leading and trailing blanks.
     static func trimmed(_ s: Substring) -> Substring {
-        guard let first = s.firstIndex(where: { !isBlank($0) }) else { return s[s.endIndex...] }
-        let last = s.lastIndex(where: { !isBlank($0) })!
-        return s[first...last]
+        let scalars = s.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !isBlank($0) }),
+            let last = scalars.lastIndex(where: { !isBlank($0) })
+        else { return "" }
+        return Substring(scalars[first...last])
     }
 
-    static func words(_ s: some StringProtocol) -> [Substring] {
-        Substring(s).split(whereSeparator: { isBlank($0) || $0 == "," })
+    /// The words of `s`, separated by blanks and/or commas.
+    static func words(_ s: Substring) -> [Substring] {
+        s.unicodeScalars.split(whereSeparator: { isBlank($0) || $0 == "," }).map(Substring.init)
+    }
+
+    /// The parts of `s` before and after the first `separator`, or nil when there is none.
+    static func split(_ s: Substring, at separator: Unicode.Scalar) -> (before: Substring, after: Substring)? {
+        let scalars = s.unicodeScalars
+        guard let index = scalars.firstIndex(of: separator) else { return nil }
+        return (Substring(scalars[..<index]), Substring(scalars[scalars.index(after: index)...]))
+    }
+
+    /// The parts of `s` between each `separator`, empty parts included.
+    static func components(_ s: Substring, _ separator: Unicode.Scalar) -> [Substring] {
+        s.unicodeScalars.split(separator: separator, omittingEmptySubsequences: false).map(Substring.init)
     }
 }
 
@@ -130,13 +156,14 @@ private struct FileParser {
     }
 
     mutating func consume(line: Substring, number: Int) throws(ConfigurationError) {
-        guard let first = line.first, first != "#", first != ";" else { return }
+        let scalars = line.unicodeScalars
+        guard let first = scalars.first, first != "#", first != ";" else { return }
         if first == "[" {
-            guard line.last == "]", line.count > 2 else {
+            guard scalars.last == "]", scalars.count > 2 else {
                 throw error(number, "invalid section header '\(line)' (expected [Name])")
             }
             try finishSection()
-            let name = line.dropFirst().dropLast()
+            let name = Substring(scalars.dropFirst().dropLast())
             switch name {
             case "Routing": section = .routing
             case "Interfaces": section = .interfaces
@@ -149,11 +176,11 @@ private struct FileParser {
             }
             return
         }
-        guard let equals = line.firstIndex(of: "=") else {
+        guard let (rawKey, rawValue) = ScalarText.split(line, at: "=") else {
             throw error(number, "expected KEY=VALUE, a [Section] header or a comment, got '\(line)'")
         }
-        let key = ConfigurationParser.trimmed(line[..<equals])
-        let value = ConfigurationParser.trimmed(line[line.index(after: equals)...])
+        let key = ScalarText.trimmed(rawKey)
+        let value = ScalarText.trimmed(rawValue)
         guard !key.isEmpty else { throw error(number, "missing key name before '=' in '\(line)'") }
         guard let section else {
             throw error(number, "\(key)= appears before any section header (such as [Routing])")
@@ -184,18 +211,26 @@ private struct FileParser {
     // MARK: - Sections
 
     mutating func routing(_ a: Assignment) throws(ConfigurationError) {
+        let defaults = Configuration()
         switch a.key {
         case "Tables":
+            guard !a.value.isEmpty else {
+                configuration.tables = defaults.tables
+                return
+            }
             let range = try a.range()
             if range.overlaps(RoutingTable.default...RoutingTable.local) {
                 throw a.invalid("range must not include 253-255 (reserved tables)")
             }
             configuration.tables = range
-        case "Priorities": configuration.priorities = try a.range()
-        case "IPv6": configuration.ipv6 = try a.boolean()
-        case "FirstHostFallback": configuration.firstHostFallback = try a.boolean()
+        case "Priorities":
+            configuration.priorities = a.value.isEmpty ? defaults.priorities : try a.range()
+        case "IPv6":
+            configuration.ipv6 = a.value.isEmpty ? defaults.ipv6 : try a.boolean()
+        case "FirstHostFallback":
+            configuration.firstHostFallback = a.value.isEmpty ? defaults.firstHostFallback : try a.boolean()
         case "NetworkData":
-            let paths = ConfigurationParser.words(a.value).map(String.init)
+            let paths = ScalarText.words(a.value).map(String.init)
             if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
                 throw a.invalid("'\(relative)' is not an absolute path")
             }
@@ -259,8 +294,8 @@ private struct Assignment {
 
     /// `FIRST-LAST` within `Assignment.band`.
     func range() throws(ConfigurationError) -> ClosedRange<UInt32> {
-        let parts = value.split(separator: "-", omittingEmptySubsequences: false).map(ConfigurationParser.trimmed)
-        let isNumber = { (s: Substring) in !s.isEmpty && s.allSatisfy { $0.isASCII && $0.isNumber } }
+        let parts = ScalarText.components(value, "-").map(ScalarText.trimmed)
+        let isNumber = { (s: Substring) in !s.isEmpty && s.unicodeScalars.allSatisfy { ("0"..."9").contains($0) } }
         guard parts.count == 2, isNumber(parts[0]), isNumber(parts[1]) else {
             throw invalid("not a range (expected FIRST-LAST, e.g. 10000-10999)")
         }
@@ -276,11 +311,11 @@ private struct Assignment {
 
     /// Interface matches: MAC addresses or name globs.
     func matches() throws(ConfigurationError) -> [InterfaceMatch] {
-        try ConfigurationParser.words(value).map { word throws(ConfigurationError) in
+        try ScalarText.words(value).map { word throws(ConfigurationError) in
             let match = InterfaceMatch(String(word))
             // The kernel's dev_valid_name() refuses '/' and ':' in interface names, so such a
             // word can only have been meant as a MAC address.
-            if case .name = match, word.contains(where: { $0 == ":" || $0 == "/" }) {
+            if case .name = match, word.unicodeScalars.contains(where: { $0 == ":" || $0 == "/" }) {
                 throw invalid("'\(word)' is neither a MAC address nor an interface name pattern")
             }
             return match
@@ -291,14 +326,13 @@ private struct Assignment {
     func gateway(_ family: AddressFamily) throws(ConfigurationError) -> IPAddress? {
         if value.isEmpty { return nil }
         guard let address = IPAddress(value) else {
-            if ConfigurationParser.words(value).count > 1 { throw invalid("expected one address") }
+            if ScalarText.words(value).count > 1 { throw invalid("expected one address") }
             throw invalid("not an IP address")
         }
         guard address.family == family else {
             throw invalid("not an \(family == .inet ? "IPv4" : "IPv6") address")
         }
-        if let problem = address.gatewayProblem { throw invalid("not usable as a gateway (\(problem))") }
+        if let problem = GatewayAddress.problem(address) { throw invalid("not usable as a gateway (\(problem))") }
         return address
     }
 }
-

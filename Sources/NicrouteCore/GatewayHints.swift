@@ -35,25 +35,29 @@ public struct NetworkDataGateways: Hashable, Sendable {
     }
 }
 
-extension IPAddress {
-    /// Why this address cannot be anyone's gateway, or nil when it can be.
-    var gatewayProblem: String? {
-        if family == .inet {
-            switch UInt32(truncatingIfNeeded: low) {
-            case 0: return "unspecified address"
+/// Which addresses can be a gateway at all.
+enum GatewayAddress {
+    /// Why `a` cannot be anyone's gateway, or nil when it can be.
+    static func problem(_ a: IPAddress) -> String? {
+        if isZero(a) { return "unspecified address" }
+        if a.family == .inet {
+            switch UInt32(truncatingIfNeeded: a.low) {
             case 0xFFFF_FFFF: return "broadcast address"
             case let v where v >> 28 == 0xE: return "multicast address"
             case let v where v >> 24 == 127: return "loopback address"
             default: return nil
             }
         }
-        if high == 0 && low == 0 { return "unspecified address" }
-        if isIPv6Multicast { return "multicast address" }
-        if isLoopback { return "loopback address" }
+        if a.isIPv6Multicast { return "multicast address" }
+        if a.isLoopback { return "loopback address" }
         return nil
     }
 
-    var isUsableGateway: Bool { gatewayProblem == nil }
+    /// True when `a` can be a gateway.
+    static func isUsable(_ a: IPAddress) -> Bool { problem(a) == nil }
+
+    /// True for `0.0.0.0` and `::`.
+    static func isZero(_ a: IPAddress) -> Bool { a.high == 0 && a.low == 0 }
 }
 
 /// Reads gateways out of the files DHCP clients and config drives leave behind.
@@ -71,25 +75,24 @@ public enum LeaseParser {
     /// The first usable address of `ROUTER=`; without one, the gateway of a default route in
     /// `CLASSLESS_ROUTES=` or `ROUTES=` (`0.0.0.0/0,GATEWAY`).
     public static func networkd(_ text: String) -> IPAddress? {
-        var values: [Substring: Substring] = [:]
-        for line in text.split(whereSeparator: \.isNewline) {
-            let line = ConfigurationParser.trimmed(line)
-            guard !line.hasPrefix("#"), let equals = line.firstIndex(of: "=") else { continue }
-            values[line[..<equals]] = line[line.index(after: equals)...]
+        var values: [String: Substring] = [:]
+        for line in ScalarText.lines(Substring(text)) {
+            let line = ScalarText.trimmed(line)
+            guard line.unicodeScalars.first != "#", let (key, value) = ScalarText.split(line, at: "=") else { continue }
+            values[String(key)] = value
         }
-        if let routers = values["ROUTER"] {
-            for word in ConfigurationParser.words(routers) {
-                if let address = IPAddress(word), address.family == .inet, address.isUsableGateway {
-                    return address
-                }
+        for word in ScalarText.words(values["ROUTER"] ?? "") {
+            if let address = IPAddress(word), address.family == .inet, GatewayAddress.isUsable(address) {
+                return address
             }
         }
-        for key: Substring in ["CLASSLESS_ROUTES", "ROUTES"] {
-            for route in (values[key] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" }) {
-                let parts = route.split(separator: ",", omittingEmptySubsequences: false)
+        for key in ["CLASSLESS_ROUTES", "ROUTES"] {
+            // Routes are separated by blanks; each is DESTINATION/LENGTH,GATEWAY.
+            for route in (values[key] ?? "").unicodeScalars.split(whereSeparator: ScalarText.isBlank) {
+                let parts = ScalarText.components(Substring(route), ",")
                 guard parts.count == 2, let destination = IPPrefix(parts[0]), destination.isDefault,
                     destination.family == .inet, let address = IPAddress(parts[1]), address.family == .inet,
-                    address.isUsableGateway
+                    GatewayAddress.isUsable(address)
                 else { continue }
                 return address
             }
@@ -147,10 +150,11 @@ public enum LeaseParser {
         let optionsStart = 240
         guard bytes.count >= optionsStart, bytes[236..<240].elementsEqual([99, 130, 83, 99]) else { return nil }
         var options = DHCPOptions()
-        options.scan(bytes, optionsStart..<bytes.count)
+        options.scan(bytes, optionsStart..<bytes.count, isOptionsField: true)
         // RFC 2131 4.1: the options field first, then `file` (bytes 108-235), then `sname` (44-107).
-        if options.overload & 1 != 0 { options.scan(bytes, 108..<236) }
-        if options.overload & 2 != 0 { options.scan(bytes, 44..<108) }
+        let overload = options.overload
+        if overload & 1 != 0 { options.scan(bytes, 108..<236, isOptionsField: false) }
+        if overload & 2 != 0 { options.scan(bytes, 44..<108, isOptionsField: false) }
         return options.gateway
     }
 
@@ -192,24 +196,20 @@ public enum LeaseParser {
 
     /// The gateway of a `network_data.json` route, when the route is a default route.
     private static func defaultGateway(_ route: JSONValue) -> IPAddress? {
-        guard let networkText = route["network"]?.stringValue,
+        guard let network = route["network"]?.stringValue,
             let gatewayText = route["gateway"]?.stringValue,
-            let gateway = IPAddress(gatewayText), gateway.isUsableGateway
+            let gateway = IPAddress(gatewayText), GatewayAddress.isUsable(gateway)
         else { return nil }
-        let network: IPPrefix
-        if networkText.contains("/") {
-            guard let prefix = IPPrefix(networkText) else { return nil }
-            network = prefix
+        let destination: IPPrefix?
+        if network.contains("/") {
+            destination = IPPrefix(network)
         } else {
-            guard let address = IPAddress(networkText) else { return nil }
             let netmask = route["netmask"]?.stringValue
-            let isZeroMask = netmask == "0" || netmask.flatMap { IPAddress($0) }.map { $0.high == 0 && $0.low == 0 }
-                ?? false
-            guard isZeroMask, let prefix = IPPrefix(address, length: 0) else { return nil }
-            network = prefix
+            let isZeroMask = netmask == "0" || netmask.flatMap { IPAddress($0) }.map(GatewayAddress.isZero) == true
+            destination = isZeroMask ? IPAddress(network).flatMap { IPPrefix($0, length: 0) } : nil
         }
-        guard network.isDefault, network.address.high == 0, network.address.low == 0,
-            network.family == gateway.family
+        guard let destination, destination.isDefault, GatewayAddress.isZero(destination.address),
+            destination.family == gateway.family
         else { return nil }
         return gateway
     }
@@ -219,7 +219,7 @@ public enum LeaseParser {
 
 /// A lexical token of dhclient's leases syntax.
 private enum DhclientToken: Equatable {
-    case word(Substring)
+    case word(String)
     case string(String)
     case open
     case close
@@ -227,69 +227,71 @@ private enum DhclientToken: Equatable {
     case comma
 }
 
-/// Splits dhclient leases text into tokens; `#` comments run to the end of a line. An
-/// unterminated string ends the stream (the file is being written).
+/// Splits dhclient leases text into tokens, byte by byte as dhclient's own lexer does; `#`
+/// comments run to the end of the line. An unterminated string ends the stream (the file is
+/// being written).
 private struct DhclientTokenizer: Sequence, IteratorProtocol {
-    let text: Substring
-    var index: Substring.Index
+    let bytes: [UInt8]
+    var index = 0
 
-    init(_ text: String) {
-        self.text = Substring(text)
-        index = self.text.startIndex
-    }
+    init(_ text: String) { bytes = Array(text.utf8) }
 
     mutating func next() -> DhclientToken? {
-        while index < text.endIndex {
-            let c = text[index]
-            switch c {
-            case _ where c.isWhitespace:
-                index = text.index(after: index)
-            case "#":
-                index = text[index...].firstIndex(where: \.isNewline) ?? text.endIndex
-            case "{", "}", ";", ",":
-                index = text.index(after: index)
-                return c == "{" ? .open : c == "}" ? .close : c == ";" ? .semicolon : .comma
-            case "\"":
+        while index < bytes.count {
+            let b = bytes[index]
+            switch b {
+            case _ where Self.isSpace(b):
+                index += 1
+            case UInt8(ascii: "#"):
+                while index < bytes.count && bytes[index] != UInt8(ascii: "\n") { index += 1 }
+            case UInt8(ascii: "{"), UInt8(ascii: "}"), UInt8(ascii: ";"), UInt8(ascii: ","):
+                index += 1
+                switch b {
+                case UInt8(ascii: "{"): return .open
+                case UInt8(ascii: "}"): return .close
+                case UInt8(ascii: ";"): return .semicolon
+                default: return .comma
+                }
+            case UInt8(ascii: "\""):
                 return string()
             default:
                 let start = index
-                while index < text.endIndex, !Self.endsWord(text[index]) { index = text.index(after: index) }
-                return .word(text[start..<index])
+                while index < bytes.count && !Self.endsWord(bytes[index]) { index += 1 }
+                return .word(String(decoding: bytes[start..<index], as: UTF8.self))
             }
         }
         return nil
     }
 
-    private static func endsWord(_ c: Character) -> Bool {
-        c.isWhitespace || c == "{" || c == "}" || c == ";" || c == "," || c == "\"" || c == "#"
+    private static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (0x09...0x0D).contains(b) }
+
+    private static func endsWord(_ b: UInt8) -> Bool {
+        isSpace(b) || b == UInt8(ascii: "{") || b == UInt8(ascii: "}") || b == UInt8(ascii: ";")
+            || b == UInt8(ascii: ",") || b == UInt8(ascii: "\"") || b == UInt8(ascii: "#")
     }
 
-    /// A quoted string with backslash escapes kept undecoded except `\"` and `\\`.
+    /// A quoted string; `\"` and `\\` are unescaped, other escapes (`\000`) kept as written.
     private mutating func string() -> DhclientToken? {
-        var value = ""
-        var i = text.index(after: index)
-        while i < text.endIndex {
-            let c = text[i]
-            if c == "\"" {
-                index = text.index(after: i)
-                return .string(value)
+        var value: [UInt8] = []
+        var i = index + 1
+        while i < bytes.count {
+            let b = bytes[i]
+            if b == UInt8(ascii: "\"") {
+                index = i + 1
+                return .string(String(decoding: value, as: UTF8.self))
             }
-            if c == "\\" {
-                let next = text.index(after: i)
-                guard next < text.endIndex else { break }
-                if text[next] == "\"" || text[next] == "\\" {
-                    value.append(text[next])
-                } else {
-                    value.append(c)
-                    value.append(text[next])
-                }
-                i = text.index(after: next)
+            if b == UInt8(ascii: "\\") {
+                guard i + 1 < bytes.count else { break }
+                let escaped = bytes[i + 1]
+                if escaped != UInt8(ascii: "\"") && escaped != UInt8(ascii: "\\") { value.append(b) }
+                value.append(escaped)
+                i += 2
                 continue
             }
-            value.append(c)
-            i = text.index(after: i)
+            value.append(b)
+            i += 1
         }
-        index = text.endIndex
+        index = bytes.count
         return nil
     }
 }
@@ -308,7 +310,7 @@ private struct DhclientLease {
         case .word("interface"):
             switch statement.dropFirst().first {
             case .string(let name): interface = name
-            case .word(let name): interface = String(name)
+            case .word(let name): interface = name
             default: break
             }
         case .word("option"):
@@ -316,7 +318,7 @@ private struct DhclientLease {
             switch statement[1] {
             case .word("routers"):
                 for case .word(let word) in statement.dropFirst(2) {
-                    if let address = IPAddress(word), address.family == .inet, address.isUsableGateway {
+                    if let address = IPAddress(word), address.family == .inet, GatewayAddress.isUsable(address) {
                         routers = address
                         return
                     }
@@ -346,7 +348,8 @@ private struct DHCPOptions {
     var overload: UInt8 = 0
 
     /// Reads the options in `bytes[range]` up to the end option or the first malformed one.
-    mutating func scan(_ bytes: [UInt8], _ range: Range<Int>) {
+    /// Option 52 counts only in the options field proper (RFC 2132 9.3).
+    mutating func scan(_ bytes: [UInt8], _ range: Range<Int>, isOptionsField: Bool) {
         var i = range.lowerBound
         while i < range.upperBound {
             let code = bytes[i]
@@ -362,7 +365,7 @@ private struct DHCPOptions {
             switch code {
             case 3: routers += bytes[value]
             case 121: classless += bytes[value]
-            case 52 where length >= 1: overload |= bytes[value.lowerBound]
+            case 52 where length >= 1 && isOptionsField: overload |= bytes[value.lowerBound]
             default: break
             }
             i = value.upperBound
@@ -372,7 +375,7 @@ private struct DHCPOptions {
     var gateway: IPAddress? {
         var i = 0
         while i + 4 <= routers.count {
-            if let address = IPAddress(bytes: routers[i..<i + 4]), address.isUsableGateway { return address }
+            if let address = IPAddress(bytes: routers[i..<i + 4]), GatewayAddress.isUsable(address) { return address }
             i += 4
         }
         return Self.classlessDefault(classless)
@@ -388,7 +391,7 @@ private struct DHCPOptions {
             let routerStart = i + 1 + (length + 7) / 8
             guard routerStart + 4 <= octets.count else { return nil }
             if length == 0, let router = IPAddress(bytes: octets[routerStart..<routerStart + 4]),
-                router.isUsableGateway
+                GatewayAddress.isUsable(router)
             {
                 return router
             }

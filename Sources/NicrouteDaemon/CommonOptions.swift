@@ -1,13 +1,22 @@
 import Logging
 import NicrouteCore
 
-/// Bootstraps swift-log once: plain stderr with the given level.
+/// Bootstraps swift-log once: the journal when stderr is connected to it (running under
+/// systemd), plain stderr otherwise.
 public enum DaemonLogging {
-    public static func bootstrap(level: Logger.Level) {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
+    public static func bootstrap(level: Logger.Level, identifier: String) {
+        if JournalLogHandler.stderrIsJournal {
+            LoggingSystem.bootstrap { _ in
+                var handler = JournalLogHandler(identifier: identifier)
+                handler.logLevel = level
+                return handler
+            }
+        } else {
+            LoggingSystem.bootstrap { label in
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = level
+                return handler
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ struct SharedOptions: ParsableArguments {
 
     /// A reconciler over the kernel, with the loaded configuration.
     func reconciler() throws -> Reconciler {
-        DaemonLogging.bootstrap(level: .notice)
+        DaemonLogging.bootstrap(level: .notice, identifier: "nicroutectl")
         let configuration: Configuration
         do {
             configuration = try ConfigurationLoader(configPath: config, manage: manage).load()

@@ -48,7 +48,7 @@ struct Nicrouted: AsyncParsableCommand {
     }
 
     func run() async throws {
-        DaemonLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
+        DaemonLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info, identifier: "nicrouted")
         let logger = Logger(label: "nicrouted")
         let loader = ConfigurationLoader(configPath: config, manage: manage)
         do {
