@@ -245,14 +245,16 @@ public struct Planner: Sendable {
         if let h = hints.first(where: { valid($0.gateway) != nil }) {
             return (GatewayChoice(gateway: h.gateway, source: h.source), nil, nil)
         }
-        // 5. The first host of the subnet, once it answers a neighbour probe (IPv4 only).
-        guard family == .inet, configuration.firstHostFallback,
-            let subnet = own.map(\.subnet).first(where: { $0.length <= 30 })
+        // 5. The first host of the subnet (Neutron's default for both families), once it answers
+        //    a neighbour probe (ARP or neighbour solicitation).
+        let familyName = family == .inet ? "IPv4" : "IPv6"
+        guard configuration.firstHostFallback,
+            let subnet = own.map(\.subnet).first(where: { $0.length <= family.bitWidth - 2 })
         else {
-            return (nil, "no \(family == .inet ? "IPv4" : "IPv6") gateway found: subnet routes only", nil)
+            return (nil, "no \(familyName) gateway found: subnet routes only", nil)
         }
         let candidate = subnet.address.adding(1)
-        guard valid(candidate) != nil else { return (nil, "no IPv4 gateway found: subnet routes only", nil) }
+        guard valid(candidate) != nil else { return (nil, "no \(familyName) gateway found: subnet routes only", nil) }
         if neighbors.contains(where: { $0.linkIndex == link.index && $0.address == candidate && $0.state.hasAnswered }) {
             return (GatewayChoice(gateway: candidate, source: .firstHost), nil, nil)
         }

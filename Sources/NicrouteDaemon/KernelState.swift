@@ -11,7 +11,7 @@ extension RouteNetlink {
             addresses: try addresses(),
             routes: try routes(family: .inet) + routes(family: .inet6),
             rules: try rules(family: .inet) + rules(family: .inet6),
-            neighbors: includeNeighbors ? try neighbors(family: .inet) : [])
+            neighbors: includeNeighbors ? try neighbors(family: .inet) + neighbors(family: .inet6) : [])
     }
 
     /// Applies one change. "Already exists" on add and "no such" on delete count as done.

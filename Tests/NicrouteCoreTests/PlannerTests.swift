@@ -358,6 +358,18 @@ private func rules(_ plan: Plan) -> [Rule] {
         })
     }
 
+    @Test func ipv6FirstHostIsProbedThenUsed() {
+        var s = twoNICVM()
+        s.addresses.append(addr(3, "fd00:20::16/64"))
+        var plan = planner.plan(snapshot: s, slots: SlotTable())
+        #expect(plan.nics[1].ipv6Gateway == nil)
+        #expect(plan.neighborProbes.contains(NeighborProbe(address: ip("fd00:20::1"), linkIndex: 3)))
+        s.neighbors = [Neighbor(linkIndex: 3, address: ip("fd00:20::1"), state: .reachable)]
+        plan = planner.plan(snapshot: s, slots: SlotTable())
+        #expect(plan.nics[1].ipv6Gateway == GatewayChoice(gateway: ip("fd00:20::1"), source: .firstHost))
+        #expect(routes(plan, table: 10001).contains { $0.destination == .any(.inet6) && $0.gateway == ip("fd00:20::1") })
+    }
+
     @Test func gatewayOutsideTheSubnetIsOnlink() {
         var s = twoNICVM()
         s.addresses[1] = addr(3, "20.20.20.16/32")
