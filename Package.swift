@@ -77,5 +77,6 @@ let package = Package(
 
         .testTarget(name: "NicrouteCoreTests", dependencies: ["NicrouteCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),
+        .testTarget(name: "NicrouteDaemonTests", dependencies: ["NicrouteDaemon", "NicrouteCore", "Netlink"]),
     ]
 )

@@ -1,0 +1,159 @@
+import Foundation
+import Netlink
+import NicrouteCore
+import Testing
+
+@testable import NicrouteDaemon
+
+/// A scratch directory tree, removed when the test ends.
+final class ScratchTree {
+    let root: String
+    init() throws {
+        root = NSTemporaryDirectory() + "nicroute-test-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: root) }
+
+    func write(_ relative: String, _ text: String) throws {
+        let path = root + "/" + relative
+        try FileManager.default.createDirectory(
+            atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func copyFixture(_ fixture: String, to relative: String) throws {
+        let source = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures").appendingPathComponent(fixture)
+        try write(relative, "")
+        try Data(contentsOf: source).write(to: URL(fileURLWithPath: root + "/" + relative))
+    }
+}
+
+private func link(_ index: Int32, _ name: String, mac: String) -> Link {
+    Link(index: index, name: name, mac: MACAddress(mac), flags: [.up], hardwareType: 1)
+}
+
+@Suite struct GatewayHintCollectorTests {
+    @Test func leasesAreFoundWhereEachClientKeepsThem() throws {
+        let tree = try ScratchTree()
+        try tree.copyFixture("leases/networkd-2", to: "run/systemd/netif/leases/2")
+        try tree.copyFixture("leases/dhclient.leases", to: "var/lib/dhcp/dhclient.leases")
+        try tree.copyFixture(
+            "leases/internal-6f0c5c6e-2a5f-3b8e-9c1d-0a7e4c6b2f11-eth1.lease",
+            to: "var/lib/NetworkManager/internal-6f0c5c6e-2a5f-3b8e-9c1d-0a7e4c6b2f11-eth7.lease")
+        try tree.copyFixture("leases/dhcpcd-eth0.lease", to: "var/lib/dhcpcd/eth8.lease")
+        let collector = GatewayHintCollector(root: tree.root, networkDataPaths: [])
+        let hints = collector.hints(for: [
+            link(2, "eth0", mac: "fa:16:3e:00:00:02"), link(7, "eth7", mac: "fa:16:3e:00:00:07"),
+            link(8, "eth8", mac: "fa:16:3e:00:00:08"), link(9, "eth9", mac: "fa:16:3e:00:00:09"),
+        ])
+        #expect(hints[2]?.first == GatewayHint(gateway: IPAddress("10.0.0.1")!, source: .networkd))
+        #expect(hints[7]?.first?.source == .networkManager)
+        #expect(hints[8]?.first?.source == .dhcpcd)
+        #expect(hints[9] == nil)
+        // Every hint comes from the parser's answer for the same bytes.
+        let nm = try String(
+            contentsOfFile: tree.root + "/var/lib/NetworkManager/internal-6f0c5c6e-2a5f-3b8e-9c1d-0a7e4c6b2f11-eth7.lease",
+            encoding: .utf8)
+        #expect(hints[7]?.first?.gateway == LeaseParser.networkd(nm))
+    }
+
+    @Test func networkDataIsMatchedByMAC() throws {
+        let tree = try ScratchTree()
+        try tree.copyFixture("network_data/two-nics-dual-stack.json", to: "cd/network_data.json")
+        let collector = GatewayHintCollector(root: tree.root, networkDataPaths: ["/missing.json", "/cd/network_data.json"])
+        let hints = collector.hints(for: [link(3, "ens4", mac: "fa:16:3e:11:22:33"), link(2, "ens3", mac: "fa:16:3e:6d:1a:2b")])
+        #expect(hints[3] == [GatewayHint(gateway: IPAddress("192.168.50.1")!, source: .networkData)])
+        #expect(
+            hints[2] == [
+                GatewayHint(gateway: IPAddress("10.0.0.1")!, source: .networkData),
+                GatewayHint(gateway: IPAddress("2001:db8:0:1::1")!, source: .networkData),
+            ])
+    }
+}
+
+@Suite struct ConfigurationLoaderTests {
+    @Test func dropInsApplyInOrderAndTheCommandLineReplacesManage() throws {
+        let tree = try ScratchTree()
+        try tree.write("nicroute.conf", "[Routing]\nTables=2000-2099\n[Interfaces]\nManage=ens*\n")
+        try tree.write("nicroute.conf.d/20-later.conf", "[Routing]\nTables=3000-3099\n")
+        try tree.write("nicroute.conf.d/10-first.conf", "[Routing]\nTables=4000-4099\nIPv6=no\n")
+        try tree.write("nicroute.conf.d/README", "not a drop-in: ignored")
+        var loader = ConfigurationLoader(path: tree.root + "/nicroute.conf")
+        var c = try loader.load()
+        #expect(c.tables == 3000...3099)
+        #expect(c.ipv6 == false)
+        #expect(c.manage == [.name("ens*")])
+        loader = ConfigurationLoader(configPath: tree.root + "/nicroute.conf", manage: ["eth*,veth0"])
+        c = try loader.load()
+        #expect(c.manage == [.name("eth*"), .name("veth0")])
+    }
+
+    @Test func errorsNameTheFileAndLine() throws {
+        let tree = try ScratchTree()
+        try tree.write("nicroute.conf", "[Routing]\nTables=1-10\n")
+        try tree.write("nicroute.conf.d/50-bad.conf", "# comment\n[Routing]\nPriorities=40000-40010\n")
+        #expect {
+            try ConfigurationLoader(path: tree.root + "/nicroute.conf").load()
+        } throws: { error in
+            guard let e = error as? ConfigurationError else { return false }
+            return e.file.hasSuffix("50-bad.conf") && e.line == 3 && e.reason.contains("Priorities")
+        }
+    }
+
+    @Test func missingFileIsFineOnlyAtTheDefaultPath() throws {
+        let tree = try ScratchTree()
+        let explicit = ConfigurationLoader(path: tree.root + "/absent.conf")
+        #expect(throws: ConfigurationError.self) { try explicit.load() }
+        var implicit = ConfigurationLoader(path: nil)
+        implicit.path = tree.root + "/absent.conf"
+        #expect(try implicit.load() == Configuration())
+    }
+}
+
+@Suite struct StateStoreTests {
+    @Test func slotsSurviveARestart() throws {
+        let tree = try ScratchTree()
+        let store = StateStore(directory: tree.root + "/state/nested")
+        #expect(store.loadSlots() == SlotTable())
+        var slots = SlotTable()
+        slots.assign(["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"], capacity: 8)
+        try store.save(slots)
+        #expect(StateStore(directory: tree.root + "/state/nested").loadSlots() == slots)
+        #expect(!FileManager.default.fileExists(atPath: tree.root + "/state/nested/slots.tmp"))
+    }
+}
+
+@Suite struct TriggerBoxTests {
+    @Test(arguments: [
+        (RouteEvent.added(.rule(Rule(family: .inet, priority: 10000, table: 10000, proto: .nicroute))), false),
+        (.removed(.rule(Rule(family: .inet, priority: 10000, table: 10000, proto: .nicroute))), true),
+        (.removed(.rule(Rule(family: .inet, priority: 500, table: 99, proto: .boot))), false),
+        (.added(.route(Route(family: .inet, table: 254, destination: IPPrefix("10.0.0.0/8")!))), true),
+        (.added(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .static))), true),
+        (.added(.route(Route(family: .inet, table: 77, destination: IPPrefix("10.0.0.0/8")!, proto: .static))), false),
+        (.added(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .nicroute))), false),
+        (.removed(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .nicroute))), true),
+        (.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("20.20.20.1")!, state: .reachable))), true),
+        (.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("20.20.20.1")!, state: .incomplete))), false),
+        (.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("20.20.20.9")!, state: .reachable))), false),
+        (.added(.link(Link(index: 3, name: "eth1"))), true),
+        (.resyncNeeded, true),
+    ])
+    func onlyEventsThatCanChangeThePlanWakeTheLoop(_ event: RouteEvent, _ wakes: Bool) {
+        let box = TriggerBox()
+        box.setInterest(.init(tables: 10000...10999, probes: [IPAddress("20.20.20.1")!], linkNames: [3: "eth1"], managed: [3]))
+        box.post(event)
+        let pending = box.take()
+        #expect(pending.reconcile == wakes)
+        #expect(pending.events == 1)
+    }
+
+    @Test func addressChangesAreRememberedForTheStatusLine() {
+        let box = TriggerBox()
+        box.setInterest(.init(tables: nil, probes: [], linkNames: [3: "eth1"], managed: [3]))
+        box.post(.added(.address(InterfaceAddress(linkIndex: 3, address: IPAddress("10.20.20.17")!, prefixLength: 24))))
+        #expect(box.take().lastChange == "eth1 +10.20.20.17")
+        #expect(box.take().lastChange == nil)
+    }
+}

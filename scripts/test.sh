@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs every test of nicroute: the Swift test suites (pure core, netlink codec, real-kernel tests
+# in network namespaces), the OpenStack scenario in network namespaces, and a short fuzz run.
+# Installs what it needs on a fresh Debian 12 machine with the Swift toolchain. Run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# Installs Debian packages that are missing (apt-get update only when something is).
+ensure_packages() {
+    local missing=()
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    if ((${#missing[@]})); then
+        log "installing ${missing[*]}"
+        apt-get update -qq -o DPkg::Lock::Timeout=600
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}"
+    fi
+}
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "scripts/test.sh: run as root (the real-kernel tests create network namespaces)" >&2
+    exit 1
+fi
+ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps
+export PATH=/opt/swift/usr/bin:$PATH
+
+passed=0
+failed=0
+count() { # count "<stage>" <passed> <failed>
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+    printf '%s: %s passed, %s failed\n' "$1" "$2" "$3"
+}
+
+log "swift build"
+swift build 2>&1 | tail -n 3
+
+log "swift test (core, codec, real kernel)"
+set +e
+swift test 2>&1 | tee /tmp/nicroute-swift-test.$$ | grep -E '^(✘|✔ Suite|✔ Test run|􀢄|Test run)|error:|failed' | grep -v 'passed after' 
+rc=${PIPESTATUS[0]}
+set -e
+# Swift Testing's closing line: "Test run with N tests in M suites passed|failed ... (with K issues)".
+summary=$(grep -E 'Test run with [0-9]+ tests?' /tmp/nicroute-swift-test.$$ | tail -n 1 || true)
+rm -f /tmp/nicroute-swift-test.$$
+echo "$summary"
+n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")
+[[ $n =~ ^[0-9]+$ ]] || n=0
+if ((rc == 0)); then count "swift test" "$n" 0; else count "swift test" 0 "$((n > 0 ? n : 1))"; fi
+
+log "OpenStack scenario in network namespaces"
+set +e
+NICROUTED=$PWD/.build/debug/nicrouted bash Tests/Scenario/openstack.sh 2>&1 | tee /tmp/nicroute-scenario.$$
+rc=${PIPESTATUS[0]}
+set -e
+line=$(grep -E '^scenario: [0-9]+ passed, [0-9]+ failed' /tmp/nicroute-scenario.$$ | tail -n 1 || true)
+rm -f /tmp/nicroute-scenario.$$
+sp=$(sed -E 's/^scenario: ([0-9]+) passed.*/\1/' <<<"$line"); [[ $sp =~ ^[0-9]+$ ]] || sp=0
+sf=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line"); [[ $sf =~ ^[0-9]+$ ]] || sf=0
+if ((rc != 0 && sf == 0)); then sf=1; fi
+count "scenario" "$sp" "$sf"
+
+log "fuzz smoke run (${FUZZ_SECONDS}s per target)"
+if bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"; then count "fuzz" 1 0; else count "fuzz" 0 1; fi
+
+leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrdemo-)' || true)
+if ((leftover > 0)); then
+    echo "leftover test namespaces:"; ip netns list
+    count "namespace leak check" 0 1
+else
+    count "namespace leak check" 1 0
+fi
+
+echo
+echo "total: $passed passed, $failed failed"
+((failed == 0))
