@@ -216,7 +216,10 @@ public enum RouteCodec {
 
     private static func prefix(_ reader: ByteReader?, length: UInt8, family: AddressFamily, at offset: Int) throws -> IPPrefix? {
         guard length <= family.bitWidth else { throw NetlinkDecodingError("prefix length \(length) for \(family)", at: offset) }
-        guard let reader else { return length == 0 ? nil : nil }
+        guard let reader else {
+            guard length == 0 else { throw NetlinkDecodingError("prefix length \(length) without its address", at: offset) }
+            return nil
+        }
         let a = try reader.address()
         guard a.family == family else { throw NetlinkDecodingError("\(a.family) address in a \(family) message", at: offset) }
         return IPPrefix(a, length: length)
@@ -284,9 +287,13 @@ public enum RouteCodec {
     }
 
     /// The errno and extended-ack message of an `NLMSG_ERROR` (errno 0 is an ACK).
+    /// Throws when `error` is not 0 or a negative errno (-4095 ... -1, as the kernel's `MAX_ERRNO`).
     public static func decodeError(_ message: NetlinkMessage) throws -> (errno: Int32, kernelMessage: String?) {
         let p = message.payload
         let error = try p.read(Int32.self, at: 0)
+        guard (-4095...0).contains(error) else {
+            throw NetlinkDecodingError("nlmsgerr.error \(error) is not 0 or a negative errno", at: p.range.lowerBound)
+        }
         var text: String? = nil
         if message.header.flags & MessageFlags.ackTLVs != 0 {
             // struct nlmsgerr: error + the original header, then its payload unless capped.

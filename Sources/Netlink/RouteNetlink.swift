@@ -73,7 +73,7 @@ public final class RouteNetlink: Sendable {
                         switch message.header.type {
                         case MessageType.done:
                             let code = message.payload.count >= 4 ? try message.payload.read(Int32.self, at: 0) : 0
-                            if code < 0 { throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: -code)) }
+                            if code < 0 { throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: 0 &- code)) }
                             return (objects, interrupted)
                         case MessageType.error:
                             let (errno, text) = try RouteCodec.decodeError(message)
