@@ -488,11 +488,18 @@ private func rules(_ plan: Plan) -> [Rule] {
         #expect(g.admit("r", now: 0.05) == .deferred(until: 1.05, fights: 4, firstTime: true))
         #expect(g.admit("r", now: 0.5) == .deferred(until: 1.05, fights: 4, firstTime: false))
         #expect(g.nextDeadline(after: 0.5) == 1.05)
-        #expect(g.admit("r", now: 1.1) == .deferred(until: 3.1, fights: 5, firstTime: true))
-        #expect(g.admit("r", now: 3.2) == .deferred(until: 7.2, fights: 6, firstTime: true))
-        #expect(g.admit("r", now: 7.3) == .deferred(until: 11.3, fights: 7, firstTime: true))  // capped at 4 s
-        #expect(g.admit("other", now: 7.3) == .proceed)
+        // The wait is over: one re-install; deleted again: the wait doubles, up to the maximum.
+        #expect(g.admit("r", now: 1.1) == .proceed)
+        #expect(g.nextDeadline(after: 1.1) == nil)
+        #expect(g.admit("r", now: 1.2) == .deferred(until: 3.2, fights: 6, firstTime: true))
+        #expect(g.admit("r", now: 3.3) == .proceed)
+        #expect(g.admit("r", now: 3.4) == .deferred(until: 7.4, fights: 8, firstTime: true))
+        #expect(g.admit("r", now: 7.5) == .proceed)
+        #expect(g.admit("r", now: 7.6) == .deferred(until: 11.6, fights: 10, firstTime: true))  // capped at 4 s
+        #expect(g.admit("other", now: 7.6) == .proceed)
+        // Once the tool stops, the retry after the wait sticks and the history ages out.
+        #expect(g.admit("r", now: 11.7) == .proceed)
         g.prune(now: 100)
-        #expect(g.admit("r", now: 100) == .proceed)
+        for t in [100.0, 100.1, 100.2] { #expect(g.admit("r", now: t) == .proceed) }
     }
 }

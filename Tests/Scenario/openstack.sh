@@ -341,6 +341,44 @@ check_traffic B 1
 check_invariants "after repair"
 
 # =====================================================================================
+step "5b. configuration reload (SIGHUP)"
+# An invalid file is refused with file, line and reason; the running policy stays.
+printf '[Routing]\nTables=200-300\n' >"$NR_TMP/nicroute.conf"
+kill -HUP "$NICROUTED_PID"
+check "invalid configuration refused with file:line: reason" \
+  wait_until 3 grep -q "nicroute.conf:2: .*253" "$DAEMON_LOG"
+check "nicrouted still running after the refused reload" nicrouted_alive
+check_one_rule_per_address "after a refused reload"
+# A valid change is applied: ignoring eth1 removes its rules; an empty file brings them back.
+printf '[Interfaces]\nIgnore=%s\n' "$NIC_B" >"$NR_TMP/nicroute.conf"
+kill -HUP "$NICROUTED_PID"
+check "reload with Ignore=$NIC_B removes the rules from $ADDR_B" wait_until 3 has_no_nicroute_rule "$NS_VM" "$ADDR_B"
+check "rules from $ADDR_A stay" has_nicroute_rule "$NS_VM" "$ADDR_A"
+: >"$NR_TMP/nicroute.conf"
+kill -HUP "$NICROUTED_PID"
+check "reload with the default configuration restores the rule from $ADDR_B" \
+  wait_until 3 has_nicroute_rule "$NS_VM" "$ADDR_B"
+check_one_rule_per_address "after reloads"
+
+# =====================================================================================
+step "5c. another tool keeps deleting nicroute's rule"
+# A bounded loop (3 s, at most 300 rounds) deletes the rule from B as soon as it reappears.
+monitor_start "$NR_TMP/monitor-fight.log"
+FIGHT_END=$(($(nr_now_us) + 3000000))
+for ((i = 0; i < 300; i++)); do
+  (($(nr_now_us) < FIGHT_END)) || break
+  ip -n "$NS_VM" -4 rule del from "$ADDR_B" 2>/dev/null || sleep 0.01
+done
+kill "$MONITOR_PID" 2>/dev/null || true
+READDS=$(grep -cE "^\[[^]]+\] [0-9]+:[[:space:]]+from $ADDR_B(/32)? " "$NR_TMP/monitor-fight.log" || true)
+echo "# fight: nicrouted re-added the rule $READDS times in 3 s"
+check "no tight fight loop: at most 15 re-adds in 3 s (got $READDS)" test "$READDS" -le 15
+check "the fight is reported (back-off in the log)" grep -q "backing off" "$DAEMON_LOG"
+check "after the fight the rule from $ADDR_B is back (within the back-off)" \
+  wait_until 10 has_nicroute_rule "$NS_VM" "$ADDR_B"
+check_one_rule_per_address "after the fight"
+
+# =====================================================================================
 step "6. stop"
 nr_stop_pid "$NICROUTED_PID" 5
 check "SIGTERM: nicrouted exits with status 0 within 5 s (got $NR_STOP_RC)" test "$NR_STOP_RC" = 0
