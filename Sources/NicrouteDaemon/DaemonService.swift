@@ -98,9 +98,27 @@ public final class NicrouteDaemon: Service {
                 group.addTask {
                     for await _ in signals { box.requestReload() }
                 }
+                if let interval = notifier.watchdogInterval {
+                    // The ping is sent by the loop itself (below), so a stuck loop stops pinging
+                    // and systemd restarts the service.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await Task.sleep(for: interval / 2)
+                            box.requestWatchdog()
+                        }
+                    }
+                }
                 for await _ in box.wakes {
+                    var pending = box.take()
+                    if pending.watchdog {
+                        notifier.watchdog()
+                        pending.watchdog = false
+                    }
+                    guard pending.needsPass else { continue }
+                    // Coalesce the burst: wait a few ms, then take what else arrived.
                     try? await Task.sleep(for: options.coalescing)
-                    let pending = box.take()
+                    pending.merge(box.take())
+                    if pending.watchdog { notifier.watchdog() }
                     if pending.resync { logger.warning("netlink messages were lost (ENOBUFS): full resync") }
                     if let change = pending.lastChange { lastChange = "\(wallClockTime()) \(change)" }
                     if pending.reload {
@@ -113,7 +131,6 @@ public final class NicrouteDaemon: Service {
                             logger.error("configuration rejected, keeping the last good one: \(error)")
                         }
                     }
-                    guard pending.reconcile || pending.reload || pending.resync else { continue }
                     let report = pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
                     if pending.reload {
                         notifier.ready(status: statusLine(report))

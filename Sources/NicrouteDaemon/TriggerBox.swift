@@ -12,9 +12,24 @@ final class TriggerBox: Sendable {
         var reconcile = false
         var reload = false
         var resync = false
+        /// The watchdog interval elapsed: the loop proves it is alive by answering.
+        var watchdog = false
         var events = 0
         /// The latest address change on a managed NIC, e.g. "eth1 +10.20.20.17".
         var lastChange: String?
+
+        /// True when the plan may have changed.
+        var needsPass: Bool { reconcile || reload || resync }
+
+        /// Adds what was recorded later.
+        mutating func merge(_ later: Pending) {
+            reconcile = reconcile || later.reconcile
+            reload = reload || later.reload
+            resync = resync || later.resync
+            watchdog = watchdog || later.watchdog
+            events += later.events
+            lastChange = later.lastChange ?? lastChange
+        }
     }
 
     /// What makes an event worth a reconcile, refreshed after every pass.
@@ -76,6 +91,11 @@ final class TriggerBox: Sendable {
 
     func requestReconcile() {
         state.withLock { $0.pending.reconcile = true }
+        continuation.yield()
+    }
+
+    func requestWatchdog() {
+        state.withLock { $0.pending.watchdog = true }
         continuation.yield()
     }
 
