@@ -42,11 +42,14 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
 
+        // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED).
+        .target(name: "CPosix"),
+
         // The daemon's wiring: kernel picture, reconcile loop, gateway sources, state directory.
         .target(
             name: "NicrouteDaemon",
             dependencies: [
-                "NicrouteCore", "Netlink", "CSystemd",
+                "NicrouteCore", "Netlink", "CSystemd", "CPosix",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

@@ -22,6 +22,11 @@ public struct Configuration: Hashable, Sendable {
         "/var/lib/cloud/seed/config_drive/openstack/latest/network_data.json",
     ]
 
+    /// The control socket `nicroutectl` talks to.
+    public var controlSocket: String = "/run/nicroute/control.sock"
+    /// A group (besides root) whose members may change things over the control socket.
+    public var controlGroup: String? = nil
+
     public init() {}
 
     /// The number of NIC slots: as many as both bands allow.

@@ -127,6 +127,7 @@ enum ScalarText {
 private struct FileParser {
     enum Section {
         case routing
+        case control
         case interfaces
         case gateway
         /// An `X-` section, ignored.
@@ -167,12 +168,13 @@ private struct FileParser {
             switch name {
             case "Routing": section = .routing
             case "Interfaces": section = .interfaces
+            case "Control": section = .control
             case "Gateway":
                 section = .gateway
                 gateway = PendingGateway(headerLine: number)
             case _ where name.hasPrefix("X-"): section = .extensionSection
             default:
-                throw error(number, "unknown section [\(name)] (expected [Routing], [Interfaces] or [Gateway])")
+                throw error(number, "unknown section [\(name)] (expected [Routing], [Interfaces], [Gateway] or [Control])")
             }
             return
         }
@@ -191,6 +193,7 @@ private struct FileParser {
         case .routing: try routing(assignment)
         case .interfaces: try interfaces(assignment)
         case .gateway: try gatewayKey(assignment)
+        case .control: try control(assignment)
         case .extensionSection: return
         }
     }
@@ -246,6 +249,31 @@ private struct FileParser {
         case "Ignore":
             if a.value.isEmpty { configuration.ignore = [] } else { configuration.ignore += try a.matches() }
         default: throw a.unknownKey(in: "Interfaces")
+        }
+    }
+
+    mutating func control(_ a: Assignment) throws(ConfigurationError) {
+        let defaults = Configuration()
+        switch a.key {
+        case "Socket":
+            guard !a.value.isEmpty else {
+                configuration.controlSocket = defaults.controlSocket
+                return
+            }
+            guard a.value.hasPrefix("/") else { throw a.invalid("not an absolute path") }
+            guard a.value.utf8.count < 108 else { throw a.invalid("longer than a Unix socket path may be (107 bytes)") }
+            configuration.controlSocket = String(a.value)
+        case "Group":
+            guard !a.value.isEmpty else {
+                configuration.controlGroup = nil
+                return
+            }
+            let valid = a.value.unicodeScalars.allSatisfy {
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)
+            }
+            guard valid, a.value.count <= 32 else { throw a.invalid("not a valid group name") }
+            configuration.controlGroup = String(a.value)
+        default: throw a.unknownKey(in: "Control")
         }
     }
 

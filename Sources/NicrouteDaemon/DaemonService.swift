@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import Logging
 import Netlink
 import NicrouteCore
@@ -10,20 +13,27 @@ public struct DaemonOptions: Sendable {
     public var stateDirectory: String?
     /// How long the loop waits after the first event of a burst before it reads the kernel.
     public var coalescing: Duration
+    /// Overrides the configuration's control socket path (`--control-socket`).
+    public var controlSocket: String?
 
-    public init(configuration: ConfigurationLoader, stateDirectory: String?, coalescing: Duration = .milliseconds(2)) {
+    public init(
+        configuration: ConfigurationLoader, stateDirectory: String?, coalescing: Duration = .milliseconds(2),
+        controlSocket: String? = nil
+    ) {
         self.configuration = configuration
         self.stateDirectory = stateDirectory
         self.coalescing = coalescing
+        self.controlSocket = controlSocket
     }
 }
 
 /// nicrouted's event loop, as a swift-service-lifecycle `Service`.
 ///
-/// Subscribe first, then dump and reconcile (so no event falls between the two), report
-/// READY, then: wait for a relevant event, coalesce the burst, re-read the whole kernel picture
-/// and reconcile against it. Level triggered: every pass starts from a fresh dump, so a lost
-/// event (ENOBUFS) or a stale picture cannot mislead it.
+/// Subscribe first, then dump and reconcile (so no event falls between the two), open the
+/// control socket, report READY, then: wait for a relevant event, a signal, a control request
+/// or a timer; coalesce the burst; re-read the whole kernel picture and reconcile against it.
+/// Level triggered: every pass starts from a fresh dump, so a lost event (ENOBUFS) or a stale
+/// picture cannot mislead it. The loop is the only user of the `Reconciler`.
 public final class NicrouteDaemon: Service {
     let options: DaemonOptions
     let logger: Logger
@@ -34,60 +44,144 @@ public final class NicrouteDaemon: Service {
         self.logger = logger
     }
 
+    /// The loop's state between passes.
+    private final class LoopState {
+        var configuration: Configuration
+        var paused = false
+        var lastChange = "none"
+        var linkChanges: [String: String] = [:]
+        var lastReport: Reconciler.Report?
+        var timer: Task<Void, Never>?
+        init(configuration: Configuration) { self.configuration = configuration }
+    }
+
     public func run() async throws {
-        var configuration = try options.configuration.load()
+        let state = LoopState(configuration: try options.configuration.load())
         let client = try RouteNetlink()
         let subscription = try RouteNetlinkSubscription(groups: MulticastGroup.routing + [.neighbor])
         let reconciler = Reconciler(
-            client: client, configuration: configuration, store: StateStore(directory: options.stateDirectory),
+            client: client, configuration: state.configuration, store: StateStore(directory: options.stateDirectory),
             logger: logger)
         let box = TriggerBox()
-        var lastChange = "none"
-        var timer: Task<Void, Never>? = nil
+        let logger = self.logger
+        let notifier = self.notifier
 
-        func pass(_ why: String) -> Reconciler.Report? {
-            let now = monotonicSeconds()
-            do {
-                let report = try reconciler.reconcile(now: now)
-                box.setInterest(
-                    TriggerBox.Interest(
-                        tables: configuration.tables, probes: Set(report.plan.neighborProbes.map(\.address)),
-                        linkNames: Dictionary(report.plan.nics.map { ($0.link.index, $0.link.name) }, uniquingKeysWith: { a, _ in a }),
-                        managed: Set(report.plan.nics.map(\.link.index))))
-                timer?.cancel()
-                if let at = report.retryAt {
-                    let delay = max(at - now, 0.001)
-                    timer = Task {
-                        try? await Task.sleep(for: .seconds(delay))
-                        if !Task.isCancelled { box.requestReconcile() }
-                    }
-                }
-                logger.debug(
-                    "reconciled", metadata: ["why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)"])
-                return report
-            } catch {
-                logger.error("cannot read the kernel's state: \(error)")
-                timer?.cancel()
-                timer = Task {
-                    try? await Task.sleep(for: .seconds(1))
-                    if !Task.isCancelled { box.requestReconcile() }
-                }
-                return nil
+        func schedule(after seconds: Double) {
+            state.timer?.cancel()
+            state.timer = Task {
+                try? await Task.sleep(for: .seconds(max(seconds, 0.001)))
+                if !Task.isCancelled { box.requestReconcile() }
             }
         }
 
-        func statusLine(_ report: Reconciler.Report?) -> String {
-            guard let report else { return "error reading kernel state, retrying" }
+        func pass(_ why: String) {
+            guard !state.paused else { return }
+            let now = monotonicSeconds()
+            do {
+                let report = try reconciler.reconcile(now: now)
+                state.lastReport = report
+                box.setInterest(
+                    TriggerBox.Interest(
+                        tables: state.configuration.tables, probes: Set(report.plan.neighborProbes.map(\.address)),
+                        linkNames: Dictionary(
+                            report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map { ($0.index, $0.name) },
+                            uniquingKeysWith: { a, _ in a }),
+                        managed: Set(report.plan.nics.map(\.link.index))))
+                state.timer?.cancel()
+                if let at = report.retryAt { schedule(after: at - now) }
+                logger.debug(
+                    "reconciled",
+                    metadata: ["why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)"])
+            } catch {
+                state.lastReport = nil
+                logger.error("cannot read the kernel's state: \(error)")
+                schedule(after: 1)
+            }
+        }
+
+        func statusLine() -> String {
+            if state.paused { return "paused after flush; nothing installed" }
+            guard let report = state.lastReport else { return "error reading kernel state, retrying" }
+            let nics = report.plan.nics.count
             let rules = report.plan.nics.reduce(0) { $0 + $1.addresses.count }
-            var s = "\(report.plan.nics.count) NIC\(report.plan.nics.count == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s"), last change \(lastChange)"
+            var s = "\(nics) NIC\(nics == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s"), last change \(state.lastChange)"
             if !report.deferred.isEmpty { s += ", \(report.deferred.count) deferred (another tool deletes them)" }
             if !report.failed.isEmpty { s += ", \(report.failed.count) failed" }
             return s
         }
 
-        let first = pass("startup")
-        logger.info("ready", metadata: ["status": "\(statusLine(first))"])
-        notifier.ready(status: statusLine(first))
+        /// Reloads the configuration; on error keeps the last good one and says why.
+        func reload() -> ConfigurationError? {
+            do {
+                state.configuration = try options.configuration.load()
+                reconciler.update(state.configuration)
+                logger.notice("configuration reloaded")
+                return nil
+            } catch {
+                logger.error("configuration rejected, keeping the last good one: \(error)")
+                return error
+            }
+        }
+
+        func control(_ command: ControlCommand) -> ControlResponse {
+            do {
+                switch command {
+                case .status:
+                    let snapshot = try client.snapshot()
+                    let plan = reconciler.plan(from: snapshot)
+                    let findings = Preflight.findings(
+                        plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name)))
+                    let report = StatusReport(
+                        plan: plan, snapshot: snapshot, summary: statusLine(), fromDaemon: true, paused: state.paused,
+                        deferred: state.lastReport?.deferred.count ?? 0, lastChanges: state.linkChanges,
+                        findings: findings)
+                    return .success(report.json)
+                case .plan:
+                    let snapshot = try client.snapshot()
+                    return .success(PlanOutput(plan: reconciler.plan(from: snapshot), snapshot: snapshot).json)
+                case .reconfigure:
+                    notifier.reloading()
+                    defer { notifier.ready(status: statusLine()) }
+                    if let error = reload() {
+                        return .failure(ControlError(.invalidConfiguration, "\(error); keeping the last good configuration"))
+                    }
+                    state.paused = false
+                    pass("reconfigure")
+                    guard let report = state.lastReport else {
+                        return .failure(ControlError(.failed, "cannot read the kernel's state"))
+                    }
+                    return .success(ApplyOutput(report: report).json)
+                case .flush:
+                    state.paused = true
+                    state.timer?.cancel()
+                    let removed = try reconciler.flush()
+                    notifier.status(statusLine())
+                    return .success(["removed": .array(removed.map(JSONValue.string))])
+                }
+            } catch {
+                return .failure(ControlError(.failed, "\(error)"))
+            }
+        }
+
+        pass("startup")
+        let controlPath = options.controlSocket ?? state.configuration.controlSocket
+        var policy = ControlPolicy()
+        if let name = state.configuration.controlGroup {
+            if let group = getgrnam(name) {
+                policy.group = (name, group.pointee.gr_gid)
+            } else {
+                logger.warning("control group '\(name)' does not exist: only root may change things")
+            }
+        }
+        let server: ControlServer?
+        do {
+            server = try ControlServer(path: controlPath, service: ControlService(policy: policy, backend: LoopBackend(box: box)))
+        } catch {
+            server = nil
+            logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
+        }
+        logger.info("ready", metadata: ["status": "\(statusLine())", "control": "\(controlPath)"])
+        notifier.ready(status: statusLine())
 
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await withGracefulShutdownHandler {
@@ -114,29 +208,22 @@ public final class NicrouteDaemon: Service {
                         notifier.watchdog()
                         pending.watchdog = false
                     }
-                    guard pending.needsPass else { continue }
-                    // Coalesce the burst: wait a few ms, then take what else arrived.
-                    try? await Task.sleep(for: options.coalescing)
-                    pending.merge(box.take())
-                    if pending.watchdog { notifier.watchdog() }
-                    if pending.resync { logger.warning("netlink messages were lost (ENOBUFS): full resync") }
-                    if let change = pending.lastChange { lastChange = "\(wallClockTime()) \(change)" }
-                    if pending.reload {
-                        notifier.reloading()
-                        do {
-                            configuration = try options.configuration.load()
-                            reconciler.update(configuration)
-                            logger.notice("configuration reloaded")
-                        } catch {
-                            logger.error("configuration rejected, keeping the last good one: \(error)")
+                    if pending.needsPass {
+                        // Coalesce the burst: wait a few ms, then take what else arrived.
+                        try? await Task.sleep(for: options.coalescing)
+                        pending.merge(box.take())
+                        if pending.watchdog { notifier.watchdog() }
+                        if pending.resync { logger.warning("netlink messages were lost (ENOBUFS): full resync") }
+                        if let change = pending.lastChange { state.lastChange = "\(wallClockTime()) \(change)" }
+                        for (name, change) in pending.linkChanges { state.linkChanges[name] = "\(wallClockTime()) \(change)" }
+                        if pending.reload {
+                            notifier.reloading()
+                            if reload() == nil { state.paused = false }
                         }
+                        pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
+                        if pending.reload { notifier.ready(status: statusLine()) } else { notifier.status(statusLine()) }
                     }
-                    let report = pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
-                    if pending.reload {
-                        notifier.ready(status: statusLine(report))
-                    } else {
-                        notifier.status(statusLine(report))
-                    }
+                    for call in pending.controls { call.reply(control(call.command)) }
                 }
                 subscription.cancel()
                 group.cancelAll()
@@ -144,8 +231,67 @@ public final class NicrouteDaemon: Service {
         } onGracefulShutdown: {
             box.finish()
         }
-        timer?.cancel()
+        server?.stop()
+        state.timer?.cancel()
         notifier.stopping()
         logger.info("stopping; nicroute's rules and routes stay in place")
+    }
+}
+
+/// Sends control commands into the daemon's loop and waits for its answer.
+struct LoopBackend: ControlBackend {
+    let box: TriggerBox
+    func perform(_ command: ControlCommand) async -> ControlResponse {
+        await withCheckedContinuation { continuation in
+            box.postControl(command) { continuation.resume(returning: $0) }
+        }
+    }
+}
+
+/// The `plan` answer: the changes as `ip` commands, and what is left alone.
+public struct PlanOutput: Sendable {
+    public var changes: [String]
+    public var conflicts: [String]
+
+    public init(plan: Plan, snapshot: KernelSnapshot) {
+        let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        changes = plan.changes.map { $0.ipCommand(linkName: { names[$0] }) }
+        conflicts = plan.conflicts
+    }
+
+    public init(json: JSONValue) {
+        changes = json["changes"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        conflicts = json["conflicts"]?.arrayValue?.compactMap(\.stringValue) ?? []
+    }
+
+    public var json: JSONValue {
+        ["changes": .array(changes.map(JSONValue.string)), "conflicts": .array(conflicts.map(JSONValue.string))]
+    }
+}
+
+/// The `reconfigure` answer: what was applied and what failed.
+public struct ApplyOutput: Sendable {
+    public var applied: [String]
+    public var failed: [String]
+    public var nics: Int
+
+    public init(report: Reconciler.Report) {
+        let names = Dictionary(report.snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        applied = report.applied.map { $0.ipCommand(linkName: { names[$0] }) }
+        failed = report.failed.map { "\($0.change.ipCommand(linkName: { names[$0] })): \($0.error)" }
+        nics = report.plan.nics.count
+    }
+
+    public init(json: JSONValue) {
+        applied = json["applied"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        failed = json["failed"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        nics = json["nics"]?.intValue ?? 0
+    }
+
+    public var json: JSONValue {
+        [
+            "applied": .array(applied.map(JSONValue.string)), "failed": .array(failed.map(JSONValue.string)),
+            "nics": .number(Double(nics)),
+        ]
     }
 }

@@ -46,9 +46,13 @@ public final class Reconciler {
         try plan(from: try client.snapshot())
     }
 
-    func plan(from snapshot: KernelSnapshot) -> Plan {
+    /// The planner for the current configuration.
+    public var planner: Planner { Planner(configuration: configuration) }
+
+    /// Plans from `snapshot` without changing anything.
+    public func plan(from snapshot: KernelSnapshot) -> Plan {
         let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths).hints(for: snapshot.links)
-        return Planner(configuration: configuration).plan(snapshot: snapshot, slots: slots, hints: hints)
+        return planner.plan(snapshot: snapshot, slots: slots, hints: hints)
     }
 
     /// Runs one pass at time `now` (seconds on a monotonic clock).
@@ -138,9 +142,9 @@ public final class Reconciler {
     }
 
     /// Removes everything nicroute owns (`nicroutectl flush`): its rules, then its routes.
-    /// - Returns: the changes applied.
+    /// - Returns: the changes applied, as `ip` commands.
     /// - Throws: `NetlinkError` when the kernel cannot be read or a deletion fails.
-    public func flush() throws -> [Change] {
+    public func flush() throws -> [String] {
         let snapshot = try client.snapshot(includeNeighbors: false)
         let changes =
             snapshot.rules.filter(Planner.isOwned).map(Change.deleteRule)
@@ -150,6 +154,7 @@ public final class Reconciler {
             try client.apply(change)
             logChange(change, names: names, nics: [])
         }
-        return changes
+        installed = []
+        return changes.map { $0.ipCommand(linkName: { names[$0] }) }
     }
 }

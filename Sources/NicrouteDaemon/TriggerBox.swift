@@ -8,6 +8,12 @@ import Synchronization
 /// most one element, so a burst of thousands of events costs one wake and bounded memory. The
 /// loop then waits the coalescing window and takes everything at once.
 final class TriggerBox: Sendable {
+    /// A control request waiting for the loop, and how to answer it.
+    struct ControlCall: Sendable {
+        var command: ControlCommand
+        var reply: @Sendable (ControlResponse) -> Void
+    }
+
     struct Pending: Sendable {
         var reconcile = false
         var reload = false
@@ -17,6 +23,9 @@ final class TriggerBox: Sendable {
         var events = 0
         /// The latest address change on a managed NIC, e.g. "eth1 +10.20.20.17".
         var lastChange: String?
+        /// The latest address change per NIC name, e.g. "eth1" -> "+10.20.20.17".
+        var linkChanges: [String: String] = [:]
+        var controls: [ControlCall] = []
 
         /// True when the plan may have changed.
         var needsPass: Bool { reconcile || reload || resync }
@@ -29,6 +38,8 @@ final class TriggerBox: Sendable {
             watchdog = watchdog || later.watchdog
             events += later.events
             lastChange = later.lastChange ?? lastChange
+            linkChanges.merge(later.linkChanges) { _, new in new }
+            controls += later.controls
         }
     }
 
@@ -40,7 +51,7 @@ final class TriggerBox: Sendable {
         var managed: Set<Int32> = []
     }
 
-    private let state = Mutex<(pending: Pending, interest: Interest)>((Pending(), Interest()))
+    private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool)>((Pending(), Interest(), false))
     let wakes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
@@ -64,6 +75,7 @@ final class TriggerBox: Sendable {
                 relevant = Self.isRelevant(object, added: added, interest: s.interest)
                 if case .address(let a) = object, let name = s.interest.linkNames[a.linkIndex] {
                     s.pending.lastChange = "\(name) \(added ? "+" : "-")\(a.address)"
+                    s.pending.linkChanges[name] = "\(added ? "+" : "-")\(a.address)"
                 }
             }
             if relevant { s.pending.reconcile = true }
@@ -112,5 +124,28 @@ final class TriggerBox: Sendable {
         }
     }
 
-    func finish() { continuation.finish() }
+    /// Queues a control request for the loop; answered at once when the loop has ended.
+    func postControl(_ command: ControlCommand, reply: @escaping @Sendable (ControlResponse) -> Void) {
+        let accepted = state.withLock { s -> Bool in
+            guard !s.finished else { return false }
+            s.pending.controls.append(ControlCall(command: command, reply: reply))
+            return true
+        }
+        if accepted {
+            continuation.yield()
+        } else {
+            reply(.failure(ControlError(.failed, "nicrouted is stopping")))
+        }
+    }
+
+    /// Ends the wake stream; control requests still queued are answered with an error.
+    func finish() {
+        let orphans = state.withLock { s -> [ControlCall] in
+            s.finished = true
+            defer { s.pending.controls = [] }
+            return s.pending.controls
+        }
+        for call in orphans { call.reply(.failure(ControlError(.failed, "nicrouted is stopping"))) }
+        continuation.finish()
+    }
 }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+    import Glibc
+#endif
 import ArgumentParser
 import Logging
 import Netlink
@@ -8,33 +11,81 @@ import NicrouteDaemon
 struct Nicroutectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nicroutectl",
-        abstract: "Inspect and control nicroute's per-NIC routing tables and rules.",
+        abstract: "Inspect and control nicroute's per-NIC routing tables and source rules.",
+        discussion: """
+            Talks to nicrouted over its control socket. When no daemon answers, status and plan are \
+            computed here from the kernel, and reconfigure and flush (as root) act on the kernel \
+            directly: the one-shot mode for images and scripts.
+
+            Exit status: 0 success; 1 failure (a change failed, the daemon reported an error); \
+            2 usage error; 3 nicrouted is not running and the one-shot mode needs root; \
+            4 permission denied; 78 invalid configuration.
+            """,
         version: "0.1.0",
         subcommands: [Status.self, Plan.self, Reconfigure.self, Flush.self],
         defaultSubcommand: Status.self)
 }
 
-/// Options every subcommand shares: where the configuration and state live.
+/// Options every subcommand shares.
 struct SharedOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("Configuration file (drop-ins in PATH.d/).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("nicrouted's control socket.", valueName: "path"))
+    var controlSocket: String?
+    @Option(name: .long, help: ArgumentHelp("Configuration file for the one-shot mode (drop-ins in PATH.d/).", valueName: "path"))
     var config: String?
-    @Option(name: .long, help: ArgumentHelp("State directory holding the NIC slot table.", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp("State directory for the one-shot mode.", valueName: "path"))
     var stateDir: String?
-    @Option(name: .long, help: ArgumentHelp("Interface patterns to manage instead of the default selection.", valueName: "glob[,glob...]"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Interface patterns for the one-shot mode, instead of the default selection.", valueName: "glob[,glob...]"))
     var manage: [String] = []
 
-    /// A reconciler over the kernel, with the loaded configuration.
-    func reconciler() throws -> Reconciler {
-        DaemonLogging.bootstrap(level: .notice, identifier: "nicroutectl")
-        let configuration: Configuration
+    func loadConfiguration() throws -> Configuration {
         do {
-            configuration = try ConfigurationLoader(configPath: config, manage: manage).load()
+            return try ConfigurationLoader(configPath: config, manage: manage).load()
         } catch {
             throw CLIError("invalid configuration: \(error)", code: 78)
         }
+    }
+
+    /// The socket path: `--control-socket`, else the configuration's.
+    var socketPath: String {
+        controlSocket ?? (try? ConfigurationLoader(configPath: config, manage: []).load())?.controlSocket
+            ?? Configuration().controlSocket
+    }
+
+    /// Asks the daemon; nil when none is running.
+    func ask(_ command: ControlCommand) throws -> JSONValue? {
+        let response: ControlResponse
+        do { response = try ControlClient.send(ControlRequest(command), to: socketPath) } catch {
+            if case .notRunning = error { return nil }
+            throw CLIError("\(error)")
+        }
+        switch response {
+        case .success(let result): return result
+        case .failure(let e):
+            let code: Int32 =
+                switch e.code {
+                case .permissionDenied: 4
+                case .invalidConfiguration: 78
+                default: 1
+                }
+            throw CLIError(e.message, code: code)
+        }
+    }
+
+    /// A reconciler over the kernel for the one-shot mode.
+    func reconciler() throws -> Reconciler {
+        DaemonLogging.bootstrap(level: .notice, identifier: "nicroutectl")
         return Reconciler(
-            client: try RouteNetlink(), configuration: configuration, store: StateStore(directory: stateDir),
+            client: try RouteNetlink(), configuration: try loadConfiguration(), store: StateStore(directory: stateDir),
             logger: Logger(label: "nicroutectl"))
+    }
+
+    /// One-shot changes need root.
+    func requireRoot(_ what: String) throws {
+        guard geteuid() == 0 else {
+            throw CLIError("nicrouted is not running (\(socketPath)), and \(what) without it needs root", code: 3)
+        }
     }
 }
 
@@ -58,46 +109,30 @@ func guarded(_ body: () throws -> Void) throws {
     }
 }
 
-func printError(_ s: String) {
-    var err = StandardError()
-    print("nicroutectl: \(s)", to: &err)
-}
-
-struct StandardError: TextOutputStream {
-    mutating func write(_ string: String) {
-        FileHandleLite.writeStderr(string)
-    }
-}
+func printError(_ s: String) { FileHandleLite.writeStderr("nicroutectl: \(s)\n") }
 
 extension Nicroutectl {
     struct Status: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show managed NICs: addresses, gateway and its source, table, rules.")
+        static let configuration = CommandConfiguration(
+            abstract: "Show managed NICs: addresses, gateway and its source, table, rules, last change; then preflight findings.")
         @OptionGroup var shared: SharedOptions
+        @Flag(name: .long, help: "Print the status as JSON.") var json = false
 
         func run() throws {
             try guarded {
-                let r = try shared.reconciler()
-                let snapshot = try r.client.snapshot()
-                let plan = try r.plan()
-                if plan.nics.isEmpty { print("No managed NICs.") }
-                for nic in plan.nics {
-                    let rules = snapshot.rules.filter { Planner.isOwned($0) && $0.table == nic.table }.count
-                    print("● \(nic.link.name) (\(nic.link.mac?.description ?? "no MAC"), \(nic.link.operationalState))")
-                    print("      Table: \(nic.table)  Priority: \(nic.priority)  Rules: \(rules) of \(nic.addresses.count)")
-                    print("  Addresses: \(nic.addresses.map { $0.prefix.description }.joined(separator: " "))")
-                    for family in AddressFamily.allCases where nic.addresses.contains(where: { $0.family == family }) {
-                        let label = family == .inet ? "IPv4 gateway" : "IPv6 gateway"
-                        if let g = nic.gateway(family) {
-                            print("  \(label): \(g.gateway) (from \(g.source.rawValue))")
-                        } else {
-                            print("  \(label): none")
-                        }
-                    }
-                    for note in nic.notes { print("       Note: \(note)") }
+                let report: StatusReport
+                if let answer = try shared.ask(.status) {
+                    report = try StatusReport(json: answer)
+                } else {
+                    let r = try shared.reconciler()
+                    let snapshot = try r.client.snapshot()
+                    let plan = r.plan(from: snapshot)
+                    let rules = plan.nics.reduce(0) { $0 + $1.addresses.count }
+                    report = StatusReport(
+                        plan: plan, snapshot: snapshot, summary: "\(plan.nics.count) NICs, \(rules) rules", fromDaemon: false,
+                        findings: Preflight.findings(plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name))))
                 }
-                if !plan.changes.isEmpty {
-                    print("\n\(plan.changes.count) change(s) pending: see 'nicroutectl plan'.")
-                }
+                print(json ? report.json.serialized() : report.rendered())
             }
         }
     }
@@ -105,42 +140,65 @@ extension Nicroutectl {
     struct Plan: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the changes a reconcile would make, as ip commands.")
         @OptionGroup var shared: SharedOptions
+        @Flag(name: .long, help: "Print the plan as JSON.") var json = false
 
         func run() throws {
             try guarded {
-                let r = try shared.reconciler()
-                let snapshot = try r.client.snapshot(includeNeighbors: false)
-                let plan = try r.plan()
-                let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
-                for change in plan.changes { print(change.ipCommand(linkName: { names[$0] })) }
-                for conflict in plan.conflicts { printError("left alone: \(conflict)") }
+                let output: PlanOutput
+                if let answer = try shared.ask(.plan) {
+                    output = PlanOutput(json: answer)
+                } else {
+                    let r = try shared.reconciler()
+                    let snapshot = try r.client.snapshot()
+                    output = PlanOutput(plan: r.plan(from: snapshot), snapshot: snapshot)
+                }
+                if json {
+                    print(output.json.serialized())
+                } else {
+                    for change in output.changes { print(change) }
+                    for conflict in output.conflicts { printError("left alone: \(conflict)") }
+                }
             }
         }
     }
 
     struct Reconfigure: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Re-read everything and reconcile now (one pass, then exit).")
+            abstract: "Reload the configuration and reconcile now (without a daemon: one pass as root, then exit).")
         @OptionGroup var shared: SharedOptions
 
         func run() throws {
             try guarded {
-                let r = try shared.reconciler()
-                let report = try r.reconcile(now: 0)
-                print("\(report.applied.count) change(s) applied, \(report.failed.count) failed; \(report.plan.nics.count) NIC(s) managed.")
-                if !report.failed.isEmpty { throw ExitCode(1) }
+                let output: ApplyOutput
+                if let answer = try shared.ask(.reconfigure) {
+                    output = ApplyOutput(json: answer)
+                } else {
+                    try shared.requireRoot("the one-shot reconfigure")
+                    output = ApplyOutput(report: try shared.reconciler().reconcile(now: 0))
+                }
+                for line in output.applied { print(line) }
+                for line in output.failed { printError("failed: \(line)") }
+                print("\(output.applied.count) change(s) applied, \(output.failed.count) failed; \(output.nics) NIC(s) managed.")
+                if !output.failed.isEmpty { throw CLIError("some changes failed", code: 1) }
             }
         }
     }
 
     struct Flush: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove every rule and route nicroute owns.")
+        static let configuration = CommandConfiguration(
+            abstract: "Remove every rule and route nicroute owns (a running daemon then pauses until reconfigure).")
         @OptionGroup var shared: SharedOptions
 
         func run() throws {
             try guarded {
-                let r = try shared.reconciler()
-                let removed = try r.flush()
+                let removed: [String]
+                if let answer = try shared.ask(.flush) {
+                    removed = answer["removed"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                } else {
+                    try shared.requireRoot("flush")
+                    removed = try shared.reconciler().flush()
+                }
+                for line in removed { print(line) }
                 print("\(removed.count) object(s) removed.")
             }
         }

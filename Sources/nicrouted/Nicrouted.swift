@@ -31,6 +31,11 @@ struct Nicrouted: AsyncParsableCommand {
             valueName: "glob[,glob...]"))
     var manage: [String] = []
 
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Control socket path (default: [Control] Socket=, /run/nicroute/control.sock).", valueName: "path"))
+    var controlSocket: String?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -62,7 +67,9 @@ struct Nicrouted: AsyncParsableCommand {
             throw ExitCode(78)  // EX_CONFIG
         }
         let daemon = NicrouteDaemon(
-            options: DaemonOptions(configuration: loader, stateDirectory: stateDir, coalescing: .milliseconds(coalesceMs)),
+            options: DaemonOptions(
+                configuration: loader, stateDirectory: stateDir, coalescing: .milliseconds(coalesceMs),
+                controlSocket: controlSocket),
             logger: logger)
         let group = ServiceGroup(
             configuration: .init(

@@ -181,6 +181,15 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             }),
     ]
 
+    @Test func controlSection() throws {
+        let parsed = try ConfigurationParser.parse(
+            "[Control]\nSocket=/run/x/ctl.sock\nGroup=netadmin\n", file: "nicroute.conf", into: Configuration())
+        #expect(parsed.controlSocket == "/run/x/ctl.sock")
+        #expect(parsed.controlGroup == "netadmin")
+        let reset = try ConfigurationParser.parse("[Control]\nSocket=\nGroup=\n", file: "d.conf", into: parsed)
+        #expect(reset == Configuration())
+    }
+
     @Test(arguments: valid)
     func parsesValidFiles(_ c: Valid) throws {
         let parsed = try ConfigurationParser.parse(c.text, file: "nicroute.conf", into: Configuration())
@@ -205,11 +214,14 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             reason: "Tables= appears before any section header (such as [Routing])"),
         Invalid(
             text: "[Foo]", line: 1,
-            reason: "unknown section [Foo] (expected [Routing], [Interfaces] or [Gateway])"),
+            reason: "unknown section [Foo] (expected [Routing], [Interfaces], [Gateway] or [Control])"),
         Invalid(
             text: "\n[routing]", line: 2,
-            reason: "unknown section [routing] (expected [Routing], [Interfaces] or [Gateway])"),
+            reason: "unknown section [routing] (expected [Routing], [Interfaces], [Gateway] or [Control])"),
         Invalid(text: "[Routing", line: 1, reason: "invalid section header '[Routing' (expected [Name])"),
+        Invalid(text: "[Control]\nSocket=run/x.sock", line: 2, reason: "Socket=run/x.sock: not an absolute path"),
+        Invalid(text: "[Control]\nGroup=a b", line: 2, reason: "Group=a b: not a valid group name"),
+        Invalid(text: "[Control]\nUser=root", line: 2, reason: "unknown key 'User' in section [Control]"),
         Invalid(text: "[]", line: 1, reason: "invalid section header '[]' (expected [Name])"),
         Invalid(text: "[Routing]\nFoo=1", line: 2, reason: "unknown key 'Foo' in section [Routing]"),
         Invalid(text: "[Routing]\ntables=1-2", line: 2, reason: "unknown key 'tables' in section [Routing]"),

@@ -1,0 +1,19 @@
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "CPosix.h"
+
+int cposix_accept_cloexec(int fd) { return accept4(fd, NULL, NULL, SOCK_CLOEXEC); }
+
+int cposix_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct ucred cred;
+    socklen_t length = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) return -1;
+    *pid = cred.pid;
+    *uid = cred.uid;
+    *gid = cred.gid;
+    return 0;
+}

@@ -1,0 +1,14 @@
+// POSIX/Linux calls that need _GNU_SOURCE, which Glibc's Swift module does not export:
+// accept4(2), pipe2(2) and SO_PEERCRED's struct ucred. Thin wrappers keep the feature macros
+// out of Swift.
+#ifndef NICROUTE_CPOSIX_H
+#define NICROUTE_CPOSIX_H
+#include <sys/types.h>
+
+/// accept4(fd, NULL, NULL, SOCK_CLOEXEC).
+int cposix_accept_cloexec(int fd);
+/// pipe2(fds, O_CLOEXEC).
+int cposix_pipe_cloexec(int fds[2]);
+/// SO_PEERCRED of a connected Unix socket; 0 on success, -1 with errno.
+int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
+#endif

@@ -1,0 +1,244 @@
+/// What `nicroutectl status` shows: per managed NIC its addresses, gateway and where it came
+/// from, table, rules and last change; then the preflight findings. Built by the daemon (or by
+/// `nicroutectl` itself in one-shot mode), sent as JSON, rendered by the CLI.
+public struct StatusReport: Hashable, Sendable {
+    public struct Gateway: Hashable, Sendable {
+        public var family: AddressFamily
+        public var address: IPAddress?
+        public var source: GatewaySource?
+    }
+
+    public struct NIC: Hashable, Sendable {
+        public var name: String
+        public var index: Int32
+        public var mac: MACAddress?
+        public var state: String
+        public var table: UInt32
+        public var priority: UInt32
+        public var addresses: [IPPrefix]
+        public var gateways: [Gateway]
+        /// nicroute rules in the kernel for this NIC's table, and how many it wants.
+        public var rulesInstalled: Int
+        public var rulesWanted: Int
+        public var routesInstalled: Int
+        public var notes: [String]
+        public var lastChange: String?
+    }
+
+    public struct Finding: Hashable, Sendable {
+        public var severity: String
+        public var message: String
+        public init(severity: String = "warning", _ message: String) {
+            self.severity = severity
+            self.message = message
+        }
+    }
+
+    /// The daemon's one-line STATUS.
+    public var summary: String
+    /// True when the report comes from a running daemon, false in one-shot mode.
+    public var fromDaemon: Bool
+    /// True after `flush`: the daemon does nothing until the next reconfigure.
+    public var paused: Bool
+    public var nics: [NIC]
+    /// Changes a reconcile would still make right now (0 when all is in place).
+    public var pendingChanges: Int
+    /// Re-installs held back because another tool keeps deleting them.
+    public var deferred: Int
+    public var conflicts: [String]
+    public var findings: [Finding]
+
+    public init(
+        plan: Plan, snapshot: KernelSnapshot, summary: String, fromDaemon: Bool, paused: Bool = false,
+        deferred: Int = 0, lastChanges: [String: String] = [:], findings: [Finding] = []
+    ) {
+        self.summary = summary
+        self.fromDaemon = fromDaemon
+        self.paused = paused
+        self.deferred = deferred
+        conflicts = plan.conflicts
+        self.findings = findings
+        pendingChanges = plan.changes.count
+        nics = plan.nics.map { n in
+            NIC(
+                name: n.link.name, index: n.link.index, mac: n.link.mac, state: n.link.operationalState.description,
+                table: n.table, priority: n.priority, addresses: n.addresses.map(\.prefix),
+                gateways: AddressFamily.allCases.filter { f in n.addresses.contains { $0.family == f } }.map { f in
+                    Gateway(family: f, address: n.gateway(f)?.gateway, source: n.gateway(f)?.source)
+                },
+                rulesInstalled: snapshot.rules.filter { Planner.isOwned($0) && $0.table == n.table }.count,
+                rulesWanted: n.addresses.count,
+                routesInstalled: snapshot.routes.filter { Planner.isOwned($0) && $0.table == n.table }.count,
+                notes: n.notes, lastChange: lastChanges[n.link.name])
+        }
+    }
+
+    // MARK: JSON
+
+    public var json: JSONValue {
+        func opt(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
+        return [
+            "summary": .string(summary),
+            "fromDaemon": .bool(fromDaemon),
+            "paused": .bool(paused),
+            "pendingChanges": .number(Double(pendingChanges)),
+            "deferred": .number(Double(deferred)),
+            "conflicts": .array(conflicts.map(JSONValue.string)),
+            "findings": .array(findings.map { ["severity": .string($0.severity), "message": .string($0.message)] }),
+            "nics": .array(
+                nics.map { n in
+                    [
+                        "name": .string(n.name), "index": .number(Double(n.index)), "mac": opt(n.mac?.description),
+                        "state": .string(n.state), "table": .number(Double(n.table)),
+                        "priority": .number(Double(n.priority)),
+                        "addresses": .array(n.addresses.map { .string($0.description) }),
+                        "gateways": .array(
+                            n.gateways.map { g in
+                                [
+                                    "family": .string(g.family == .inet ? "ipv4" : "ipv6"),
+                                    "address": opt(g.address?.description), "source": opt(g.source?.rawValue),
+                                ]
+                            }),
+                        "rulesInstalled": .number(Double(n.rulesInstalled)),
+                        "rulesWanted": .number(Double(n.rulesWanted)),
+                        "routesInstalled": .number(Double(n.routesInstalled)),
+                        "notes": .array(n.notes.map(JSONValue.string)), "lastChange": opt(n.lastChange),
+                    ]
+                }),
+        ]
+    }
+
+    /// Reads a report back from its JSON (what the daemon sent).
+    /// - Throws: `ControlError(.malformedRequest)` when a field is missing or of the wrong type.
+    public init(json: JSONValue) throws(ControlError) {
+        func bad(_ what: String) -> ControlError { ControlError(.malformedRequest, "status: bad or missing \(what)") }
+        guard let summary = json["summary"]?.stringValue else { throw bad("summary") }
+        self.summary = summary
+        fromDaemon = json["fromDaemon"]?.boolValue ?? false
+        paused = json["paused"]?.boolValue ?? false
+        pendingChanges = json["pendingChanges"]?.intValue ?? 0
+        deferred = json["deferred"]?.intValue ?? 0
+        conflicts = json["conflicts"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        findings = (json["findings"]?.arrayValue ?? []).compactMap { f in
+            f["message"]?.stringValue.map { Finding(severity: f["severity"]?.stringValue ?? "warning", $0) }
+        }
+        var nics: [NIC] = []
+        for n in json["nics"]?.arrayValue ?? [] {
+            guard let name = n["name"]?.stringValue, let index = n["index"]?.intValue, let table = n["table"]?.intValue,
+                let priority = n["priority"]?.intValue, table >= 0, priority >= 0
+            else { throw bad("NIC") }
+            let gateways = (n["gateways"]?.arrayValue ?? []).map { g in
+                Gateway(
+                    family: g["family"]?.stringValue == "ipv6" ? .inet6 : .inet,
+                    address: g["address"]?.stringValue.flatMap { IPAddress($0) },
+                    source: g["source"]?.stringValue.flatMap(GatewaySource.init(rawValue:)))
+            }
+            nics.append(
+                NIC(
+                    name: name, index: Int32(truncatingIfNeeded: index), mac: n["mac"]?.stringValue.flatMap { MACAddress($0) },
+                    state: n["state"]?.stringValue ?? "unknown", table: UInt32(truncatingIfNeeded: table),
+                    priority: UInt32(truncatingIfNeeded: priority),
+                    addresses: (n["addresses"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { IPPrefix($0) } },
+                    gateways: gateways, rulesInstalled: n["rulesInstalled"]?.intValue ?? 0,
+                    rulesWanted: n["rulesWanted"]?.intValue ?? 0, routesInstalled: n["routesInstalled"]?.intValue ?? 0,
+                    notes: n["notes"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                    lastChange: n["lastChange"]?.stringValue))
+        }
+        self.nics = nics
+    }
+
+    // MARK: Text
+
+    /// The human form, in the style of `networkctl status`.
+    public func rendered() -> String {
+        var out: [String] = []
+        out.append(fromDaemon ? "nicrouted: \(summary)" : "nicrouted is not running; computed now: \(summary)")
+        if paused { out.append("Paused after 'flush': nothing is installed until 'nicroutectl reconfigure'.") }
+        if nics.isEmpty { out.append("No managed NICs.") }
+        for n in nics {
+            out.append("")
+            let ok = n.rulesInstalled == n.rulesWanted ? "●" : "○"
+            out.append("\(ok) \(n.name) (\(n.mac?.description ?? "no MAC"), \(n.state))")
+            out.append("       Table: \(n.table) (\(n.routesInstalled) routes)   Priority: \(n.priority)")
+            out.append("       Rules: \(n.rulesInstalled) of \(n.rulesWanted) installed")
+            out.append("   Addresses: \(n.addresses.map(\.description).joined(separator: " "))")
+            for g in n.gateways {
+                let label = g.family == .inet ? "IPv4 gateway" : "IPv6 gateway"
+                if let a = g.address {
+                    out.append("\(label): \(a) (from \(g.source?.rawValue ?? "unknown"))")
+                } else {
+                    out.append("\(label): none (subnet routes only)")
+                }
+            }
+            if let c = n.lastChange { out.append(" Last change: \(c)") }
+            for note in n.notes { out.append("        Note: \(note)") }
+        }
+        if pendingChanges > 0 {
+            out.append("")
+            out.append("\(pendingChanges) change(s) pending: see 'nicroutectl plan'.")
+        }
+        if deferred > 0 { out.append("\(deferred) re-install(s) deferred: another tool keeps deleting nicroute's objects.") }
+        for c in conflicts { out.append("Left alone: \(c)") }
+        if !findings.isEmpty {
+            out.append("")
+            out.append("Preflight:")
+            for f in findings { out.append("  \(f.severity): \(f.message)") }
+        }
+        return out.joined(separator: "\n")
+    }
+}
+
+/// Checks of the system around nicroute that `status` reports: things that make multi-NIC
+/// routing fail even with the right rules. Pure: the daemon reads the values.
+public enum Preflight {
+    /// What the daemon read from `/proc/sys` and the network managers' configuration.
+    public struct Inputs: Sendable {
+        /// Effective values per interface name (the maximum of `all` and the interface's).
+        public var rpFilter: [String: Int] = [:]
+        public var arpIgnore: [String: Int] = [:]
+        public var arpAnnounce: [String: Int] = [:]
+        /// systemd-networkd runs and will remove foreign rules/routes (its defaults), if known.
+        public var networkdManagesForeignRules: Bool = false
+        public var networkdManagesForeignRoutes: Bool = false
+        public init() {}
+    }
+
+    public static func findings(plan: Plan, inputs: Inputs) -> [StatusReport.Finding] {
+        var out: [StatusReport.Finding] = []
+        for n in plan.nics where (inputs.rpFilter[n.link.name] ?? 0) == 1 {
+            out.append(
+                .init(
+                    "\(n.link.name): strict reverse-path filtering (rp_filter=1) drops traffic arriving here unless "
+                        + "nicroute's rule for its address is in place; loose mode (rp_filter=2) is more forgiving"))
+        }
+        let v4 = plan.nics.map { n in (n, Set(n.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet))) }
+        for i in v4.indices {
+            for j in v4.indices where j > i {
+                for subnet in v4[i].1.intersection(v4[j].1).sorted() {
+                    let names = [v4[i].0.link.name, v4[j].0.link.name]
+                    let weak = names.filter { (inputs.arpIgnore[$0] ?? 0) < 1 || (inputs.arpAnnounce[$0] ?? 0) < 2 }
+                    if !weak.isEmpty {
+                        out.append(
+                            .init(
+                                "\(names.joined(separator: " and ")) share \(subnet): set net.ipv4.conf."
+                                    + "{\(weak.joined(separator: ","))}.arp_ignore=1 and arp_announce=2, or ARP may answer "
+                                    + "for one NIC's address through the other"))
+                    }
+                }
+            }
+        }
+        if inputs.networkdManagesForeignRules {
+            out.append(
+                .init(
+                    "systemd-networkd removes foreign routing policy rules (ManageForeignRoutingPolicyRules=yes): nicroute "
+                        + "puts them back, but set it to no in /etc/systemd/networkd.conf.d/"))
+        }
+        if inputs.networkdManagesForeignRoutes {
+            out.append(
+                .init(
+                    "systemd-networkd removes foreign routes (ManageForeignRoutes=yes): nicroute puts them back, but set it "
+                        + "to no in /etc/systemd/networkd.conf.d/"))
+        }
+        return out
+    }
+}

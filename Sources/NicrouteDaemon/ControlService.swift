@@ -1,0 +1,58 @@
+import NicrouteCore
+
+/// The caller on the other end of the control socket, from `SO_PEERCRED` and `SO_PEERGROUPS`.
+public struct PeerCredentials: Hashable, Sendable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+    /// Supplementary groups (may be empty when the kernel cannot tell).
+    public var groups: [UInt32]
+
+    public init(pid: Int32, uid: UInt32, gid: UInt32, groups: [UInt32] = []) {
+        self.pid = pid
+        self.uid = uid
+        self.gid = gid
+        self.groups = groups
+    }
+}
+
+/// Who may do what: anyone may read (status, plan); root, or members of the configured group,
+/// may change things (reconfigure, flush).
+public struct ControlPolicy: Sendable {
+    public var group: (name: String, gid: UInt32)?
+
+    public init(group: (name: String, gid: UInt32)? = nil) { self.group = group }
+
+    /// nil when `peer` may run `command`; otherwise the refusal.
+    public func refusal(_ command: ControlCommand, peer: PeerCredentials) -> ControlError? {
+        guard command.isPrivileged, peer.uid != 0 else { return nil }
+        if let group, peer.gid == group.gid || peer.groups.contains(group.gid) { return nil }
+        let who = group.map { "root or members of group '\($0.name)'" } ?? "root"
+        return ControlError(.permissionDenied, "'\(command.rawValue)' is allowed to \(who) only (you are uid \(peer.uid))")
+    }
+}
+
+/// What carries out an authorized command: the daemon's loop, or a test double.
+public protocol ControlBackend: Sendable {
+    func perform(_ command: ControlCommand) async -> ControlResponse
+}
+
+/// Decodes, authorizes and dispatches one request. The same code serves the socket and
+/// in-process callers (tests run the same assertions both ways).
+public struct ControlService: Sendable {
+    public var policy: ControlPolicy
+    public var backend: any ControlBackend
+
+    public init(policy: ControlPolicy, backend: any ControlBackend) {
+        self.policy = policy
+        self.backend = backend
+    }
+
+    /// The response to one request line from `peer`.
+    public func handle(_ line: [UInt8], peer: PeerCredentials) async -> ControlResponse {
+        let request: ControlRequest
+        do { request = try ControlRequest.decode(line) } catch { return .failure(error) }
+        if let refusal = policy.refusal(request.command, peer: peer) { return .failure(refusal) }
+        return await backend.perform(request.command)
+    }
+}
