@@ -52,6 +52,8 @@ public final class NicrouteDaemon: Service {
         var linkChanges: [String: String] = [:]
         var lastReport: Reconciler.Report?
         var timer: Task<Void, Never>?
+        /// The last STATUS= sent, so an unchanged line is not sent again.
+        var sentStatus = ""
         init(configuration: Configuration) { self.configuration = configuration }
     }
 
@@ -99,6 +101,20 @@ public final class NicrouteDaemon: Service {
             }
         }
 
+        /// Sends READY=1 with the current STATUS= (after startup and after a reload).
+        func announceReady() {
+            state.sentStatus = statusLine()
+            notifier.ready(status: state.sentStatus)
+        }
+
+        /// Sends STATUS= when it changed.
+        func updateStatus() {
+            let line = statusLine()
+            guard line != state.sentStatus else { return }
+            state.sentStatus = line
+            notifier.status(line)
+        }
+
         func statusLine() -> String {
             if state.paused { return "paused after flush; nothing installed" }
             guard let report = state.lastReport else { return "error reading kernel state, retrying" }
@@ -141,7 +157,7 @@ public final class NicrouteDaemon: Service {
                     return .success(PlanOutput(plan: reconciler.plan(from: snapshot), snapshot: snapshot).json)
                 case .reconfigure:
                     notifier.reloading()
-                    defer { notifier.ready(status: statusLine()) }
+                    defer { announceReady() }
                     if let error = reload() {
                         return .failure(ControlError(.invalidConfiguration, "\(error); keeping the last good configuration"))
                     }
@@ -155,7 +171,7 @@ public final class NicrouteDaemon: Service {
                     state.paused = true
                     state.timer?.cancel()
                     let removed = try reconciler.flush()
-                    notifier.status(statusLine())
+                    updateStatus()
                     return .success(["removed": .array(removed.map(JSONValue.string))])
                 }
             } catch {
@@ -181,7 +197,7 @@ public final class NicrouteDaemon: Service {
             logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
         }
         logger.info("ready", metadata: ["status": "\(statusLine())", "control": "\(controlPath)"])
-        notifier.ready(status: statusLine())
+        announceReady()
 
         let signals = await UnixSignalsSequence(trapping: .sighup)
         await withGracefulShutdownHandler {
@@ -221,7 +237,7 @@ public final class NicrouteDaemon: Service {
                             if reload() == nil { state.paused = false }
                         }
                         pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
-                        if pending.reload { notifier.ready(status: statusLine()) } else { notifier.status(statusLine()) }
+                        if pending.reload { announceReady() } else { updateStatus() }
                     }
                     for call in pending.controls { call.reply(control(call.command)) }
                 }

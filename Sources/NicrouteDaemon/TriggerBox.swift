@@ -73,7 +73,10 @@ final class TriggerBox: Sendable {
             case .added(let object), .removed(let object):
                 let added: Bool = if case .added = event { true } else { false }
                 relevant = Self.isRelevant(object, added: added, interest: s.interest)
-                if case .address(let a) = object, let name = s.interest.linkNames[a.linkIndex] {
+                // Link-local and host-scope addresses get no rules: not a change worth naming.
+                if case .address(let a) = object, a.scope == .universe, !a.address.isIPv6LinkLocal,
+                    let name = s.interest.linkNames[a.linkIndex]
+                {
                     s.pending.lastChange = "\(name) \(added ? "+" : "-")\(a.address)"
                     s.pending.linkChanges[name] = "\(added ? "+" : "-")\(a.address)"
                 }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Regenerates the man pages (docs/man) and shell completions (completions/) from the
+# executables' argument definitions (swift-argument-parser). With --check, fails when the
+# committed files differ from what the current code generates.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH=/opt/swift/usr/bin:$PATH
+
+# The date printed in the man pages: the release date, changed with the version.
+DATE=2026-11-23
+CHECK=${1:-}
+
+out=docs/man
+comp=completions
+if [[ $CHECK == --check ]]; then
+    out=$(mktemp -d)
+    comp=$(mktemp -d)
+    trap 'rm -rf "$out" "$comp"' EXIT
+fi
+mkdir -p "$out" "$comp"
+
+swift build --product nicrouted >/dev/null
+swift build --product nicroutectl >/dev/null
+swift build --product generate-manual-tool >/dev/null 2>&1 || true
+bin=$(swift build --show-bin-path)
+tool=$(find .build -name generate-manual-tool -type f -perm -u+x | head -n 1)
+[[ -x $tool ]] || { echo "generate-docs: generate-manual-tool not built" >&2; exit 1; }
+
+"$tool" "$bin/nicroutectl" --section 1 --output-directory "$out" --date "$DATE" --authors "nicroute developers"
+"$tool" "$bin/nicrouted" --section 8 --output-directory "$out" --date "$DATE" --authors "nicroute developers"
+for shell in bash zsh fish; do
+    "$bin/nicroutectl" --generate-completion-script "$shell" >"$comp/nicroutectl.$shell"
+    "$bin/nicrouted" --generate-completion-script "$shell" >"$comp/nicrouted.$shell"
+done
+
+if [[ $CHECK == --check ]]; then
+    if diff -ru docs/man "$out" && diff -ru completions "$comp"; then
+        echo "generate-docs: man pages and completions are up to date"
+    else
+        echo "generate-docs: man pages or completions are stale: run scripts/generate-docs.sh" >&2
+        exit 1
+    fi
+fi
