@@ -26,7 +26,7 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "scripts/test.sh: run as root (the real-kernel tests create network namespaces)" >&2
     exit 1
 fi
-ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps
+ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps iputils-ping util-linux
 export PATH=/opt/swift/usr/bin:$PATH
 
 passed=0
@@ -53,22 +53,36 @@ n=$(sed -E 's/.*Test run with ([0-9]+) tests?.*/\1/' <<<"$summary")
 [[ $n =~ ^[0-9]+$ ]] || n=0
 if ((rc == 0)); then count "swift test" "$n" 0; else count "swift test" 0 "$((n > 0 ? n : 1))"; fi
 
-log "OpenStack scenario in network namespaces"
-set +e
-NICROUTED=$PWD/.build/debug/nicrouted bash Tests/Scenario/openstack.sh 2>&1 | tee /tmp/nicroute-scenario.$$
-rc=${PIPESTATUS[0]}
-set -e
-line=$(grep -E '^scenario: [0-9]+ passed, [0-9]+ failed' /tmp/nicroute-scenario.$$ | tail -n 1 || true)
-rm -f /tmp/nicroute-scenario.$$
-sp=$(sed -E 's/^scenario: ([0-9]+) passed.*/\1/' <<<"$line"); [[ $sp =~ ^[0-9]+$ ]] || sp=0
-sf=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line"); [[ $sf =~ ^[0-9]+$ ]] || sf=0
-if ((rc != 0 && sf == 0)); then sf=1; fi
-count "scenario" "$sp" "$sf"
+# stage TITLE LABEL CMD...: runs a test script that ends with "LABEL: N passed, M failed".
+stage() {
+    local title=$1 label=$2 out rc line sp sf
+    shift 2
+    log "$title"
+    out=$(mktemp)
+    set +e
+    "$@" 2>&1 | tee "$out"
+    rc=${PIPESTATUS[0]}
+    set -e
+    line=$(grep -E "^$label: [0-9]+ passed, [0-9]+ failed" "$out" | tail -n 1 || true)
+    rm -f "$out"
+    sp=$(sed -E 's/^[^:]+: ([0-9]+) passed.*/\1/' <<<"$line"); [[ $sp =~ ^[0-9]+$ ]] || sp=0
+    sf=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line"); [[ $sf =~ ^[0-9]+$ ]] || sf=0
+    if ((rc != 0 && sf == 0)); then sf=1; fi
+    count "$label" "$sp" "$sf"
+}
+
+export NICROUTED=$PWD/.build/debug/nicrouted
+stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/openstack.sh
+stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh
+stage "journal fields under a real systemd-journald" journal bash Tests/System/journal.sh
+
+log "man pages and completions match the argument definitions"
+if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "docs" 0 1; fi
 
 log "fuzz smoke run (${FUZZ_SECONDS}s per target)"
 if bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"; then count "fuzz" 1 0; else count "fuzz" 0 1; fi
 
-leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrdemo-)' || true)
+leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrdemo-|nsn-|nsj-|nsb-)' || true)
 if ((leftover > 0)); then
     echo "leftover test namespaces:"; ip netns list
     count "namespace leak check" 0 1
