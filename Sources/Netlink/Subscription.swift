@@ -63,19 +63,12 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
         let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferLimit))
         self.stream = stream
         let reader = Reader(socket: socket, wakeFD: wake, continuation: continuation)
-        let box = Unmanaged.passRetained(reader).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(&thread, nil, { arg in
-            let reader = Unmanaged<Reader>.fromOpaque(arg!).takeRetainedValue()
-            reader.run()
-            return nil
-        }, box)
-        guard rc == 0 else {
-            Unmanaged<Reader>.fromOpaque(box).release()
+        do {
+            try DetachedThread.start { reader.run() }
+        } catch {
             close(wake)
-            throw NetlinkError(operation: "pthread_create", errno: Errno(rawValue: rc))
+            throw error
         }
-        pthread_detach(thread)
         continuation.onTermination = { [wake] _ in
             var one: UInt64 = 1
             _ = write(wake, &one, 8)
@@ -175,5 +168,31 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
                 }
             }
         }
+    }
+}
+
+/// Starts detached threads for blocking loops (the netlink reader, the control socket), which
+/// must not occupy Swift concurrency's small cooperative pool.
+public enum DetachedThread {
+    /// Runs `body` on a new detached thread.
+    /// - Throws: `NetlinkError` when `pthread_create` fails.
+    public static func start(_ body: @escaping @Sendable () -> Void) throws {
+        final class Box: @unchecked Sendable {
+            let body: @Sendable () -> Void
+            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+        }
+        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        let rc = pthread_create(
+            &thread, nil,
+            { arg in
+                Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+                return nil
+            }, box)
+        guard rc == 0 else {
+            Unmanaged<Box>.fromOpaque(box).release()
+            throw NetlinkError(operation: "pthread_create", errno: Errno(rawValue: rc))
+        }
+        pthread_detach(thread)
     }
 }

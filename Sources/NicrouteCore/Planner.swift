@@ -67,16 +67,6 @@ public enum Change: Hashable, Sendable {
     }
 }
 
-/// The gateway chosen for one NIC and family, and where it came from.
-public struct GatewayChoice: Hashable, Sendable {
-    public var gateway: IPAddress
-    public var source: GatewaySource
-    public init(gateway: IPAddress, source: GatewaySource) {
-        self.gateway = gateway
-        self.source = source
-    }
-}
-
 /// What nicroute does for one managed NIC.
 public struct ManagedNIC: Hashable, Sendable {
     public var link: Link
@@ -85,12 +75,12 @@ public struct ManagedNIC: Hashable, Sendable {
     public var priority: UInt32
     /// The addresses that get a rule.
     public var addresses: [InterfaceAddress]
-    public var ipv4Gateway: GatewayChoice?
-    public var ipv6Gateway: GatewayChoice?
+    public var ipv4Gateway: GatewayHint?
+    public var ipv6Gateway: GatewayHint?
     /// Why a family has no gateway, for `status` ("first host 10.0.0.1 has not answered").
     public var notes: [String]
 
-    public func gateway(_ family: AddressFamily) -> GatewayChoice? { family == .inet ? ipv4Gateway : ipv6Gateway }
+    public func gateway(_ family: AddressFamily) -> GatewayHint? { family == .inet ? ipv4Gateway : ipv6Gateway }
 }
 
 /// The result of planning: the NICs, the ordered changes, and the side requests.
@@ -221,7 +211,7 @@ public struct Planner: Sendable {
     func gateway(
         for link: Link, family: AddressFamily, own: [InterfaceAddress], mainRoutes: [Route], neighbors: [Neighbor],
         hints: [GatewayHint]
-    ) -> (GatewayChoice?, String?, NeighborProbe?) {
+    ) -> (GatewayHint?, String?, NeighborProbe?) {
         let ownAddresses = Set(own.map(\.address))
         func valid(_ g: IPAddress?) -> IPAddress? {
             guard let g, g.family == family, !ownAddresses.contains(g) else { return nil }
@@ -231,7 +221,7 @@ public struct Planner: Sendable {
         if let o = configuration.gateways.first(where: { $0.match.matches(name: link.name, mac: link.mac) }),
             let g = valid(family == .inet ? o.ipv4 : o.ipv6)
         {
-            return (GatewayChoice(gateway: g, source: .configuration), nil, nil)
+            return (GatewayHint(gateway: g, source: .configuration), nil, nil)
         }
         // 2. A default route on this NIC in the main table (any metric; the lowest wins).
         let defaults = mainRoutes.filter {
@@ -239,11 +229,11 @@ public struct Planner: Sendable {
                 && valid($0.gateway) != nil
         }.sorted { $0.effectiveMetric < $1.effectiveMetric }
         if let d = defaults.first, let g = d.gateway {
-            return (GatewayChoice(gateway: g, source: d.proto == .ra ? .routerAdvertisement : .mainTable), nil, nil)
+            return (GatewayHint(gateway: g, source: d.proto == .ra ? .routerAdvertisement : .mainTable), nil, nil)
         }
         // 3-4. DHCP leases, then network_data.json, as the daemon found them.
         if let h = hints.first(where: { valid($0.gateway) != nil }) {
-            return (GatewayChoice(gateway: h.gateway, source: h.source), nil, nil)
+            return (GatewayHint(gateway: h.gateway, source: h.source), nil, nil)
         }
         // 5. The first host of the subnet (Neutron's default for both families), once it answers
         //    a neighbour probe (ARP or neighbour solicitation).
@@ -256,7 +246,7 @@ public struct Planner: Sendable {
         let candidate = subnet.address.adding(1)
         guard valid(candidate) != nil else { return (nil, "no \(familyName) gateway found: subnet routes only", nil) }
         if neighbors.contains(where: { $0.linkIndex == link.index && $0.address == candidate && $0.state.hasAnswered }) {
-            return (GatewayChoice(gateway: candidate, source: .firstHost), nil, nil)
+            return (GatewayHint(gateway: candidate, source: .firstHost), nil, nil)
         }
         return (
             nil, "first host \(candidate) has not answered a neighbour probe yet: subnet routes only",

@@ -3,6 +3,7 @@
 #endif
 import CPosix
 import Dispatch
+import Netlink
 import NicrouteCore
 import Synchronization
 
@@ -73,7 +74,15 @@ public final class ControlServer: Sendable {
         listenFD = fd
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
-        spawnThread { [self] in acceptLoop() }
+        do {
+            try DetachedThread.start { [self] in acceptLoop() }
+        } catch {
+            close(fd)
+            close(wakeRead)
+            close(wakeWrite)
+            unlink(path)
+            throw ControlSocketError(operation: "start the control socket thread", errno: EAGAIN)
+        }
     }
 
     /// Stops accepting and removes the socket file. Connections in progress finish.
@@ -111,8 +120,14 @@ public final class ControlServer: Sendable {
                 close(client)
                 continue
             }
-            spawnThread { [self] in
-                serve(client)
+            do {
+                try DetachedThread.start { [self] in
+                    serve(client)
+                    close(client)
+                    active.wrappingSubtract(1, ordering: .acquiringAndReleasing)
+                }
+            } catch {
+                send(client, .failure(ControlError(.busy, "cannot serve more connections now")))
                 close(client)
                 active.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             }
@@ -251,25 +266,5 @@ public enum ControlClient {
             if answer.last == UInt8(ascii: "\n") { break }
         }
         do { return try ControlResponse.decode(answer) } catch { throw .io("\(error)") }
-    }
-}
-
-/// Starts a detached thread running `body`.
-func spawnThread(_ body: @escaping @Sendable () -> Void) {
-    final class Box: @unchecked Sendable {
-        let body: @Sendable () -> Void
-        init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-    }
-    let box = Unmanaged.passRetained(Box(body)).toOpaque()
-    var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { arg in
-        let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-        box.body()
-        return nil
-    }, box)
-    if rc == 0 {
-        pthread_detach(thread)
-    } else {
-        Unmanaged<Box>.fromOpaque(box).takeRetainedValue().body()  // no thread: run inline
     }
 }

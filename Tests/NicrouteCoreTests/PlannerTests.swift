@@ -102,8 +102,8 @@ private func rules(_ plan: Plan) -> [Rule] {
             hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
         #expect(plan.nics.map(\.link.name) == ["eth0", "eth1"])
         #expect(plan.nics.map(\.table) == [10000, 10001])
-        #expect(plan.nics[0].ipv4Gateway == GatewayChoice(gateway: ip("10.10.10.1"), source: .mainTable))
-        #expect(plan.nics[1].ipv4Gateway == GatewayChoice(gateway: ip("20.20.20.1"), source: .networkd))
+        #expect(plan.nics[0].ipv4Gateway == GatewayHint(gateway: ip("10.10.10.1"), source: .mainTable))
+        #expect(plan.nics[1].ipv4Gateway == GatewayHint(gateway: ip("20.20.20.1"), source: .networkd))
         #expect(
             rules(plan) == [
                 Rule(family: .inet, priority: 10000, table: 10000, source: pfx("10.10.10.29/32"), proto: .nicroute),
@@ -190,7 +190,7 @@ private func rules(_ plan: Plan) -> [Rule] {
         var s = twoNICVM()
         s.neighbors = [Neighbor(linkIndex: 3, address: ip("20.20.20.1"), state: .stale)]
         let plan = planner.plan(snapshot: s, slots: SlotTable())
-        #expect(plan.nics[1].ipv4Gateway == GatewayChoice(gateway: ip("20.20.20.1"), source: .firstHost))
+        #expect(plan.nics[1].ipv4Gateway == GatewayHint(gateway: ip("20.20.20.1"), source: .firstHost))
         #expect(plan.neighborProbes.isEmpty)
         s.neighbors = [Neighbor(linkIndex: 3, address: ip("20.20.20.1"), state: .failed)]
         #expect(planner.plan(snapshot: s, slots: SlotTable()).nics[1].ipv4Gateway == nil)
@@ -206,7 +206,7 @@ private func rules(_ plan: Plan) -> [Rule] {
         var mainDefault: String? = nil
         var hints: [GatewayHint] = []
         var neighbor: String? = nil
-        var expected: GatewayChoice?
+        var expected: GatewayHint?
         var testDescription: String { name }
     }
 
@@ -214,27 +214,27 @@ private func rules(_ plan: Plan) -> [Rule] {
         DiscoveryCase(
             name: "override beats everything", override: "20.20.20.254", mainDefault: "20.20.20.1",
             hints: [GatewayHint(gateway: ip("20.20.20.2"), source: .networkd)], neighbor: "20.20.20.1",
-            expected: GatewayChoice(gateway: ip("20.20.20.254"), source: .configuration)),
+            expected: GatewayHint(gateway: ip("20.20.20.254"), source: .configuration)),
         DiscoveryCase(
             name: "main-table default on the NIC beats leases", mainDefault: "20.20.20.1",
             hints: [GatewayHint(gateway: ip("20.20.20.2"), source: .networkd)],
-            expected: GatewayChoice(gateway: ip("20.20.20.1"), source: .mainTable)),
+            expected: GatewayHint(gateway: ip("20.20.20.1"), source: .mainTable)),
         DiscoveryCase(
             name: "first lease in order wins",
             hints: [
                 GatewayHint(gateway: ip("20.20.20.3"), source: .dhclient),
                 GatewayHint(gateway: ip("20.20.20.4"), source: .networkData),
-            ], neighbor: "20.20.20.1", expected: GatewayChoice(gateway: ip("20.20.20.3"), source: .dhclient)),
+            ], neighbor: "20.20.20.1", expected: GatewayHint(gateway: ip("20.20.20.3"), source: .dhclient)),
         DiscoveryCase(
             name: "a hint of the wrong family or the NIC's own address is skipped",
             hints: [
                 GatewayHint(gateway: ip("fd00::1"), source: .networkd),
                 GatewayHint(gateway: ip("20.20.20.16"), source: .dhclient),
                 GatewayHint(gateway: ip("20.20.20.5"), source: .networkData),
-            ], expected: GatewayChoice(gateway: ip("20.20.20.5"), source: .networkData)),
+            ], expected: GatewayHint(gateway: ip("20.20.20.5"), source: .networkData)),
         DiscoveryCase(
             name: "first host only when it answered", neighbor: "20.20.20.1",
-            expected: GatewayChoice(gateway: ip("20.20.20.1"), source: .firstHost)),
+            expected: GatewayHint(gateway: ip("20.20.20.1"), source: .firstHost)),
         DiscoveryCase(name: "nothing at all", expected: nil),
     ])
     func gatewayDiscoveryOrder(_ c: DiscoveryCase) {
@@ -345,7 +345,7 @@ private func rules(_ plan: Plan) -> [Rule] {
         s.routes.append(mainRoute("::/0", via: "fe80::1", dev: 3, proto: .ra, metric: 1024))
         s.routes.append(mainRoute("fe80::/64", dev: 3, proto: .kernel, metric: 256))
         let plan = planner.plan(snapshot: s, slots: SlotTable())
-        #expect(plan.nics[1].ipv6Gateway == GatewayChoice(gateway: ip("fe80::1"), source: .routerAdvertisement))
+        #expect(plan.nics[1].ipv6Gateway == GatewayHint(gateway: ip("fe80::1"), source: .routerAdvertisement))
         let v6rules = rules(plan).filter { $0.family == .inet6 }.compactMap(\.source)
         #expect(Set(v6rules) == [pfx("fd00:20::16/128"), pfx("fd00:20::97/128")])
         let t1 = routes(plan, table: 10001).filter { $0.family == .inet6 }
@@ -366,7 +366,7 @@ private func rules(_ plan: Plan) -> [Rule] {
         #expect(plan.neighborProbes.contains(NeighborProbe(address: ip("fd00:20::1"), linkIndex: 3)))
         s.neighbors = [Neighbor(linkIndex: 3, address: ip("fd00:20::1"), state: .reachable)]
         plan = planner.plan(snapshot: s, slots: SlotTable())
-        #expect(plan.nics[1].ipv6Gateway == GatewayChoice(gateway: ip("fd00:20::1"), source: .firstHost))
+        #expect(plan.nics[1].ipv6Gateway == GatewayHint(gateway: ip("fd00:20::1"), source: .firstHost))
         #expect(routes(plan, table: 10001).contains { $0.destination == .any(.inet6) && $0.gateway == ip("fd00:20::1") })
     }
 
