@@ -52,9 +52,26 @@ public final class ControlServer: Sendable {
         }
         let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         if !directory.isEmpty { try? Files.makeDirectories(directory) }
-        // Only a stale socket is removed, never another kind of file.
+        // Only a stale socket is removed, never another kind of file, nor a live daemon's socket.
         var st = stat()
-        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK {
+            let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            let live = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            } == 0
+            let owner = live ? Self.credentials(probe)?.pid : nil
+            close(probe)
+            if live {
+                // A daemon in the same network namespace manages the same objects: a conflict.
+                // One in another namespace (tests, containers sharing /run) is left alone.
+                let sameNamespace = owner.map { Self.networkNamespace("self") == Self.networkNamespace("\($0)") } ?? true
+                throw ControlSocketError(
+                    operation: "another nicrouted (pid \(owner.map(String.init) ?? "?")) listens on \(path)"
+                        + (sameNamespace ? "" : " from another network namespace"),
+                    errno: sameNamespace ? EADDRINUSE : EEXIST)
+            }
+            unlink(path)
+        }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ControlSocketError(operation: "socket(AF_UNIX)", errno: errno) }
         let bound = withUnsafePointer(to: &addr) {
@@ -197,6 +214,14 @@ public final class ControlServer: Sendable {
             if n <= 0 { return }  // slow or gone reader: dropped after the send timeout
             offset += n
         }
+    }
+
+    /// The network namespace of a process (`self` or a pid), as `/proc/PID/ns/net` names it.
+    static func networkNamespace(_ pid: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 128)
+        let n = readlink("/proc/\(pid)/ns/net", &buffer, buffer.count - 1)
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// `SO_PEERCRED` and `SO_PEERGROUPS` of a connected socket.

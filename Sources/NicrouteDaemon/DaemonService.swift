@@ -179,7 +179,6 @@ public final class NicrouteDaemon: Service {
             }
         }
 
-        pass("startup")
         let controlPath = options.controlSocket ?? state.configuration.controlSocket
         var policy = ControlPolicy()
         if let name = state.configuration.controlGroup {
@@ -192,10 +191,15 @@ public final class NicrouteDaemon: Service {
         let server: ControlServer?
         do {
             server = try ControlServer(path: controlPath, service: ControlService(policy: policy, backend: LoopBackend(box: box)))
+        } catch let error as ControlSocketError where error.errno == EADDRINUSE {
+            // Two daemons would fight over the same objects: the second one refuses to run.
+            logger.critical("\(error.operation)")
+            throw error
         } catch {
             server = nil
             logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
         }
+        pass("startup")
         logger.info("ready", metadata: ["status": "\(statusLine())", "control": "\(controlPath)"])
         announceReady()
 
