@@ -76,6 +76,9 @@ stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/op
 stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh
 stage "journal fields under a real systemd-journald" journal bash Tests/System/journal.sh
 
+stage "the unit: systemd-analyze verify and security" unit bash Tests/System/unit-checks.sh
+stage "a booted Debian under systemd-nspawn with the unit and the release binaries" system bash Tests/System/booted.sh
+
 log "man pages and completions match the argument definitions"
 if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "docs" 0 1; fi
 

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Static checks of units/nicrouted.service with the systemd it is written for (>= 253: the
+# cached Debian tree's systemd from bookworm-backports, run chrooted; the host's 252 does not
+# know Type=notify-reload).
+#
+#   sudo bash Tests/System/unit-checks.sh
+#
+# Checks: `systemd-analyze verify` exits 0 with empty stderr (it exits 0 on unknown keys, so
+# stderr is what counts; the man pages named in Documentation= must exist, so docs/man is
+# installed in the tree); a deliberately broken copy does produce stderr (the check is not
+# vacuous); `systemd-analyze security --offline=yes --threshold=20` passes, exposure <= 2.0;
+# the directives the design relies on are there.
+#
+# Environment:
+#   NICROUTE_BINDIR=DIR   put DIR/nicrouted at /usr/bin (verify checks ExecStart= is executable);
+#                         default: .build-release/release when built, else a stub
+#   see lib-nspawn.sh for the cache and mirror settings
+#
+# Prints `ok - ...` / `not ok - ...` per check, ends with `unit: N passed, M failed`, exits
+# non-zero when a check failed.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+UNIT=$REPO/units/nicrouted.service
+# shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
+source "$HERE/lib-nspawn.sh"
+
+PASSED=0
+FAILED=0
+ok() {
+    PASSED=$((PASSED + 1))
+    echo "ok - $*"
+}
+not_ok() {
+    FAILED=$((FAILED + 1))
+    echo "not ok - $*"
+}
+indent() { sed 's/^/#   /'; }
+
+nsb_init
+TREE=$(nsb_tree)
+nsb_stage "$TREE"
+nsb_install "$UNIT" /etc/systemd/system/nicrouted.service
+bad=$(mktemp "$NSB_WORK/bad.XXXXXX")
+sed 's/^Type=.*/Type=notify-reload\nWatchdogSecs=30s/' "$UNIT" >"$bad"
+nsb_install "$bad" /etc/systemd/system/nicrouted-broken.service
+for page in "$REPO"/docs/man/*.[1-8]; do
+    [[ -f $page ]] && nsb_install "$page" "/usr/share/man/man${page##*.}/$(basename "$page")"
+done
+bindir=${NICROUTE_BINDIR:-$REPO/.build-release/release}
+if [[ -x $bindir/nicrouted ]]; then
+    nsb_install "$bindir/nicrouted" /usr/bin/nicrouted 0755
+else
+    nsb_log "no release build: /usr/bin/nicrouted is a stub for verify's ExecStart= check"
+    printf '#!/bin/sh\nexit 0\n' | nsb_write /usr/bin/nicrouted 0755
+fi
+version=$(nsb_chroot systemd-analyze --version | head -n1)
+nsb_log "checking with $version"
+
+set +e
+
+# 1. verify: exit 0 and nothing on stderr.
+err=$(nsb_chroot systemd-analyze verify /etc/systemd/system/nicrouted.service 2>&1 >/dev/null)
+rc=$?
+if ((rc == 0)) && [[ -z $err ]]; then
+    ok "systemd-analyze verify: exit 0, empty stderr ($version)"
+else
+    not_ok "systemd-analyze verify: exit $rc"
+    indent <<<"$err"
+fi
+err=$(nsb_chroot systemd-analyze verify /etc/systemd/system/nicrouted-broken.service 2>&1 >/dev/null)
+if [[ $err == *WatchdogSecs* ]]; then
+    ok "verify reports an unknown key in a broken copy: ${err%%$'\n'*}"
+else
+    not_ok "verify reports an unknown key in a broken copy (got: $err)"
+fi
+
+# 2. security: exposure at most 2.0.
+out=$(nsb_chroot systemd-analyze security --offline=yes --threshold=20 --no-pager /etc/systemd/system/nicrouted.service 2>&1)
+rc=$?
+exposure=$(grep -oE 'Overall exposure level for nicrouted.service: [0-9.]+' <<<"$out" | awk '{ print $NF }')
+echo "# exposure: ${exposure:-?} (threshold 2.0); what is left:"
+grep -E '^[-✗] ' <<<"$out" | sed -E 's/ {2,}/  /g' | indent
+if ((rc == 0)) && [[ -n $exposure ]] && awk -v e="$exposure" 'BEGIN { exit !(e <= 2.0) }'; then
+    ok "systemd-analyze security --offline=yes --threshold=20: exposure $exposure"
+else
+    not_ok "systemd-analyze security --offline=yes --threshold=20: exit $rc, exposure ${exposure:-?}"
+    tail -n 5 <<<"$out" | indent
+fi
+
+# 3. The directives the design relies on (see docs/systemd.md).
+want=(
+    '^Type=notify-reload$'
+    '^WatchdogSec=[0-9]+s?$'
+    '^Restart=on-failure$'
+    '^RuntimeDirectory=nicroute$'
+    '^StateDirectory=nicroute$'
+    '^ConfigurationDirectory=nicroute$'
+    '^ExecStart=/usr/bin/nicrouted --state-dir /var/lib/nicroute$'
+    '^Before=.*network-online\.target'
+    '^CapabilityBoundingSet=CAP_NET_ADMIN$'
+    '^AmbientCapabilities=CAP_NET_ADMIN$'
+    '^RestrictAddressFamilies=AF_UNIX AF_NETLINK$'
+    '^ProtectSystem=strict$'
+    '^NoNewPrivileges=yes$'
+    '^SystemCallFilter=@system-service$'
+    '^WantedBy=multi-user\.target$'
+)
+missing=()
+for re in "${want[@]}"; do grep -qE "$re" "$UNIT" || missing+=("$re"); done
+if ((${#missing[@]} == 0)); then
+    ok "unit has the expected directives (${#want[@]} patterns)"
+else
+    not_ok "unit lacks: ${missing[*]}"
+fi
+if ! grep -qE '^(ExecReload|PrivateNetwork=yes|PrivateUsers=yes)' "$UNIT"; then
+    ok "no ExecReload= (notify-reload signals itself), no PrivateNetwork=/PrivateUsers= (they would cut CAP_NET_ADMIN off the host's network)"
+else
+    not_ok "unit must not set ExecReload=, PrivateNetwork=yes or PrivateUsers=yes"
+fi
+
+echo "unit: $PASSED passed, $FAILED failed"
+((FAILED == 0))
