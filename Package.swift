@@ -10,7 +10,7 @@ let package = Package(
     products: [
         .executable(name: "nicrouted", targets: ["nicrouted"]),
         .executable(name: "nicroutectl", targets: ["nicroutectl"]),
-        .executable(name: "netlink-fuzz", targets: ["NetlinkFuzz"]),
+        .executable(name: "nicroute-fuzz", targets: ["NetlinkFuzz"]),
         .library(name: "NicrouteCore", targets: ["NicrouteCore"]),
         .library(name: "Netlink", targets: ["Netlink"]),
     ],
@@ -76,7 +76,7 @@ let package = Package(
 
         // libFuzzer entry point (LLVMFuzzerRunDriver, weak so that a normal build links too).
         .target(name: "CFuzzer"),
-        .executableTarget(name: "NetlinkFuzz", dependencies: ["Netlink", "CFuzzer"]),
+        .executableTarget(name: "NetlinkFuzz", dependencies: ["Netlink", "NicrouteCore", "CFuzzer"]),
 
         .testTarget(name: "NicrouteCoreTests", dependencies: ["NicrouteCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),

@@ -1,10 +1,28 @@
-// libFuzzer target for the rtnetlink decoder: every byte the kernel could send goes through
-// NetlinkMessage.split, RouteCodec.decode and RouteCodec.decodeError, which must throw, never trap.
+// libFuzzer targets for every parser of untrusted bytes, in one executable (wireguard-tools'
+// src/fuzz/ keeps one per parser; one binary here builds once and links once). The environment
+// variable NICROUTE_FUZZ_TARGET picks the parser (default `netlink`):
+//
+//   netlink         what the kernel sends: NetlinkMessage.split, RouteCodec.decode/decodeError
+//   control         a control request (any local user) and a daemon's answer: ControlRequest,
+//                   ControlResponse, and a status result through StatusReport(json:)
+//   config          nicroute.conf and its drop-ins: ConfigurationParser, with the globs it yields
+//   networkd-lease  /run/systemd/netif/leases/N, NetworkManager internal leases: LeaseParser.networkd
+//   dhclient-lease  ISC dhclient leases files: LeaseParser.dhclient(interface: "eth0")
+//   dhcpcd-lease    dhcpcd's raw DHCP message: LeaseParser.dhcpcd
+//   network-data    the config drive's network_data.json: LeaseParser.networkData
+//   json            JSONValue.parse(utf8:) itself
+//
+// Each must throw or return nil, never trap; where a parser has a round trip, the target checks
+// it too and aborts (a crash for libFuzzer) when it does not hold. The text targets also hold
+// every word of their input against the C library: `IPAddress(word)` must agree with
+// `inet_pton(3)`.
 //
 // Built with `-sanitize=fuzzer,address` (scripts/fuzz-smoke.sh), main hands over to libFuzzer's
 // driver. In a normal build the driver is absent and main replays the files (or directories of
-// files) given as arguments through the same function: a crash artifact or the seed corpus can
-// be rerun under the debugger without the sanitizers.
+// files) given as arguments through the same function: a crash artifact or a seed corpus can be
+// rerun under the debugger without the sanitizers:
+//
+//   NICROUTE_FUZZ_TARGET=control swift run nicroute-fuzz fuzz-artifacts/crash-...
 
 import CFuzzer
 import Netlink
@@ -16,33 +34,175 @@ import NicrouteCore
     import Musl
 #endif
 
-/// Decodes `bytes` as one datagram from the kernel, and re-encodes what it decoded.
-func fuzz(_ bytes: [UInt8]) {
-    guard let messages = try? NetlinkMessage.split(bytes) else { return }
-    for message in messages {
-        _ = try? RouteCodec.decodeError(message)
-        switch try? RouteCodec.decode(message) {
-        case .route(let route):
-            _ = try? RouteCodec.routeRequest(MessageType.newRoute, flags: 0, route: route, sequence: 0)
-            _ = IPCommand.route("add", route)
-        case .rule(let rule):
-            _ = try? RouteCodec.ruleRequest(MessageType.newRule, flags: 0, rule: rule, sequence: 0)
-            _ = IPCommand.rule("add", rule)
-        case .neighbor(let neighbor):
-            _ = try? RouteCodec.neighborProbeRequest(
-                address: neighbor.address, linkIndex: neighbor.linkIndex, sequence: 0)
-        case .address(let address):
-            _ = address.subnet
-        case .link, nil:
-            break
+/// One fuzz target: a parser of untrusted bytes.
+enum FuzzTarget: String, CaseIterable {
+    case netlink
+    case control
+    case config
+    case networkdLease = "networkd-lease"
+    case dhclientLease = "dhclient-lease"
+    case dhcpcdLease = "dhcpcd-lease"
+    case networkData = "network-data"
+    case json
+
+    /// The target NICROUTE_FUZZ_TARGET names; nil when it names none.
+    static let selected: FuzzTarget? = {
+        guard let name = getenv("NICROUTE_FUZZ_TARGET").map({ String(cString: $0) }), !name.isEmpty else {
+            return .netlink
         }
+        return FuzzTarget(rawValue: name)
+    }()
+
+    /// Feeds `bytes` to the target's parser.
+    func run(_ bytes: [UInt8]) {
+        switch self {
+        case .netlink: Self.netlink(bytes)
+        case .control: Self.control(bytes)
+        case .config: Self.config(bytes)
+        case .networkdLease:
+            Self.gateway(LeaseParser.networkd(Self.text(bytes)))
+            Self.addresses(Self.text(bytes))
+        case .dhclientLease:
+            Self.gateway(LeaseParser.dhclient(Self.text(bytes), interface: "eth0"))
+            Self.addresses(Self.text(bytes))
+        case .dhcpcdLease: Self.gateway(LeaseParser.dhcpcd(bytes))
+        case .networkData:
+            Self.networkData(bytes)
+            Self.addresses(Self.text(bytes))
+        case .json: Self.json(bytes)
+        }
+    }
+
+    /// Files become text the way the daemon reads them (`Files.readText`).
+    static func text(_ bytes: [UInt8]) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// Ends the run as a crash, with the reason on stderr, when `condition` does not hold.
+    static func check(_ condition: Bool, _ reason: @autoclosure () -> String) {
+        guard !condition else { return }
+        printError("nicroute-fuzz: invariant violated: \(reason())")
+        abort()
+    }
+
+    /// Decodes `bytes` as one datagram from the kernel, and re-encodes what it decoded.
+    static func netlink(_ bytes: [UInt8]) {
+        guard let messages = try? NetlinkMessage.split(bytes) else { return }
+        for message in messages {
+            _ = try? RouteCodec.decodeError(message)
+            switch try? RouteCodec.decode(message) {
+            case .route(let route):
+                _ = try? RouteCodec.routeRequest(MessageType.newRoute, flags: 0, route: route, sequence: 0)
+                _ = IPCommand.route("add", route)
+            case .rule(let rule):
+                _ = try? RouteCodec.ruleRequest(MessageType.newRule, flags: 0, rule: rule, sequence: 0)
+                _ = IPCommand.rule("add", rule)
+            case .neighbor(let neighbor):
+                _ = try? RouteCodec.neighborProbeRequest(
+                    address: neighbor.address, linkIndex: neighbor.linkIndex, sequence: 0)
+            case .address(let address):
+                _ = address.subnet
+            case .link, nil:
+                break
+            }
+        }
+    }
+
+    /// The bytes as a request line (what any local user may send the daemon) and as a daemon's
+    /// answer (what `nicroutectl` reads), with the codec's round trips; a successful answer is
+    /// also read as a status report and rendered, as `nicroutectl status` does.
+    static func control(_ bytes: [UInt8]) {
+        if let request = try? ControlRequest.decode(bytes) {
+            check((try? ControlRequest.decode(request.encoded())) == request, "request \(request) does not round-trip")
+        }
+        guard let response = try? ControlResponse.decode(bytes) else { return }
+        let again = try? ControlResponse.decode(response.encoded())
+        check(again == response, "response \(response) came back as \(again.map { "\($0)" } ?? "an error")")
+        guard case .success(let result) = response, let report = try? StatusReport(json: result) else { return }
+        _ = report.rendered()
+        let reread = try? StatusReport(json: report.json)
+        check(reread == report, "status report \(report.json) came back as \(reread.map { "\($0.json)" } ?? "an error")")
+    }
+
+    /// The bytes as a configuration file over the defaults, and as a `--manage` argument; every
+    /// interface pattern it yields is matched against a few names (the glob matcher).
+    static func config(_ bytes: [UInt8]) {
+        let text = Self.text(bytes)
+        Self.addresses(text)
+        var matches = ConfigurationParser.parseManageList(text)
+        if let configuration = try? ConfigurationParser.parse(text, file: "fuzz.conf", into: Configuration()) {
+            matches += configuration.manage + configuration.ignore + configuration.gateways.map(\.match)
+        }
+        let mac = MACAddress(bytes: [0xfa, 0x16, 0x3e, 0, 0, 1])
+        for match in matches.prefix(64) {
+            for name in ["eth0", "ens3", "veth-a.b", "", String(text.unicodeScalars.prefix(16))] {
+                _ = match.matches(name: name, mac: mac)
+            }
+        }
+    }
+
+    /// The address parser against the C library's: every word of `text` that `IPAddress`
+    /// accepts, `inet_pton` accepts as the same address, and the other way round (the files
+    /// these targets read are full of addresses, and the words around them are near misses).
+    static func addresses(_ text: String) {
+        let words = text.unicodeScalars.split(whereSeparator: { " \t\r\n,;=\"/{}[]()".unicodeScalars.contains($0) })
+        for scalars in words.prefix(512) where scalars.count <= 64 && !scalars.contains("\0") {
+            let word = String(String.UnicodeScalarView(scalars))
+            let ours = IPAddress(word)
+            let libc = presentationToAddress(word)
+            check(ours == libc, "IPAddress(\(word.debugDescription)) is \(ours.map { "\($0)" } ?? "nil"), inet_pton says \(libc.map { "\($0)" } ?? "nil")")
+            if let ours { check(IPAddress(ours.description) == ours, "\(ours) does not round-trip through its text") }
+        }
+    }
+
+    /// `inet_pton(3)`'s reading of `text`: IPv4 dotted quad, else IPv6; nil when neither.
+    static func presentationToAddress(_ text: String) -> IPAddress? {
+        var buffer = [UInt8](repeating: 0, count: 16)
+        if inet_pton(AF_INET, text, &buffer) == 1 { return IPAddress(bytes: buffer[0..<4]) }
+        if inet_pton(AF_INET6, text, &buffer) == 1 { return IPAddress(bytes: buffer) }
+        return nil
+    }
+
+    /// A lease parser's answer is an IPv4 gateway or nothing.
+    static func gateway(_ gateway: IPAddress?) {
+        guard let gateway else { return }
+        check(gateway.family == .inet, "lease gateway \(gateway) is not IPv4")
+        check(IPAddress(gateway.description) == gateway, "gateway \(gateway) does not round-trip through its text")
+    }
+
+    /// The gateways of a network_data.json, each of its family.
+    static func networkData(_ bytes: [UInt8]) {
+        for (mac, gateways) in LeaseParser.networkData(Self.text(bytes)) {
+            check(mac.bytes.count == 6, "MAC \(mac) is not 6 bytes")
+            check(gateways.ipv4.map { $0.family == .inet } ?? true, "IPv4 gateway \(gateways.ipv4!) of \(mac)")
+            check(gateways.ipv6.map { $0.family == .inet6 } ?? true, "IPv6 gateway \(gateways.ipv6!) of \(mac)")
+        }
+    }
+
+    /// Parses, and when the text is valid: its serialization parses back to the same value, and
+    /// the tighter limits the control protocol uses give the same value or an error.
+    static func json(_ bytes: [UInt8]) {
+        let strict = try? JSONValue.parse(utf8: bytes, maxDepth: 8, maxLength: 4096)
+        guard let value = try? JSONValue.parse(utf8: bytes) else {
+            check(strict == nil, "accepted with the tighter limits only")
+            return
+        }
+        check(strict == nil || strict == value, "the limits changed the value")
+        let text = value.serialized()
+        let again = try? JSONValue.parse(text)
+        check(again == value, "\(text) does not parse back to the same value")
+        check(again?.serialized() == text, "\(text) serializes differently the second time")
     }
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
-    fuzz(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
+    FuzzTarget.selected?.run(data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? [])
     return 0
+}
+
+/// Writes `message` and a newline to standard error.
+func printError(_ message: String) {
+    var line = message + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
 
 /// The contents of the file at `path`, nil when it cannot be read.
@@ -83,6 +243,14 @@ func inputs(_ path: String) -> [String]? {
     return files.sorted()
 }
 
+guard let target = FuzzTarget.selected else {
+    let name = String(cString: getenv("NICROUTE_FUZZ_TARGET"))
+    printError(
+        "nicroute-fuzz: unknown NICROUTE_FUZZ_TARGET '\(name)' (expected one of: "
+            + FuzzTarget.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+    exit(2)
+}
+
 if cfuzzer_driver_available() != 0 {
     var argc = CommandLine.argc
     var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
@@ -101,9 +269,9 @@ for argument in CommandLine.arguments.dropFirst() where !argument.hasPrefix("-")
             unreadable += 1
             continue
         }
-        fuzz(bytes)
+        target.run(bytes)
         replayed += 1
     }
 }
-print("netlink-fuzz: replayed \(replayed) input(s)" + (unreadable > 0 ? ", \(unreadable) unreadable" : ""))
+print("nicroute-fuzz[\(target.rawValue)]: replayed \(replayed) input(s)" + (unreadable > 0 ? ", \(unreadable) unreadable" : ""))
 exit(unreadable > 0 ? 1 : 0)

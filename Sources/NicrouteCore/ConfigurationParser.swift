@@ -342,12 +342,33 @@ private struct Assignment {
         try ScalarText.words(value).map { word throws(ConfigurationError) in
             let match = InterfaceMatch(String(word))
             // The kernel's dev_valid_name() refuses '/' and ':' in interface names, so such a
-            // word can only have been meant as a MAC address.
-            if case .name = match, word.unicodeScalars.contains(where: { $0 == ":" || $0 == "/" }) {
+            // word can only have been meant as a MAC address; the colons of a character class
+            // (`eth[[:digit:]]`) are the glob's, not the name's.
+            if case .name = match, Self.withoutCharacterClasses(word).contains(where: { $0 == ":" || $0 == "/" }) {
                 throw invalid("'\(word)' is neither a MAC address nor an interface name pattern")
             }
             return match
         }
+    }
+
+    /// The scalars of `word` without its character classes: each `[:` letters `:]` is dropped.
+    static func withoutCharacterClasses(_ word: Substring) -> [Unicode.Scalar] {
+        let scalars = Array(word.unicodeScalars)
+        var out: [Unicode.Scalar] = []
+        var i = 0
+        while i < scalars.count {
+            if scalars[i] == "[", i + 1 < scalars.count, scalars[i + 1] == ":" {
+                var end = i + 2
+                while end < scalars.count, ("a"..."z").contains(scalars[end]) { end += 1 }
+                if end > i + 2, end + 1 < scalars.count, scalars[end] == ":", scalars[end + 1] == "]" {
+                    i = end + 2
+                    continue
+                }
+            }
+            out.append(scalars[i])
+            i += 1
+        }
+        return out
     }
 
     /// One gateway address of `family`, or nil for an empty assignment.

@@ -76,13 +76,16 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         }
     }
 
+    /// Four decimal octets, as `inet_pton(3)` reads them: no leading zeros, which other
+    /// readers (`inet_aton(3)`, iproute2) take for octal, so that `010.0.0.1` is refused rather
+    /// than read as 10.0.0.1 here and 8.0.0.1 there.
     private static func parseV4(_ text: Substring) -> UInt32? {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 4 else { return nil }
         var value: UInt32 = 0
         for part in parts {
             guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }),
-                let octet = UInt32(part), octet <= 255
+                part.count == 1 || part.first != "0", let octet = UInt32(part), octet <= 255
             else { return nil }
             value = value << 8 | octet
         }
@@ -123,7 +126,10 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
                     out.append(UInt16(v4 >> 16))
                     out.append(UInt16(v4 & 0xffff))
                 } else {
-                    guard (1...4).contains(item.count), let g = UInt16(item, radix: 16) else { return nil }
+                    // Hex digits only: `UInt16(_:radix:)` alone would take a sign ("+1::", "-0::1").
+                    guard (1...4).contains(item.count), item.allSatisfy({ $0.isASCII && $0.isHexDigit }),
+                        let g = UInt16(item, radix: 16)
+                    else { return nil }
                     out.append(g)
                 }
             }
@@ -239,8 +245,9 @@ public struct IPPrefix: Hashable, Sendable, Comparable, CustomStringConvertible 
         guard parts.count <= 2, let address = IPAddress(parts[0]) else { return nil }
         var length = address.family.bitWidth
         if parts.count == 2 {
+            // Decimal without leading zeros: iproute2 reads "/010" as octal.
             guard !parts[1].isEmpty, parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), parts[1].count <= 3,
-                let l = UInt8(parts[1])
+                parts[1].count == 1 || parts[1].first != "0", let l = UInt8(parts[1])
             else { return nil }
             length = l
         }
@@ -294,11 +301,11 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     /// Parses `aa:bb:cc:dd:ee:ff` (also with `-`), case-insensitive.
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == ":" || $0 == "-" })
         guard parts.count == 6 else { return nil }
         var out: [UInt8] = []
         for p in parts {
-            guard p.count == 2, let b = UInt8(p, radix: 16) else { return nil }
+            guard p.count == 2, p.allSatisfy({ $0.isASCII && $0.isHexDigit }), let b = UInt8(p, radix: 16) else { return nil }
             out.append(b)
         }
         bytes = out
