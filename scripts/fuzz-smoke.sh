@@ -71,10 +71,12 @@ for target in "${targets[@]}"; do
         "$corpus" >"$log" 2>&1
     status=$?
     set -e
+    # The last status line ("#N DONE cov: C ft: F corp: N/..."); none when a seed crashed it.
+    last="$(grep -E '^#[0-9]+' "$log" | tail -1 || true)"
     execs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
-    cov="$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -n 's/.* cov: \([0-9]*\).*/\1/p')"
-    ft="$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -n 's/.* ft: \([0-9]*\).*/\1/p')"
-    corp="$(grep -E '^#[0-9]+' "$log" | tail -1 | sed -n 's/.* corp: \([0-9]*\).*/\1/p')"
+    cov="$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")"
+    ft="$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")"
+    corp="$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")"
     if [ "$status" -eq 0 ]; then
         printf 'fuzz-smoke: %-15s ok     %10s executions in %ss, coverage %s edges, %s features, corpus %s -> %s\n' \
             "$target" "${execs:-?}" "$seconds" "${cov:-?}" "${ft:-?}" "$seeds" "${corp:-?}"

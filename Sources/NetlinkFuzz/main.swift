@@ -29,9 +29,9 @@ import Netlink
 import NicrouteCore
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Musl)
-    import Musl
+import Musl
 #endif
 
 /// One fuzz target: a parser of untrusted bytes.
@@ -45,7 +45,7 @@ enum FuzzTarget: String, CaseIterable {
     case networkData = "network-data"
     case json
 
-    /// The target NICROUTE_FUZZ_TARGET names; nil when it names none.
+    /// The target NICROUTE_FUZZ_TARGET names (`netlink` when it is unset); nil for an unknown name.
     static let selected: FuzzTarget? = {
         guard let name = getenv("NICROUTE_FUZZ_TARGET").map({ String(cString: $0) }), !name.isEmpty else {
             return .netlink
@@ -119,7 +119,8 @@ enum FuzzTarget: String, CaseIterable {
         guard case .success(let result) = response, let report = try? StatusReport(json: result) else { return }
         _ = report.rendered()
         let reread = try? StatusReport(json: report.json)
-        check(reread == report, "status report \(report.json) came back as \(reread.map { "\($0.json)" } ?? "an error")")
+        check(
+            reread == report, "status report \(report.json) came back as \(reread.map { "\($0.json)" } ?? "an error")")
     }
 
     /// The bytes as a configuration file over the defaults, and as a `--manage` argument; every
@@ -144,14 +145,19 @@ enum FuzzTarget: String, CaseIterable {
     /// these targets read are full of addresses, and the words around them are near misses).
     static func addresses(_ text: String) {
         let words = text.unicodeScalars.split(whereSeparator: { " \t\r\n,;=\"/{}[]()".unicodeScalars.contains($0) })
-        for scalars in words.prefix(512) where scalars.count <= 64 && !scalars.contains("\0") {
+        // Words without '.' or ':' are no address to either parser: skipped, for speed.
+        for scalars in words.prefix(512)
+        where scalars.count <= 64 && !scalars.contains("\0") && scalars.contains(where: { $0 == "." || $0 == ":" }) {
             let word = String(String.UnicodeScalarView(scalars))
             let ours = IPAddress(word)
             let libc = presentationToAddress(word)
-            check(ours == libc, "IPAddress(\(word.debugDescription)) is \(ours.map { "\($0)" } ?? "nil"), inet_pton says \(libc.map { "\($0)" } ?? "nil")")
+            check(ours == libc, "IPAddress(\(word.debugDescription)) is \(show(ours)), inet_pton says \(show(libc))")
             if let ours { check(IPAddress(ours.description) == ours, "\(ours) does not round-trip through its text") }
         }
     }
+
+    /// An address, or "nil", for a message.
+    static func show(_ address: IPAddress?) -> String { address.map { "\($0)" } ?? "nil" }
 
     /// `inet_pton(3)`'s reading of `text`: IPv4 dotted quad, else IPv6; nil when neither.
     static func presentationToAddress(_ text: String) -> IPAddress? {
@@ -273,5 +279,7 @@ for argument in CommandLine.arguments.dropFirst() where !argument.hasPrefix("-")
         replayed += 1
     }
 }
-print("nicroute-fuzz[\(target.rawValue)]: replayed \(replayed) input(s)" + (unreadable > 0 ? ", \(unreadable) unreadable" : ""))
+print(
+    "nicroute-fuzz[\(target.rawValue)]: replayed \(replayed) input(s)"
+        + (unreadable > 0 ? ", \(unreadable) unreadable" : ""))
 exit(unreadable > 0 ? 1 : 0)

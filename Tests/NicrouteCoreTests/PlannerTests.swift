@@ -503,3 +503,21 @@ private func rules(_ plan: Plan) -> [Rule] {
         for t in [100.0, 100.1, 100.2] { #expect(g.admit("r", now: t) == .proceed) }
     }
 }
+
+@Suite struct AddressParsingTests {
+    @Test(arguments: ["010.0.0.1", "1.0.00.1", "+1::", "-0::1", "1:2:3:4:5:6:+7:8", "1.2.3", "1.2.3.256", ":::", "1::2::3"])
+    func rejected(_ text: String) { #expect(IPAddress(text) == nil) }
+
+    @Test(arguments: [("10.0.0.1", "10.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("2001:DB8::1", "2001:db8::1"), ("::ffff:1.2.3.4", "::ffff:102:304")])
+    func canonical(_ text: String, _ expected: String) { #expect(IPAddress(text)?.description == expected) }
+
+    @Test func prefixesAndMACs() {
+        #expect(IPPrefix("10.0.0.0/010") == nil)
+        #expect(IPPrefix("10.0.0.0/00") == nil)
+        #expect(IPPrefix("10.0.0.0/33") == nil)
+        #expect(IPPrefix("10.0.0.5/24")?.network.description == "10.0.0.0/24")
+        #expect(MACAddress("fa::16:3e:00:00:0a") == nil)
+        #expect(MACAddress("fa:16:3e:00:00:0a:") == nil)
+        #expect(MACAddress("FA-16-3E-00-00-0A")?.description == "fa:16:3e:00:00:0a")
+    }
+}
