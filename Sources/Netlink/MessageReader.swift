@@ -22,7 +22,8 @@ public struct ByteReader: Sendable {
     public func read<T: FixedWidthInteger>(_: T.Type, at offset: Int) throws -> T {
         let size = MemoryLayout<T>.size
         guard offset >= 0, offset + size <= range.count else {
-            throw NetlinkDecodingError("\(size)-byte field past the end (\(range.count) bytes)", at: range.lowerBound + offset)
+            throw NetlinkDecodingError(
+                "\(size)-byte field past the end (\(range.count) bytes)", at: range.lowerBound + offset)
         }
         return bytes.withUnsafeBytes { raw in
             raw.loadUnaligned(fromByteOffset: range.lowerBound + offset, as: T.self)
@@ -32,7 +33,8 @@ public struct ByteReader: Sendable {
     /// A sub-window of `length` bytes at `offset`.
     public func window(at offset: Int, length: Int) throws -> ByteReader {
         guard offset >= 0, length >= 0, offset + length <= range.count else {
-            throw NetlinkDecodingError("\(length) bytes at \(offset) past the end (\(range.count) bytes)", at: range.lowerBound + offset)
+            throw NetlinkDecodingError(
+                "\(length) bytes at \(offset) past the end (\(range.count) bytes)", at: range.lowerBound + offset)
         }
         return ByteReader(bytes, range: (range.lowerBound + offset)..<(range.lowerBound + offset + length))
     }
@@ -78,9 +80,12 @@ public struct Attributes: Sendable {
         while offset + 4 <= reader.count {
             let length = Int(try reader.read(UInt16.self, at: offset))
             let type = try reader.read(UInt16.self, at: offset + 2) & Self.typeMask
-            guard length >= 4 else { throw NetlinkDecodingError("attribute length \(length) < 4", at: reader.range.lowerBound + offset) }
+            guard length >= 4 else {
+                throw NetlinkDecodingError("attribute length \(length) < 4", at: reader.range.lowerBound + offset)
+            }
             guard offset + length <= reader.count else {
-                throw NetlinkDecodingError("attribute of \(length) bytes overruns its container", at: reader.range.lowerBound + offset)
+                throw NetlinkDecodingError(
+                    "attribute of \(length) bytes overruns its container", at: reader.range.lowerBound + offset)
             }
             table[type] = try reader.window(at: offset + 4, length: length - 4)
             offset += (length + 3) & ~3

@@ -1,10 +1,11 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 import CNetlink
 import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// An `AF_NETLINK`/`NETLINK_ROUTE` socket: open, bind, send and receive datagrams.
 ///
@@ -64,7 +65,8 @@ public final class NetlinkSocket: @unchecked Sendable {
             for group in groups {
                 var g = group
                 try syscall("setsockopt(NETLINK_ADD_MEMBERSHIP \(group))") {
-                    setsockopt(fd, CNL_SOL_NETLINK, CNL_NETLINK_ADD_MEMBERSHIP, &g, socklen_t(MemoryLayout<UInt32>.size))
+                    setsockopt(
+                        fd, CNL_SOL_NETLINK, CNL_NETLINK_ADD_MEMBERSHIP, &g, socklen_t(MemoryLayout<UInt32>.size))
                 }
             }
             portID = bound.nl_pid
@@ -81,7 +83,9 @@ public final class NetlinkSocket: @unchecked Sendable {
     /// Runs `body` with the calling thread inside the network namespace at `path`, then returns
     /// the thread to the namespace it was in.
     static func inNamespace<T>(_ path: String, _ body: () throws -> T) throws -> T {
-        let original = try syscall("open(/proc/thread-self/ns/net)") { open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC) }
+        let original = try syscall("open(/proc/thread-self/ns/net)") {
+            open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        }
         defer { close(original) }
         let target = try syscall("open(\(path))") { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(target) }

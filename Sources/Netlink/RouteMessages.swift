@@ -214,14 +214,22 @@ public enum RouteCodec {
             flags: AddressFlags(rawValue: flags), label: attrs[IFA_LABEL]?.string())
     }
 
-    private static func prefix(_ reader: ByteReader?, length: UInt8, family: AddressFamily, at offset: Int) throws -> IPPrefix? {
-        guard length <= family.bitWidth else { throw NetlinkDecodingError("prefix length \(length) for \(family)", at: offset) }
+    private static func prefix(
+        _ reader: ByteReader?, length: UInt8, family: AddressFamily, at offset: Int
+    ) throws -> IPPrefix? {
+        guard length <= family.bitWidth else {
+            throw NetlinkDecodingError("prefix length \(length) for \(family)", at: offset)
+        }
         guard let reader else {
-            guard length == 0 else { throw NetlinkDecodingError("prefix length \(length) without its address", at: offset) }
+            guard length == 0 else {
+                throw NetlinkDecodingError("prefix length \(length) without its address", at: offset)
+            }
             return nil
         }
         let a = try reader.address()
-        guard a.family == family else { throw NetlinkDecodingError("\(a.family) address in a \(family) message", at: offset) }
+        guard a.family == family else {
+            throw NetlinkDecodingError("\(a.family) address in a \(family) message", at: offset)
+        }
         return IPPrefix(a, length: length)
     }
 
@@ -233,12 +241,15 @@ public enum RouteCodec {
         let srcLen = try p.read(UInt8.self, at: 2)
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         let dst = try prefix(attrs[RTA_DST.rawValue], length: dstLen, family: fam, at: p.range.lowerBound)
-        guard dst != nil || dstLen == 0 else { throw NetlinkDecodingError("rtm_dst_len \(dstLen) without RTA_DST", at: p.range.lowerBound) }
+        guard dst != nil || dstLen == 0 else {
+            throw NetlinkDecodingError("rtm_dst_len \(dstLen) without RTA_DST", at: p.range.lowerBound)
+        }
         var route = Route(
             family: fam, table: UInt32(try p.read(UInt8.self, at: 4)), destination: dst ?? .any(fam),
             source: try prefix(attrs[RTA_SRC.rawValue], length: srcLen, family: fam, at: p.range.lowerBound),
             tos: try p.read(UInt8.self, at: 3), proto: RouteProtocol(rawValue: try p.read(UInt8.self, at: 5)),
-            scope: Scope(rawValue: try p.read(UInt8.self, at: 6)), type: RouteType(rawValue: try p.read(UInt8.self, at: 7)),
+            scope: Scope(rawValue: try p.read(UInt8.self, at: 6)),
+            type: RouteType(rawValue: try p.read(UInt8.self, at: 7)),
             flags: try p.read(UInt32.self, at: 8))
         if let table = attrs[RTA_TABLE.rawValue] { route.table = try table.u32() }
         if let gw = attrs[RTA_GATEWAY.rawValue] { route.gateway = try gw.address() }
@@ -255,9 +266,12 @@ public enum RouteCodec {
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         var rule = Rule(
             family: fam, table: UInt32(try p.read(UInt8.self, at: 4)),
-            source: try prefix(attrs[FRA_SRC], length: try p.read(UInt8.self, at: 2), family: fam, at: p.range.lowerBound),
-            destination: try prefix(attrs[FRA_DST], length: try p.read(UInt8.self, at: 1), family: fam, at: p.range.lowerBound),
-            proto: .unspecified, action: RuleAction(rawValue: try p.read(UInt8.self, at: 7)), tos: try p.read(UInt8.self, at: 3),
+            source: try prefix(
+                attrs[FRA_SRC], length: try p.read(UInt8.self, at: 2), family: fam, at: p.range.lowerBound),
+            destination: try prefix(
+                attrs[FRA_DST], length: try p.read(UInt8.self, at: 1), family: fam, at: p.range.lowerBound),
+            proto: .unspecified, action: RuleAction(rawValue: try p.read(UInt8.self, at: 7)),
+            tos: try p.read(UInt8.self, at: 3),
             invert: try p.read(UInt32.self, at: 8) & ruleInvertFlag != 0)
         if let table = attrs[FRA_TABLE] { rule.table = try table.u32() }
         if let prio = attrs[FRA_PRIORITY] { rule.priority = try prio.u32() }

@@ -73,11 +73,14 @@ public final class RouteNetlink: Sendable {
                         switch message.header.type {
                         case MessageType.done:
                             let code = message.payload.count >= 4 ? try message.payload.read(Int32.self, at: 0) : 0
-                            if code < 0 { throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: 0 &- code)) }
+                            if code < 0 {
+                                throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: 0 &- code))
+                            }
                             return (objects, interrupted)
                         case MessageType.error:
                             let (errno, text) = try RouteCodec.decodeError(message)
-                            throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: errno), kernelMessage: text)
+                            throw NetlinkError(
+                                operation: "dump \(what)", errno: Errno(rawValue: errno), kernelMessage: text)
                         case MessageType.noop, MessageType.overrun:
                             continue
                         default:
@@ -88,7 +91,8 @@ public final class RouteNetlink: Sendable {
             }
             if !interrupted { return objects }
         }
-        throw NetlinkError(operation: "dump \(what): interrupted \(Self.dumpRetries) times", errno: .resourceTemporarilyUnavailable)
+        throw NetlinkError(
+            operation: "dump \(what): interrupted \(Self.dumpRetries) times", errno: .resourceTemporarilyUnavailable)
     }
 
     // MARK: Changes
@@ -115,7 +119,10 @@ public final class RouteNetlink: Sendable {
     /// Equivalent to `ip route del ...`.
     @discardableResult
     public func delete(_ route: Route) throws -> Bool {
-        try change("delete route", object: IPCommand.route("del", route), flags: 0, tolerate: [.noSuchProcess, .noSuchFileOrDirectory]) {
+        try change(
+            "delete route", object: IPCommand.route("del", route), flags: 0,
+            tolerate: [.noSuchProcess, .noSuchFileOrDirectory]
+        ) {
             try RouteCodec.routeRequest(MessageType.deleteRoute, flags: $1, route: route, sequence: $0)
         }
     }
@@ -132,7 +139,10 @@ public final class RouteNetlink: Sendable {
     /// Deletes `rule`; returns false when it was already gone. Equivalent to `ip rule del ...`.
     @discardableResult
     public func delete(_ rule: Rule) throws -> Bool {
-        try change("delete rule", object: IPCommand.rule("del", rule), flags: 0, tolerate: [.noSuchFileOrDirectory, .noSuchProcess]) {
+        try change(
+            "delete rule", object: IPCommand.rule("del", rule), flags: 0,
+            tolerate: [.noSuchFileOrDirectory, .noSuchProcess]
+        ) {
             try RouteCodec.ruleRequest(MessageType.deleteRule, flags: $1, rule: rule, sequence: $0)
         }
     }

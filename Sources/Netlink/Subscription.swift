@@ -1,12 +1,13 @@
-#if canImport(Glibc)
-    import Glibc
-#elseif canImport(Musl)
-    import Musl
-#endif
 import CNetlink
 import NicrouteCore
 import Synchronization
 import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 /// rtnetlink multicast groups.
 ///
@@ -22,7 +23,9 @@ public enum MulticastGroup: UInt32, Sendable, CaseIterable {
     case ipv6Rule = 19  // RTNLGRP_IPV6_RULE
 
     /// What nicrouted listens to: links, addresses, routes and rules of both families.
-    public static let routing: [MulticastGroup] = [.link, .ipv4Address, .ipv6Address, .ipv4Route, .ipv6Route, .ipv4Rule, .ipv6Rule]
+    public static let routing: [MulticastGroup] = [
+        .link, .ipv4Address, .ipv6Address, .ipv4Route, .ipv6Route, .ipv4Rule, .ipv6Rule,
+    ]
 }
 
 /// A change the kernel announced.
@@ -54,13 +57,17 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
 
     /// Subscribes to `groups`, in `networkNamespace` if given.
     /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
-    public init(groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil, receiveBufferSize: Int = 4 << 20) throws {
+    public init(
+        groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil,
+        receiveBufferSize: Int = 4 << 20
+    ) throws {
         let socket = try NetlinkSocket(
             groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
         let wake = try syscall("eventfd") { cnl_eventfd_cloexec() }
         wakeFD = wake
         running = Mutex(true)
-        let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.bufferLimit))
+        let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(
+            bufferingPolicy: .bufferingNewest(Self.bufferLimit))
         self.stream = stream
         let reader = Reader(socket: socket, wakeFD: wake, continuation: continuation)
         do {
@@ -149,7 +156,8 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
                     case MessageType.newLink, MessageType.newAddress, MessageType.newRoute, MessageType.newRule,
                         MessageType.newNeighbor:
                         isNew = true
-                    case MessageType.deleteLink, MessageType.deleteAddress, MessageType.deleteRoute, MessageType.deleteRule,
+                    case MessageType.deleteLink, MessageType.deleteAddress, MessageType.deleteRoute,
+                        MessageType.deleteRule,
                         MessageType.deleteNeighbor:
                         isNew = false
                     default:

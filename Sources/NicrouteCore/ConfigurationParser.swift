@@ -174,7 +174,8 @@ private struct FileParser {
                 gateway = PendingGateway(headerLine: number)
             case _ where name.hasPrefix("X-"): section = .extensionSection
             default:
-                throw error(number, "unknown section [\(name)] (expected [Routing], [Interfaces], [Gateway] or [Control])")
+                throw error(
+                    number, "unknown section [\(name)] (expected [Routing], [Interfaces], [Gateway] or [Control])")
             }
             return
         }
@@ -269,7 +270,8 @@ private struct FileParser {
                 return
             }
             let valid = a.value.unicodeScalars.allSatisfy {
-                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || "_-.".unicodeScalars.contains($0)
+                ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0)
+                    || "_-.".unicodeScalars.contains($0)
             }
             guard valid, a.value.count <= 32 else { throw a.invalid("not a valid group name") }
             configuration.controlGroup = String(a.value)

@@ -62,7 +62,9 @@ public struct ControlRequest: Hashable, Sendable {
 
     /// The request as sent: one JSON line.
     public func encoded() -> [UInt8] {
-        let json: JSONValue = ["version": .number(Double(ControlProtocol.version)), "command": .string(command.rawValue)]
+        let json: JSONValue = [
+            "version": .number(Double(ControlProtocol.version)), "command": .string(command.rawValue),
+        ]
         return Array((json.serialized() + "\n").utf8)
     }
 
@@ -86,7 +88,9 @@ public struct ControlRequest: Hashable, Sendable {
             throw ControlError(.malformedRequest, "request has no integer \"version\"")
         }
         guard version == ControlProtocol.version else {
-            throw ControlError(.unsupportedVersion, "protocol version \(version) is not supported (this daemon speaks \(ControlProtocol.version))")
+            throw ControlError(
+                .unsupportedVersion,
+                "protocol version \(version) is not supported (this daemon speaks \(ControlProtocol.version))")
         }
         guard let name = fields["command"]?.stringValue else {
             throw ControlError(.malformedRequest, "request has no string \"command\"")
@@ -94,7 +98,8 @@ public struct ControlRequest: Hashable, Sendable {
         guard let command = ControlCommand(rawValue: name) else {
             throw ControlError(
                 .unknownCommand,
-                "unknown command '\(name)' (expected \(ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")))")
+                "unknown command '\(name)' (expected \(ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")))"
+            )
         }
         return ControlRequest(command)
     }
@@ -127,7 +132,8 @@ public enum ControlResponse: Hashable, Sendable {
             throw ControlError(.malformedRequest, "the daemon's answer is not valid JSON: \(error)")
         }
         guard json["version"]?.intValue == ControlProtocol.version, let ok = json["ok"]?.boolValue else {
-            throw ControlError(.malformedRequest, "the daemon's answer is not a version \(ControlProtocol.version) response")
+            throw ControlError(
+                .malformedRequest, "the daemon's answer is not a version \(ControlProtocol.version) response")
         }
         if ok { return .success(json["result"] ?? .null) }
         let code = json["error"]?["code"]?.stringValue.flatMap(ControlError.Code.init(rawValue:)) ?? .failed

@@ -30,7 +30,9 @@ public enum IPCommand {
         if let i = r.inputInterface { parts += ["iif", i] }
         if let o = r.outputInterface { parts += ["oif", o] }
         if let m = r.firewallMark {
-            parts += ["fwmark", "0x" + String(m, radix: 16) + (r.firewallMask.map { "/0x" + String($0, radix: 16) } ?? "")]
+            parts += [
+                "fwmark", "0x" + String(m, radix: 16) + (r.firewallMask.map { "/0x" + String($0, radix: 16) } ?? ""),
+            ]
         }
         if r.action == .toTable {
             parts += ["lookup", tableName(r.table)]

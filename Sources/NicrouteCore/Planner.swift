@@ -144,7 +144,9 @@ public struct Planner: Sendable {
     /// Objects nicroute owns: its protocol, outside the main/local/default tables, not a kernel
     /// default rule.
     public static func isOwned(_ r: Route) -> Bool {
-        r.proto == .nicroute && ![RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified].contains(r.table)
+        r.proto == .nicroute
+            && ![RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified].contains(
+                r.table)
     }
     public static func isOwned(_ r: Rule) -> Bool { r.proto == .nicroute && !r.isKernelDefault }
 
@@ -163,18 +165,23 @@ public struct Planner: Sendable {
         for a in snapshot.addresses where isUsable(a) { addressesByLink[a.linkIndex, default: []].append(a) }
         // Primary addresses first, so the subnet route's `src` is the primary.
         for (k, v) in addressesByLink {
-            addressesByLink[k] = v.sorted { ($0.flags.contains(.secondary) ? 1 : 0) < ($1.flags.contains(.secondary) ? 1 : 0) }
+            addressesByLink[k] = v.sorted {
+                ($0.flags.contains(.secondary) ? 1 : 0) < ($1.flags.contains(.secondary) ? 1 : 0)
+            }
         }
 
         var slotTable = slots
-        slotTable.assign(managedLinks.filter { addressesByLink[$0.index] != nil }.map(SlotTable.key), capacity: configuration.slotCount)
+        slotTable.assign(
+            managedLinks.filter { addressesByLink[$0.index] != nil }.map(SlotTable.key),
+            capacity: configuration.slotCount)
 
         var nics: [ManagedNIC] = []
         var desiredRoutes: [Route] = []
         var desiredRules: [Rule] = []
         var probes: [NeighborProbe] = []
         for link in managedLinks {
-            guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: SlotTable.key(link)) else {
+            guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: SlotTable.key(link))
+            else {
                 continue
             }
             let table = configuration.tables.lowerBound + UInt32(slot)
@@ -196,7 +203,9 @@ public struct Planner: Sendable {
                     otherAddresses: addressesByLink.filter { managedIndexes.contains($0.key) && $0.key != link.index })
                 for a in own {
                     desiredRules.append(
-                        Rule(family: family, priority: priority, table: table, source: .host(a.address), proto: .nicroute))
+                        Rule(
+                            family: family, priority: priority, table: table, source: .host(a.address), proto: .nicroute
+                        ))
                 }
             }
             nics.append(nic)
@@ -245,7 +254,8 @@ public struct Planner: Sendable {
         }
         let candidate = subnet.address.adding(1)
         guard valid(candidate) != nil else { return (nil, "no \(familyName) gateway found: subnet routes only", nil) }
-        if neighbors.contains(where: { $0.linkIndex == link.index && $0.address == candidate && $0.state.hasAnswered }) {
+        if neighbors.contains(where: { $0.linkIndex == link.index && $0.address == candidate && $0.state.hasAnswered })
+        {
             return (GatewayHint(gateway: candidate, source: .firstHost), nil, nil)
         }
         return (
@@ -277,7 +287,8 @@ public struct Planner: Sendable {
         }
         let candidates = mainRoutes.filter {
             $0.family == family && !$0.destination.isDefault && $0.type == .unicast && $0.outputInterface != nil
-                && $0.source == nil && !$0.destination.address.isIPv6LinkLocal && !$0.destination.address.isIPv6Multicast
+                && $0.source == nil && !$0.destination.address.isIPv6LinkLocal
+                && !$0.destination.address.isIPv6Multicast
         }
         // 1. Own connected subnets, then the main table's other routes on this NIC.
         for a in own where !a.prefix.isHost && !a.flags.contains(.noPrefixRoute) {
@@ -298,9 +309,12 @@ public struct Planner: Sendable {
         // 3. Routes through another managed NIC are reached via this NIC's gateway instead.
         if let gateway {
             let onlink = !own.contains { $0.subnet.contains(gateway) }
-            var others = candidates.filter { $0.outputInterface.map { managed.contains($0) && $0 != link.index } ?? false }
-                .map(\.destination)
-            others += otherAddresses.values.flatMap { $0 }.filter { $0.family == family && !$0.prefix.isHost }.map(\.subnet)
+            var others = candidates.filter {
+                $0.outputInterface.map { managed.contains($0) && $0 != link.index } ?? false
+            }
+            .map(\.destination)
+            others += otherAddresses.values.flatMap { $0 }.filter { $0.family == family && !$0.prefix.isHost }.map(
+                \.subnet)
             for dst in others {
                 put(
                     Route(
@@ -331,15 +345,18 @@ public struct Planner: Sendable {
                 adds.append(.replaceRoute(want))
             } else if let foreign = existing.first {
                 conflicts.append(
-                    "\(IPCommand.route("add", want)) is blocked by a route with protocol \(foreign.proto) in table \(foreign.table)")
+                    "\(IPCommand.route("add", want)) is blocked by a route with protocol \(foreign.proto) in table \(foreign.table)"
+                )
             } else {
                 adds.append(.addRoute(want))
             }
         }
         // Connected routes before gateway routes: the kernel checks a gateway against the table.
-        let routeAdds = adds.filter { if case .addRoute(let r) = $0 { r.gateway == nil } else { false } }
+        let routeAdds =
+            adds.filter { if case .addRoute(let r) = $0 { r.gateway == nil } else { false } }
             + adds.filter { if case .addRoute(let r) = $0 { r.gateway != nil } else { true } }
-        let routeDeletes = current.routes.filter { isOwned($0) && !desiredKeys.contains($0.key) }.map(Change.deleteRoute)
+        let routeDeletes = current.routes.filter { isOwned($0) && !desiredKeys.contains($0.key) }.map(
+            Change.deleteRoute)
 
         let desiredRuleSet = Set(desiredRules)
         let ownedRules = current.rules.filter(isOwned)
@@ -355,7 +372,8 @@ public struct Planner: Sendable {
         // A duplicate of a desired rule (same fields twice) is removed too, keeping one.
         var counts: [Rule: Int] = [:]
         for r in ownedRules { counts[r, default: 0] += 1 }
-        for (r, n) in counts.sorted(by: { IPCommand.rule("", $0.key) < IPCommand.rule("", $1.key) }) where n > 1 && desiredRuleSet.contains(r) {
+        for (r, n) in counts.sorted(by: { IPCommand.rule("", $0.key) < IPCommand.rule("", $1.key) })
+        where n > 1 && desiredRuleSet.contains(r) {
             ruleDeletes += Array(repeating: .deleteRule(r), count: n - 1)
         }
         return (routeAdds + ruleAdds + ruleDeletes + routeDeletes, conflicts)

@@ -135,10 +135,13 @@ public struct StatusReport: Hashable, Sendable {
             }
             nics.append(
                 NIC(
-                    name: name, index: Int32(truncatingIfNeeded: index), mac: n["mac"]?.stringValue.flatMap { MACAddress($0) },
+                    name: name, index: Int32(truncatingIfNeeded: index),
+                    mac: n["mac"]?.stringValue.flatMap { MACAddress($0) },
                     state: n["state"]?.stringValue ?? "unknown", table: UInt32(truncatingIfNeeded: table),
                     priority: UInt32(truncatingIfNeeded: priority),
-                    addresses: (n["addresses"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap { IPPrefix($0) } },
+                    addresses: (n["addresses"]?.arrayValue ?? []).compactMap {
+                        $0.stringValue.flatMap { IPPrefix($0) }
+                    },
                     gateways: gateways, rulesInstalled: n["rulesInstalled"]?.intValue ?? 0,
                     rulesWanted: n["rulesWanted"]?.intValue ?? 0, routesInstalled: n["routesInstalled"]?.intValue ?? 0,
                     notes: n["notes"]?.arrayValue?.compactMap(\.stringValue) ?? [],
@@ -177,7 +180,9 @@ public struct StatusReport: Hashable, Sendable {
             out.append("")
             out.append("\(pendingChanges) change(s) pending: see 'nicroutectl plan'.")
         }
-        if deferred > 0 { out.append("\(deferred) re-install(s) deferred: another tool keeps deleting nicroute's objects.") }
+        if deferred > 0 {
+            out.append("\(deferred) re-install(s) deferred: another tool keeps deleting nicroute's objects.")
+        }
         for c in conflicts { out.append("Left alone: \(c)") }
         if !findings.isEmpty {
             out.append("")
@@ -211,7 +216,9 @@ public enum Preflight {
                     "\(n.link.name): strict reverse-path filtering (rp_filter=1) drops traffic arriving here unless "
                         + "nicroute's rule for its address is in place; loose mode (rp_filter=2) is more forgiving"))
         }
-        let v4 = plan.nics.map { n in (n, Set(n.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet))) }
+        let v4 = plan.nics.map { n in
+            (n, Set(n.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet)))
+        }
         for i in v4.indices {
             for j in v4.indices where j > i {
                 for subnet in v4[i].1.intersection(v4[j].1).sorted() {

@@ -28,7 +28,8 @@ public struct ControlPolicy: Sendable {
         guard command.isPrivileged, peer.uid != 0 else { return nil }
         if let group, peer.gid == group.gid || peer.groups.contains(group.gid) { return nil }
         let who = group.map { "root or members of group '\($0.name)'" } ?? "root"
-        return ControlError(.permissionDenied, "'\(command.rawValue)' is allowed to \(who) only (you are uid \(peer.uid))")
+        return ControlError(
+            .permissionDenied, "'\(command.rawValue)' is allowed to \(who) only (you are uid \(peer.uid))")
     }
 }
 

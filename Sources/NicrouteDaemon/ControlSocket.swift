@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import CPosix
 import Dispatch
 import Netlink
 import NicrouteCore
 import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Errors of the control socket's own system calls.
 public struct ControlSocketError: Error, CustomStringConvertible {
@@ -36,7 +37,8 @@ public final class ControlServer: Sendable {
     /// Binds `path` (replacing a stale socket there), makes it connectable by everyone (the
     /// daemon checks each caller's credentials itself) and starts accepting.
     /// - Throws: `ControlSocketError` naming the failing call.
-    public init(path: String, service: ControlService, maximumClients: Int = 32, timeout: Duration = .seconds(2)) throws {
+    public init(path: String, service: ControlService, maximumClients: Int = 32, timeout: Duration = .seconds(2)) throws
+    {
         self.path = path
         self.service = service
         self.maximumClients = maximumClients
@@ -56,15 +58,19 @@ public final class ControlServer: Sendable {
         var st = stat()
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK {
             let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-            let live = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            } == 0
+            let live =
+                withUnsafePointer(to: &addr) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        connect(probe, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                    }
+                } == 0
             let owner = live ? Self.credentials(probe)?.pid : nil
             close(probe)
             if live {
                 // A daemon in the same network namespace manages the same objects: a conflict.
                 // One in another namespace (tests, containers sharing /run) is left alone.
-                let sameNamespace = owner.map { Self.networkNamespace("self") == Self.networkNamespace("\($0)") } ?? true
+                let sameNamespace =
+                    owner.map { Self.networkNamespace("self") == Self.networkNamespace("\($0)") } ?? true
                 throw ControlSocketError(
                     operation: "another nicrouted (pid \(owner.map(String.init) ?? "?")) listens on \(path)"
                         + (sameNamespace ? "" : " from another network namespace"),
@@ -75,7 +81,9 @@ public final class ControlServer: Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ControlSocketError(operation: "socket(AF_UNIX)", errno: errno) }
         let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard bound == 0, chmod(path, 0o666) == 0, listen(fd, 64) == 0 else {
             let e = errno
@@ -118,7 +126,10 @@ public final class ControlServer: Sendable {
             close(wakeRead)
             close(wakeWrite)
         }
-        var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+        var fds = [
+            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
+            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
+        ]
         while !stopped.load(ordering: .acquiring) {
             fds[0].revents = 0
             fds[1].revents = 0
@@ -160,12 +171,17 @@ public final class ControlServer: Sendable {
 
     /// Reads one request line within the deadline, answers it, and returns.
     private func serve(_ fd: Int32) {
-        let deadline = monotonicSeconds() + Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let deadline =
+            monotonicSeconds() + Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
         var line: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1024)
         while !line.contains(UInt8(ascii: "\n")) {
             guard line.count <= ControlProtocol.maximumRequestSize else {
-                send(fd, .failure(ControlError(.requestTooLarge, "request longer than \(ControlProtocol.maximumRequestSize) bytes")))
+                send(
+                    fd,
+                    .failure(
+                        ControlError(
+                            .requestTooLarge, "request longer than \(ControlProtocol.maximumRequestSize) bytes")))
                 return
             }
             guard monotonicSeconds() < deadline else {
@@ -233,7 +249,9 @@ public final class ControlServer: Sendable {
         var groups = [gid_t](repeating: 0, count: 256)
         var groupsLength = socklen_t(groups.count * MemoryLayout<gid_t>.size)
         let soPeerGroups: Int32 = 59  // SO_PEERGROUPS (Linux 4.13)
-        let n = getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &groupsLength) == 0 ? Int(groupsLength) / MemoryLayout<gid_t>.size : 0
+        let n =
+            getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &groupsLength) == 0
+            ? Int(groupsLength) / MemoryLayout<gid_t>.size : 0
         return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(n)))
     }
 }
@@ -253,11 +271,15 @@ public enum ControlClient {
     }
 
     /// Sends `request` to the daemon at `path` and returns its response.
-    public static func send(_ request: ControlRequest, to path: String, timeout: Duration = .seconds(60)) throws(Failure) -> ControlResponse {
+    public static func send(
+        _ request: ControlRequest, to path: String, timeout: Duration = .seconds(60)
+    ) throws(Failure) -> ControlResponse {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw .io("socket path too long: \(path)") }
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw .io("socket path too long: \(path)")
+        }
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
@@ -269,11 +291,15 @@ public enum ControlClient {
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
         }
         guard connected == 0 else {
             let e = errno
-            if e == ENOENT || e == ECONNREFUSED { throw .notRunning("nicrouted is not running (no one listens on \(path))") }
+            if e == ENOENT || e == ECONNREFUSED {
+                throw .notRunning("nicrouted is not running (no one listens on \(path))")
+            }
             throw .io("connect \(path): \(String(cString: strerror(e)))")
         }
         let out = request.encoded()

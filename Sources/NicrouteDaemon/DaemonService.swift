@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import Logging
 import Netlink
 import NicrouteCore
 import ServiceLifecycle
 import UnixSignals
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Settings of the daemon that come from its command line.
 public struct DaemonOptions: Sendable {
@@ -54,6 +55,11 @@ public final class NicrouteDaemon: Service {
         var timer: Task<Void, Never>?
         /// The last STATUS= sent, so an unchanged line is not sent again.
         var sentStatus = ""
+        /// Preflight findings already logged, so each is logged once while it holds.
+        var loggedFindings: Set<String> = []
+        /// The NICs and addresses the findings were last computed for (not on every pass: the
+        /// check reads /proc).
+        var findingsKey = ""
         init(configuration: Configuration) { self.configuration = configuration }
     }
 
@@ -86,19 +92,38 @@ public final class NicrouteDaemon: Service {
                     TriggerBox.Interest(
                         tables: state.configuration.tables, probes: Set(report.plan.neighborProbes.map(\.address)),
                         linkNames: Dictionary(
-                            report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map { ($0.index, $0.name) },
+                            report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map {
+                                ($0.index, $0.name)
+                            },
                             uniquingKeysWith: { a, _ in a }),
                         managed: Set(report.plan.nics.map(\.link.index))))
                 state.timer?.cancel()
                 if let at = report.retryAt { schedule(after: at - now) }
+                logFindings(report.plan)
                 logger.debug(
                     "reconciled",
-                    metadata: ["why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)"])
+                    metadata: [
+                        "why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)",
+                    ])
             } catch {
                 state.lastReport = nil
                 logger.error("cannot read the kernel's state: \(error)")
                 schedule(after: 1)
             }
+        }
+
+        /// Logs each preflight finding once, as a warning, when it first appears.
+        func logFindings(_ plan: Plan) {
+            let key = plan.nics.map { "\($0.link.name) \($0.addresses.map(\.prefix))" }.joined(separator: ";")
+            guard key != state.findingsKey else { return }
+            state.findingsKey = key
+            let findings = Preflight.findings(
+                plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name)))
+            let messages = Set(findings.map(\.message))
+            for message in messages.subtracting(state.loggedFindings).sorted() {
+                logger.warning("preflight: \(message)")
+            }
+            state.loggedFindings = messages
         }
 
         /// Sends READY=1 with the current STATUS= (after startup and after a reload).
@@ -120,7 +145,8 @@ public final class NicrouteDaemon: Service {
             guard let report = state.lastReport else { return "error reading kernel state, retrying" }
             let nics = report.plan.nics.count
             let rules = report.plan.nics.reduce(0) { $0 + $1.addresses.count }
-            var s = "\(nics) NIC\(nics == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s"), last change \(state.lastChange)"
+            var s =
+                "\(nics) NIC\(nics == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s"), last change \(state.lastChange)"
             if !report.deferred.isEmpty { s += ", \(report.deferred.count) deferred (another tool deletes them)" }
             if !report.failed.isEmpty { s += ", \(report.failed.count) failed" }
             return s
@@ -159,7 +185,8 @@ public final class NicrouteDaemon: Service {
                     notifier.reloading()
                     defer { announceReady() }
                     if let error = reload() {
-                        return .failure(ControlError(.invalidConfiguration, "\(error); keeping the last good configuration"))
+                        return .failure(
+                            ControlError(.invalidConfiguration, "\(error); keeping the last good configuration"))
                     }
                     state.paused = false
                     pass("reconfigure")
@@ -190,7 +217,8 @@ public final class NicrouteDaemon: Service {
         }
         let server: ControlServer?
         do {
-            server = try ControlServer(path: controlPath, service: ControlService(policy: policy, backend: LoopBackend(box: box)))
+            server = try ControlServer(
+                path: controlPath, service: ControlService(policy: policy, backend: LoopBackend(box: box)))
         } catch let error as ControlSocketError where error.errno == EADDRINUSE {
             // Two daemons would fight over the same objects: the second one refuses to run.
             logger.critical("\(error.operation)")
@@ -235,10 +263,13 @@ public final class NicrouteDaemon: Service {
                         if pending.watchdog { notifier.watchdog() }
                         if pending.resync { logger.warning("netlink messages were lost (ENOBUFS): full resync") }
                         if let change = pending.lastChange { state.lastChange = "\(wallClockTime()) \(change)" }
-                        for (name, change) in pending.linkChanges { state.linkChanges[name] = "\(wallClockTime()) \(change)" }
+                        for (name, change) in pending.linkChanges {
+                            state.linkChanges[name] = "\(wallClockTime()) \(change)"
+                        }
                         if pending.reload {
                             notifier.reloading()
                             if reload() == nil { state.paused = false }
+                            state.findingsKey = ""
                         }
                         pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
                         if pending.reload { announceReady() } else { updateStatus() }

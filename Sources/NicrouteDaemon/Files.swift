@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// Small file helpers over POSIX calls (the daemon avoids Foundation to stay small).

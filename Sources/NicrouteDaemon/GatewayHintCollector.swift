@@ -22,7 +22,9 @@ public struct GatewayHintCollector: Sendable {
             func add(_ g: IPAddress?, _ source: GatewaySource) {
                 if let g { hints.append(GatewayHint(gateway: g, source: source)) }
             }
-            add(Files.readText(root + "/run/systemd/netif/leases/\(link.index)").flatMap(LeaseParser.networkd), .networkd)
+            add(
+                Files.readText(root + "/run/systemd/netif/leases/\(link.index)").flatMap(LeaseParser.networkd),
+                .networkd)
             add(dhclient(link.name), .dhclient)
             add(networkManager(link.name), .networkManager)
             add(dhcpcd(link.name), .dhcpcd)
@@ -40,7 +42,9 @@ public struct GatewayHintCollector: Sendable {
             // Interface-specific files first, then shared ones; the newest lease block wins inside.
             let files = Files.list(root + dir).filter { $0.hasSuffix(".leases") || $0.hasSuffix(".lease") }
             for file in files.filter({ $0.contains(name) }) + files.filter({ !$0.contains(name) }) {
-                if let text = Files.readText(root + dir + "/" + file), let g = LeaseParser.dhclient(text, interface: name) {
+                if let text = Files.readText(root + dir + "/" + file),
+                    let g = LeaseParser.dhclient(text, interface: name)
+                {
                     return g
                 }
             }
@@ -52,14 +56,18 @@ public struct GatewayHintCollector: Sendable {
         let dir = root + "/var/lib/NetworkManager"
         for file in Files.list(dir) where file.hasSuffix("-\(name).lease") {
             guard let text = Files.readText(dir + "/" + file) else { continue }
-            let g = file.hasPrefix("dhclient-") ? LeaseParser.dhclient(text, interface: name) : LeaseParser.networkd(text)
+            let g =
+                file.hasPrefix("dhclient-") ? LeaseParser.dhclient(text, interface: name) : LeaseParser.networkd(text)
             if let g { return g }
         }
         return nil
     }
 
     private func dhcpcd(_ name: String) -> IPAddress? {
-        for path in ["/var/lib/dhcpcd/\(name).lease", "/var/lib/dhcpcd/dhcpcd-\(name).lease", "/var/lib/dhcpcd5/dhcpcd-\(name).lease"] {
+        for path in [
+            "/var/lib/dhcpcd/\(name).lease", "/var/lib/dhcpcd/dhcpcd-\(name).lease",
+            "/var/lib/dhcpcd5/dhcpcd-\(name).lease",
+        ] {
             if let bytes = Files.read(root + path), let g = LeaseParser.dhcpcd(bytes) { return g }
         }
         return nil

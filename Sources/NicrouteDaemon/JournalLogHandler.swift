@@ -2,7 +2,7 @@ import CSystemd
 import Logging
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// A swift-log handler that writes structured entries to the systemd journal through
@@ -47,7 +47,11 @@ public struct JournalLogHandler: LogHandler {
 
     /// `link.name` -> `NICROUTE_LINK_NAME`.
     static func fieldName(_ key: String) -> String {
-        "NICROUTE_" + String(key.uppercased().unicodeScalars.map { ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) ? Character($0) : "_" })
+        "NICROUTE_"
+            + String(
+                key.uppercased().unicodeScalars.map {
+                    ($0.properties.isAlphabetic && $0.isASCII) || ("0"..."9").contains($0) ? Character($0) : "_"
+                })
     }
 
     public func log(event: LogEvent) {

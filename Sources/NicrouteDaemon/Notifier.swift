@@ -1,7 +1,7 @@
 import CSystemd
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// The systemd notification protocol (sd_notify): READY, STATUS, RELOADING, STOPPING, WATCHDOG.

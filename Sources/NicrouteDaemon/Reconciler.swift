@@ -65,7 +65,9 @@ public final class Reconciler {
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         for change in plan.changes {
             if change.isAddition, installed.contains(change.objectIdentity) {
-                if case .deferred(let until, let fights, let firstTime) = guardRail.admit(change.objectIdentity, now: now) {
+                if case .deferred(let until, let fights, let firstTime) = guardRail.admit(
+                    change.objectIdentity, now: now)
+                {
                     report.deferred.append(change)
                     if firstTime {
                         logger.warning(

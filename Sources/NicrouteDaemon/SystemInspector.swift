@@ -41,7 +41,8 @@ public struct SystemInspector: Sendable {
     func networkdSettings() -> [String: String] {
         var files = [root + "/etc/systemd/networkd.conf"]
         var dropIns: [String: String] = [:]
-        for dir in ["/usr/lib/systemd/networkd.conf.d", "/run/systemd/networkd.conf.d", "/etc/systemd/networkd.conf.d"] {
+        for dir in ["/usr/lib/systemd/networkd.conf.d", "/run/systemd/networkd.conf.d", "/etc/systemd/networkd.conf.d"]
+        {
             for name in Files.list(root + dir) where name.hasSuffix(".conf") { dropIns[name] = root + dir + "/" + name }
         }
         files += dropIns.keys.sorted().compactMap { dropIns[$0] }
@@ -70,4 +71,3 @@ extension StringProtocol {
         return String(s)
     }
 }
-

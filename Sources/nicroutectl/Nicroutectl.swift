@@ -1,11 +1,12 @@
-#if canImport(Glibc)
-    import Glibc
-#endif
 import ArgumentParser
 import Logging
 import Netlink
 import NicrouteCore
 import NicrouteDaemon
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 @main
 struct Nicroutectl: ParsableCommand {
@@ -30,13 +31,16 @@ struct Nicroutectl: ParsableCommand {
 struct SharedOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("nicrouted's control socket.", valueName: "path"))
     var controlSocket: String?
-    @Option(name: .long, help: ArgumentHelp("Configuration file for the one-shot mode (drop-ins in PATH.d/).", valueName: "path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp("Configuration file for the one-shot mode (drop-ins in PATH.d/).", valueName: "path"))
     var config: String?
     @Option(name: .long, help: ArgumentHelp("State directory for the one-shot mode.", valueName: "path"))
     var stateDir: String?
     @Option(
         name: .long,
-        help: ArgumentHelp("Interface patterns for the one-shot mode, instead of the default selection.", valueName: "glob[,glob...]"))
+        help: ArgumentHelp(
+            "Interface patterns for the one-shot mode, instead of the default selection.", valueName: "glob[,glob...]"))
     var manage: [String] = []
 
     func loadConfiguration() throws -> Configuration {
@@ -114,7 +118,9 @@ func printError(_ s: String) { FileHandleLite.writeStderr("nicroutectl: \(s)\n")
 extension Nicroutectl {
     struct Status: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show managed NICs: addresses, gateway and its source, table, rules, last change; then preflight findings.")
+            abstract:
+                "Show managed NICs: addresses, gateway and its source, table, rules, last change; then preflight findings."
+        )
         @OptionGroup var shared: SharedOptions
         @Flag(name: .long, help: "Print the status as JSON.") var json = false
 
@@ -129,8 +135,10 @@ extension Nicroutectl {
                     let plan = r.plan(from: snapshot)
                     let rules = plan.nics.reduce(0) { $0 + $1.addresses.count }
                     report = StatusReport(
-                        plan: plan, snapshot: snapshot, summary: "\(plan.nics.count) NICs, \(rules) rules", fromDaemon: false,
-                        findings: Preflight.findings(plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name))))
+                        plan: plan, snapshot: snapshot, summary: "\(plan.nics.count) NICs, \(rules) rules",
+                        fromDaemon: false,
+                        findings: Preflight.findings(
+                            plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name))))
                 }
                 print(json ? report.json.serialized() : report.rendered())
             }
@@ -138,7 +146,8 @@ extension Nicroutectl {
     }
 
     struct Plan: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the changes a reconcile would make, as ip commands.")
+        static let configuration = CommandConfiguration(
+            abstract: "Print the changes a reconcile would make, as ip commands.")
         @OptionGroup var shared: SharedOptions
         @Flag(name: .long, help: "Print the plan as JSON.") var json = false
 
@@ -178,7 +187,9 @@ extension Nicroutectl {
                 }
                 for line in output.applied { print(line) }
                 for line in output.failed { printError("failed: \(line)") }
-                print("\(output.applied.count) change(s) applied, \(output.failed.count) failed; \(output.nics) NIC(s) managed.")
+                print(
+                    "\(output.applied.count) change(s) applied, \(output.failed.count) failed; \(output.nics) NIC(s) managed."
+                )
                 if !output.failed.isEmpty { throw CLIError("some changes failed", code: 1) }
             }
         }

@@ -18,7 +18,8 @@ struct Nicrouted: AsyncParsableCommand {
             """,
         version: "0.1.0")
 
-    @Option(name: .long, help: ArgumentHelp("Configuration file; drop-ins are read from PATH.d/*.conf.", valueName: "path"))
+    @Option(
+        name: .long, help: ArgumentHelp("Configuration file; drop-ins are read from PATH.d/*.conf.", valueName: "path"))
     var config: String?
 
     @Option(name: .long, help: ArgumentHelp("State directory holding the NIC slot table.", valueName: "path"))
@@ -33,10 +34,12 @@ struct Nicrouted: AsyncParsableCommand {
 
     @Option(
         name: .long,
-        help: ArgumentHelp("Control socket path (default: [Control] Socket=, /run/nicroute/control.sock).", valueName: "path"))
+        help: ArgumentHelp(
+            "Control socket path (default: [Control] Socket=, /run/nicroute/control.sock).", valueName: "path"))
     var controlSocket: String?
 
-    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
+    @Option(
+        name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
     @Option(name: .long, help: ArgumentHelp("Milliseconds to gather a burst of events before acting.", valueName: "ms"))
@@ -59,7 +62,9 @@ struct Nicrouted: AsyncParsableCommand {
         do {
             let configuration = try loader.load()
             if checkConfig {
-                print("configuration OK: tables \(configuration.tables), priorities \(configuration.priorities), IPv6 \(configuration.ipv6 ? "on" : "off"), manage \(configuration.manage.isEmpty ? "physical NICs" : configuration.manage.map(\.description).joined(separator: " "))")
+                print(
+                    "configuration OK: tables \(configuration.tables), priorities \(configuration.priorities), IPv6 \(configuration.ipv6 ? "on" : "off"), manage \(configuration.manage.isEmpty ? "physical NICs" : configuration.manage.map(\.description).joined(separator: " "))"
+                )
                 return
             }
         } catch {

@@ -5,7 +5,7 @@ import Testing
 @testable import Netlink
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 // NicrouteCore retypes the kernel's numbers (it must not import kernel headers); every one of

@@ -5,7 +5,7 @@ import SystemPackage
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 // The real kernel, inside network namespaces each test makes and deletes (veth pairs only: the

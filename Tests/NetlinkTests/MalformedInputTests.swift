@@ -161,7 +161,9 @@ struct MalformedInputTests {
         let rule6: [UInt8] = [10, 64, 0, 0, 254, 0, 0, 1, 0, 0, 0, 0]
         // struct rtmsg: AF_INET6, dst_len 0, src_len 48, table main, and no RTA_SRC.
         let route: [UInt8] = [10, 0, 48, 0, 254, 3, 0, 1, 0, 0, 0, 0]
-        for (type, payload) in [(MessageType.newRule, rule), (MessageType.newRule, rule6), (MessageType.newRoute, route)] {
+        for (type, payload) in [
+            (MessageType.newRule, rule), (MessageType.newRule, rule6), (MessageType.newRoute, route),
+        ] {
             let message = try #require(try NetlinkMessage.split(Fixtures.message(type: type, payload: payload)).first)
             #expect(throws: NetlinkDecodingError.self) { try RouteCodec.decode(message) }
         }

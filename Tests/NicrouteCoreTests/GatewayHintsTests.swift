@@ -2,9 +2,9 @@ import NicrouteCore
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// The bytes of a file under `Tests/Fixtures/`.

@@ -2,9 +2,9 @@ import NicrouteCore
 import Testing
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #elseif canImport(Darwin)
-    import Darwin
+import Darwin
 #endif
 
 /// `Glob.matches` must agree with `fnmatch(3)` without flags, which is what an operator who

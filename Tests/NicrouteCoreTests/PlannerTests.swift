@@ -12,13 +12,17 @@ private let upFlags: LinkFlags = [.up, .broadcast, .running, .lowerUp]
 
 private func nic(_ index: Int32, _ name: String, mac: UInt8, kind: String? = nil, up: Bool = true) -> Link {
     Link(
-        index: index, name: name, mac: MACAddress(bytes: [0xfa, 0x16, 0x3e, 0, 0, mac]), flags: up ? upFlags : [.broadcast],
+        index: index, name: name, mac: MACAddress(bytes: [0xfa, 0x16, 0x3e, 0, 0, mac]),
+        flags: up ? upFlags : [.broadcast],
         operationalState: up ? .up : .down, mtu: 1500, hardwareType: 1, kind: kind)
 }
 
-private func addr(_ index: Int32, _ p: String, flags: AddressFlags = [.permanent], scope: Scope = .universe) -> InterfaceAddress {
+private func addr(
+    _ index: Int32, _ p: String, flags: AddressFlags = [.permanent], scope: Scope = .universe
+) -> InterfaceAddress {
     let prefix = pfx(p)
-    return InterfaceAddress(linkIndex: index, address: prefix.address, prefixLength: prefix.length, scope: scope, flags: flags)
+    return InterfaceAddress(
+        linkIndex: index, address: prefix.address, prefixLength: prefix.length, scope: scope, flags: flags)
 }
 
 /// The kernel's connected route for an address (what `ip addr add` creates in main).
@@ -29,7 +33,9 @@ private func kernelRoute(_ a: InterfaceAddress) -> Route {
         preferredSource: a.family == .inet ? a.address : nil, metric: a.family == .inet ? nil : 256)
 }
 
-private func mainRoute(_ dst: String, via: String? = nil, dev: Int32, proto: RouteProtocol = .boot, metric: UInt32? = nil) -> Route {
+private func mainRoute(
+    _ dst: String, via: String? = nil, dev: Int32, proto: RouteProtocol = .boot, metric: UInt32? = nil
+) -> Route {
     let d = pfx(dst)
     return Route(
         family: d.family, table: RoutingTable.main, destination: d, proto: proto,
@@ -141,11 +147,16 @@ private func rules(_ plan: Plan) -> [Rule] {
     @Test func neverTouchesMainTableForeignOrKernelDefaultObjects() {
         var s = twoNICVM()
         let foreignRule = Rule(family: .inet, priority: 500, table: 99, firewallMark: 0x99, proto: .boot)
-        let foreignRoute = Route(family: .inet, table: 99, destination: pfx("0.0.0.0/0"), proto: .static, gateway: ip("10.10.10.254"), outputInterface: 2)
+        let foreignRoute = Route(
+            family: .inet, table: 99, destination: pfx("0.0.0.0/0"), proto: .static, gateway: ip("10.10.10.254"),
+            outputInterface: 2)
         s.rules.append(foreignRule)
         s.routes.append(foreignRoute)
         // A stale nicroute object in the main table (never ours to touch) and a stale rule (ours).
-        s.routes.append(Route(family: .inet, table: RoutingTable.main, destination: pfx("192.0.2.0/24"), proto: .nicroute, outputInterface: 2))
+        s.routes.append(
+            Route(
+                family: .inet, table: RoutingTable.main, destination: pfx("192.0.2.0/24"), proto: .nicroute,
+                outputInterface: 2))
         let stale = Rule(family: .inet, priority: 10005, table: 10005, source: pfx("10.99.0.1/32"), proto: .nicroute)
         s.rules.append(stale)
         let plan = planner.plan(snapshot: s, slots: SlotTable())
@@ -168,7 +179,10 @@ private func rules(_ plan: Plan) -> [Rule] {
         s.addresses.append(addr(3, "20.20.20.17/24", flags: [.permanent, .secondary]))
         s.addresses.append(addr(3, "20.20.30.5/24"))
         let plan = planner.plan(snapshot: s, slots: SlotTable())
-        #expect(Set(rules(plan).filter { $0.table == 10001 }.compactMap(\.source)) == [pfx("20.20.20.16/32"), pfx("20.20.20.17/32"), pfx("20.20.30.5/32")])
+        #expect(
+            Set(rules(plan).filter { $0.table == 10001 }.compactMap(\.source)) == [
+                pfx("20.20.20.16/32"), pfx("20.20.20.17/32"), pfx("20.20.30.5/32"),
+            ])
         let subnets = routes(plan, table: 10001).filter { $0.destination == pfx("20.20.20.0/24") }
         #expect(subnets.count == 1)
         #expect(subnets.first?.preferredSource == ip("20.20.20.16"))  // the primary
@@ -267,13 +281,16 @@ private func rules(_ plan: Plan) -> [Rule] {
 
     @Test func bridgeAndOtherUnmanagedRoutesAreCopiedAsTheyAre() {
         var s = twoNICVM()
-        let bridge = Link(index: 7, name: "docker0", mac: MACAddress(bytes: [2, 0x42, 0, 0, 0, 1]), flags: upFlags, hardwareType: 1, kind: "bridge")
+        let bridge = Link(
+            index: 7, name: "docker0", mac: MACAddress(bytes: [2, 0x42, 0, 0, 0, 1]), flags: upFlags, hardwareType: 1,
+            kind: "bridge")
         let vpn = Link(index: 8, name: "wg0", flags: upFlags, hardwareType: 65534, kind: "wireguard")
         s.links += [bridge, vpn]
         let ba = addr(7, "172.17.0.1/16")
         s.addresses.append(ba)
         s.routes += [kernelRoute(ba), mainRoute("10.200.0.0/16", dev: 8, proto: .static)]
-        let plan = planner.plan(snapshot: s, slots: SlotTable(), hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
+        let plan = planner.plan(
+            snapshot: s, slots: SlotTable(), hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
         #expect(!plan.nics.contains { $0.link.name == "docker0" || $0.link.name == "wg0" })
         for table: UInt32 in [10000, 10001] {
             let docker = routes(plan, table: table).first { $0.destination == pfx("172.17.0.0/16") }
@@ -289,7 +306,8 @@ private func rules(_ plan: Plan) -> [Rule] {
         // A DHCP classless static route on eth1 and a host route.
         s.routes.append(mainRoute("30.30.30.0/24", via: "20.20.20.254", dev: 3, proto: .dhcp))
         s.routes.append(mainRoute("20.20.99.9/32", dev: 3, proto: .static))
-        let plan = planner.plan(snapshot: s, slots: SlotTable(), hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
+        let plan = planner.plan(
+            snapshot: s, slots: SlotTable(), hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
         let t1 = routes(plan, table: 10001)
         #expect(t1.first { $0.destination == pfx("30.30.30.0/24") }?.gateway == ip("20.20.20.254"))
         #expect(t1.first { $0.destination == pfx("20.20.99.9/32") }?.outputInterface == 3)
@@ -309,17 +327,32 @@ private func rules(_ plan: Plan) -> [Rule] {
     }
 
     @Test(arguments: [
-        SelectionCase(name: "physical NIC by default", link: nic(2, "ens3", mac: 1), manage: [], ignore: [], managed: true),
-        SelectionCase(name: "veth not by default", link: nic(2, "eth0", mac: 1, kind: "veth"), manage: [], ignore: [], managed: false),
-        SelectionCase(name: "bridge never by default", link: nic(2, "br0", mac: 1, kind: "bridge"), manage: [], ignore: [], managed: false),
         SelectionCase(
-            name: "loopback never", link: Link(index: 1, name: "lo", flags: [.up, .loopback], hardwareType: 772), manage: ["*"],
+            name: "physical NIC by default", link: nic(2, "ens3", mac: 1), manage: [], ignore: [], managed: true),
+        SelectionCase(
+            name: "veth not by default", link: nic(2, "eth0", mac: 1, kind: "veth"), manage: [], ignore: [],
+            managed: false),
+        SelectionCase(
+            name: "bridge never by default", link: nic(2, "br0", mac: 1, kind: "bridge"), manage: [], ignore: [],
+            managed: false),
+        SelectionCase(
+            name: "loopback never", link: Link(index: 1, name: "lo", flags: [.up, .loopback], hardwareType: 772),
+            manage: ["*"],
             ignore: [], managed: false),
-        SelectionCase(name: "tunnel not by default", link: Link(index: 5, name: "tun0", flags: upFlags, hardwareType: 65534), manage: [], ignore: [], managed: false),
-        SelectionCase(name: "manage glob selects veth", link: nic(2, "eth0", mac: 1, kind: "veth"), manage: ["eth*"], ignore: [], managed: true),
-        SelectionCase(name: "manage list replaces default", link: nic(2, "ens3", mac: 1), manage: ["eth*"], ignore: [], managed: false),
-        SelectionCase(name: "manage by MAC", link: nic(2, "ens3", mac: 9), manage: ["fa:16:3e:00:00:09"], ignore: [], managed: true),
-        SelectionCase(name: "ignore wins", link: nic(2, "eth0", mac: 1), manage: ["eth*"], ignore: ["eth0"], managed: false),
+        SelectionCase(
+            name: "tunnel not by default", link: Link(index: 5, name: "tun0", flags: upFlags, hardwareType: 65534),
+            manage: [], ignore: [], managed: false),
+        SelectionCase(
+            name: "manage glob selects veth", link: nic(2, "eth0", mac: 1, kind: "veth"), manage: ["eth*"], ignore: [],
+            managed: true),
+        SelectionCase(
+            name: "manage list replaces default", link: nic(2, "ens3", mac: 1), manage: ["eth*"], ignore: [],
+            managed: false),
+        SelectionCase(
+            name: "manage by MAC", link: nic(2, "ens3", mac: 9), manage: ["fa:16:3e:00:00:09"], ignore: [],
+            managed: true),
+        SelectionCase(
+            name: "ignore wins", link: nic(2, "eth0", mac: 1), manage: ["eth*"], ignore: ["eth0"], managed: false),
     ])
     func interfaceSelection(_ c: SelectionCase) {
         var config = Configuration()
@@ -333,13 +366,17 @@ private func rules(_ plan: Plan) -> [Rule] {
         s.links[2].flags = [.broadcast]
         let plan = planner.plan(snapshot: s, slots: SlotTable())
         #expect(plan.nics.map(\.link.name) == ["eth0"])
-        #expect(plan.changes.contains { if case .deleteRule(let r) = $0 { r.source == pfx("20.20.20.16/32") } else { false } })
+        #expect(
+            plan.changes.contains {
+                if case .deleteRule(let r) = $0 { r.source == pfx("20.20.20.16/32") } else { false }
+            })
     }
 
     @Test func ipv6UsesTheRouterAndSkipsLinkLocalAndTentative() {
         var s = twoNICVM()
         s.addresses += [
-            addr(3, "fd00:20::16/64"), addr(3, "fe80::1234/64", scope: .link), addr(3, "fd00:20::99/64", flags: [.tentative]),
+            addr(3, "fd00:20::16/64"), addr(3, "fe80::1234/64", scope: .link),
+            addr(3, "fd00:20::99/64", flags: [.tentative]),
             addr(3, "fd00:20::98/64", flags: [.dadFailed]), addr(3, "fd00:20::97/64", flags: [.deprecated]),
         ]
         s.routes.append(mainRoute("::/0", via: "fe80::1", dev: 3, proto: .ra, metric: 1024))
@@ -353,9 +390,10 @@ private func rules(_ plan: Plan) -> [Rule] {
         #expect(t1.contains { $0.destination.isDefault && $0.gateway == ip("fe80::1") && $0.outputInterface == 3 })
         var off = Configuration()
         off.ipv6 = false
-        #expect(!Planner(configuration: off).plan(snapshot: s, slots: SlotTable()).changes.contains {
-            if case .addRule(let r) = $0 { r.family == .inet6 } else { false }
-        })
+        #expect(
+            !Planner(configuration: off).plan(snapshot: s, slots: SlotTable()).changes.contains {
+                if case .addRule(let r) = $0 { r.family == .inet6 } else { false }
+            })
     }
 
     @Test func ipv6FirstHostIsProbedThenUsed() {
@@ -367,7 +405,8 @@ private func rules(_ plan: Plan) -> [Rule] {
         s.neighbors = [Neighbor(linkIndex: 3, address: ip("fd00:20::1"), state: .reachable)]
         plan = planner.plan(snapshot: s, slots: SlotTable())
         #expect(plan.nics[1].ipv6Gateway == GatewayHint(gateway: ip("fd00:20::1"), source: .firstHost))
-        #expect(routes(plan, table: 10001).contains { $0.destination == .any(.inet6) && $0.gateway == ip("fd00:20::1") })
+        #expect(
+            routes(plan, table: 10001).contains { $0.destination == .any(.inet6) && $0.gateway == ip("fd00:20::1") })
     }
 
     @Test func gatewayOutsideTheSubnetIsOnlink() {
@@ -384,9 +423,15 @@ private func rules(_ plan: Plan) -> [Rule] {
 
     @Test func foreignRouteInOurTableIsAConflictNotAChange() {
         var s = twoNICVM()
-        s.routes.append(Route(family: .inet, table: 10000, destination: pfx("0.0.0.0/0"), proto: .static, gateway: ip("10.10.10.99"), outputInterface: 2))
+        s.routes.append(
+            Route(
+                family: .inet, table: 10000, destination: pfx("0.0.0.0/0"), proto: .static, gateway: ip("10.10.10.99"),
+                outputInterface: 2))
         let plan = planner.plan(snapshot: s, slots: SlotTable())
-        #expect(!plan.changes.contains { if case .addRoute(let r) = $0 { r.table == 10000 && r.destination.isDefault } else { false } })
+        #expect(
+            !plan.changes.contains {
+                if case .addRoute(let r) = $0 { r.table == 10000 && r.destination.isDefault } else { false }
+            })
         #expect(plan.conflicts.count == 1)
     }
 
@@ -399,7 +444,14 @@ private func rules(_ plan: Plan) -> [Rule] {
             return r
         }
         let plan = planner.plan(snapshot: s, slots: SlotTable(["fa:16:3e:00:00:01": 0, "fa:16:3e:00:00:02": 1]))
-        #expect(plan.changes.contains { if case .replaceRoute(let r) = $0 { r.destination.isDefault && r.gateway == ip("10.10.10.2") } else { false } })
+        #expect(
+            plan.changes.contains {
+                if case .replaceRoute(let r) = $0 {
+                    r.destination.isDefault && r.gateway == ip("10.10.10.2")
+                } else {
+                    false
+                }
+            })
         #expect(!plan.changes.contains { if case .deleteRule = $0 { true } else { false } })
     }
 
@@ -417,9 +469,13 @@ private func rules(_ plan: Plan) -> [Rule] {
         var config = Configuration()
         config.tables = 2000...2099
         config.priorities = 3000...3099
-        let plan = Planner(configuration: config).plan(snapshot: s, slots: SlotTable(["fa:16:3e:00:00:01": 0, "fa:16:3e:00:00:02": 1]))
+        let plan = Planner(configuration: config).plan(
+            snapshot: s, slots: SlotTable(["fa:16:3e:00:00:01": 0, "fa:16:3e:00:00:02": 1]))
         let after = KernelSim.apply(plan.changes, to: s)
-        #expect(after.rules.filter(Planner.isOwned).allSatisfy { $0.table >= 2000 && $0.table < 2100 && $0.priority! >= 3000 })
+        #expect(
+            after.rules.filter(Planner.isOwned).allSatisfy {
+                $0.table >= 2000 && $0.table < 2100 && $0.priority! >= 3000
+            })
         #expect(after.routes.filter(Planner.isOwned).allSatisfy { $0.table >= 2000 && $0.table < 2100 })
     }
 
@@ -505,10 +561,15 @@ private func rules(_ plan: Plan) -> [Rule] {
 }
 
 @Suite struct AddressParsingTests {
-    @Test(arguments: ["010.0.0.1", "1.0.00.1", "+1::", "-0::1", "1:2:3:4:5:6:+7:8", "1.2.3", "1.2.3.256", ":::", "1::2::3"])
+    @Test(arguments: [
+        "010.0.0.1", "1.0.00.1", "+1::", "-0::1", "1:2:3:4:5:6:+7:8", "1.2.3", "1.2.3.256", ":::", "1::2::3",
+    ])
     func rejected(_ text: String) { #expect(IPAddress(text) == nil) }
 
-    @Test(arguments: [("10.0.0.1", "10.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("2001:DB8::1", "2001:db8::1"), ("::ffff:1.2.3.4", "::ffff:102:304")])
+    @Test(arguments: [
+        ("10.0.0.1", "10.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("2001:DB8::1", "2001:db8::1"),
+        ("::ffff:1.2.3.4", "::ffff:102:304"),
+    ])
     func canonical(_ text: String, _ expected: String) { #expect(IPAddress(text)?.description == expected) }
 
     @Test func prefixesAndMACs() {

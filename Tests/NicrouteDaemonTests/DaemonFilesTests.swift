@@ -53,7 +53,8 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(hints[9] == nil)
         // Every hint comes from the parser's answer for the same bytes.
         let nm = try String(
-            contentsOfFile: tree.root + "/var/lib/NetworkManager/internal-6f0c5c6e-2a5f-3b8e-9c1d-0a7e4c6b2f11-eth7.lease",
+            contentsOfFile: tree.root
+                + "/var/lib/NetworkManager/internal-6f0c5c6e-2a5f-3b8e-9c1d-0a7e4c6b2f11-eth7.lease",
             encoding: .utf8)
         #expect(hints[7]?.first?.gateway == LeaseParser.networkd(nm))
     }
@@ -61,8 +62,11 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
     @Test func networkDataIsMatchedByMAC() throws {
         let tree = try ScratchTree()
         try tree.copyFixture("network_data/two-nics-dual-stack.json", to: "cd/network_data.json")
-        let collector = GatewayHintCollector(root: tree.root, networkDataPaths: ["/missing.json", "/cd/network_data.json"])
-        let hints = collector.hints(for: [link(3, "ens4", mac: "fa:16:3e:11:22:33"), link(2, "ens3", mac: "fa:16:3e:6d:1a:2b")])
+        let collector = GatewayHintCollector(
+            root: tree.root, networkDataPaths: ["/missing.json", "/cd/network_data.json"])
+        let hints = collector.hints(for: [
+            link(3, "ens4", mac: "fa:16:3e:11:22:33"), link(2, "ens3", mac: "fa:16:3e:6d:1a:2b"),
+        ])
         #expect(hints[3] == [GatewayHint(gateway: IPAddress("192.168.50.1")!, source: .networkData)])
         #expect(
             hints[2] == [
@@ -130,10 +134,20 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         (.removed(.rule(Rule(family: .inet, priority: 10000, table: 10000, proto: .nicroute))), true),
         (.removed(.rule(Rule(family: .inet, priority: 500, table: 99, proto: .boot))), false),
         (.added(.route(Route(family: .inet, table: 254, destination: IPPrefix("10.0.0.0/8")!))), true),
-        (.added(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .static))), true),
+        (
+            .added(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .static))),
+            true
+        ),
         (.added(.route(Route(family: .inet, table: 77, destination: IPPrefix("10.0.0.0/8")!, proto: .static))), false),
-        (.added(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .nicroute))), false),
-        (.removed(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .nicroute))), true),
+        (
+            .added(.route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .nicroute))),
+            false
+        ),
+        (
+            .removed(
+                .route(Route(family: .inet, table: 10003, destination: IPPrefix("10.0.0.0/8")!, proto: .nicroute))),
+            true
+        ),
         (.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("20.20.20.1")!, state: .reachable))), true),
         (.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("20.20.20.1")!, state: .incomplete))), false),
         (.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("20.20.20.9")!, state: .reachable))), false),
@@ -142,7 +156,8 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
     ])
     func onlyEventsThatCanChangeThePlanWakeTheLoop(_ event: RouteEvent, _ wakes: Bool) {
         let box = TriggerBox()
-        box.setInterest(.init(tables: 10000...10999, probes: [IPAddress("20.20.20.1")!], linkNames: [3: "eth1"], managed: [3]))
+        box.setInterest(
+            .init(tables: 10000...10999, probes: [IPAddress("20.20.20.1")!], linkNames: [3: "eth1"], managed: [3]))
         box.post(event)
         let pending = box.take()
         #expect(pending.reconcile == wakes)

@@ -597,9 +597,10 @@ nicroute_routes() {
 
 # main_tables NS: the main routing table, IPv4 then IPv6 (for before/after comparisons).
 main_tables() {
-  ip -n "$1" -4 route show table main
+  # Sorted: a route the kernel re-adds (e.g. fe80::/64 after a link bounce) moves in the dump.
+  ip -n "$1" -4 route show table main | sort
   echo ---
-  ip -n "$1" -6 route show table main
+  ip -n "$1" -6 route show table main | sort
 }
 
 # foreign_rules NS: every rule that nicroute does not own, IPv4 then IPv6.

@@ -347,6 +347,22 @@ check_traffic B 1
 check_invariants "after repair"
 
 # =====================================================================================
+step "5a. a NIC goes down and up"
+# The kernel drops the routes through a link that goes down (IPv4 without a notification);
+# nicroute withdraws the NIC's rules and puts everything back when it comes up. (IPv6 drops its
+# addresses on down unless keep_addr_on_down is set, as network managers do.)
+ip netns exec "$NS_VM" sysctl -qw "net.ipv6.conf.$NIC_B.keep_addr_on_down=1"
+ip -n "$NS_VM" link set "$NIC_B" down
+check "NIC B down: its rules are withdrawn" wait_until 3 has_no_nicroute_rule "$NS_VM" "$ADDR_B"
+check "NIC A keeps its rule while B is down" has_nicroute_rule "$NS_VM" "$ADDR_A"
+ip -n "$NS_VM" link set "$NIC_B" up
+check "NIC B up again: its rule is back" wait_until 5 has_nicroute_rule "$NS_VM" "$ADDR_B"
+check_route "after the bounce, replies from B leave through B" "$CLIENT_ADDR" "$ADDR_B" "dev $NIC_B via $GW_B" 5
+check_traffic B 3
+check_one_rule_per_address "after the bounce"
+check_invariants "after the bounce"
+
+# =====================================================================================
 step "5b. configuration reload (SIGHUP)"
 # An invalid file is refused with file, line and reason; the running policy stays.
 printf '[Routing]\nTables=200-300\n' >"$NR_TMP/nicroute.conf"

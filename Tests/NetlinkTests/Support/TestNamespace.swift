@@ -4,7 +4,7 @@ import NicrouteCore
 import Synchronization
 
 #if canImport(Glibc)
-    import Glibc
+import Glibc
 #endif
 
 /// True when the tests can create network namespaces.
