@@ -21,9 +21,17 @@ mkdir -p "$out" "$comp"
 
 swift build --product nicrouted >/dev/null
 swift build --product nicroutectl >/dev/null
-swift build --product generate-manual-tool >/dev/null 2>&1 || true
 bin=$(swift build --show-bin-path)
 tool=$(find .build -name generate-manual-tool -type f -perm -u+x | head -n 1)
+if [[ ! -x $tool ]]; then
+    # swift-argument-parser's tool is built by its plugin (it is not a product); the plugin's
+    # own pages (every executable, one section) are thrown away and the tool is used directly.
+    scratch=$(mktemp -d)
+    swift package --allow-writing-to-package-directory generate-manual --configuration debug \
+        --output-directory "$scratch" >/dev/null
+    rm -rf "$scratch"
+    tool=$(find .build -name generate-manual-tool -type f -perm -u+x | head -n 1)
+fi
 [[ -x $tool ]] || { echo "generate-docs: generate-manual-tool not built" >&2; exit 1; }
 
 "$tool" "$bin/nicroutectl" --section 1 --output-directory "$out" --date "$DATE" --authors "nicroute developers"
