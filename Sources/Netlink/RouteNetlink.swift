@@ -84,7 +84,8 @@ public final class RouteNetlink: Sendable {
                         case MessageType.noop, MessageType.overrun:
                             continue
                         default:
-                            if let object = try RouteCodec.decode(message) { objects.append(object) }
+                            // One object the decoder cannot read is skipped, not the whole picture.
+                            if let object = try? RouteCodec.decode(message) { objects.append(object) }
                         }
                     }
                 }

@@ -52,8 +52,7 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
     public static let bufferLimit = 16 * 1024
 
     private let stream: AsyncStream<RouteEvent>
-    private let wakeFD: Int32
-    private let running: Mutex<Bool>
+    private let wake: WakeSignal
 
     /// Subscribes to `groups`, in `networkNamespace` if given.
     /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
@@ -63,61 +62,55 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
     ) throws {
         let socket = try NetlinkSocket(
             groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
-        let wake = try syscall("eventfd") { cnl_eventfd_cloexec() }
-        wakeFD = wake
-        running = Mutex(true)
+        let wake = try WakeSignal()
+        self.wake = wake
         let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(
             bufferingPolicy: .bufferingNewest(Self.bufferLimit))
         self.stream = stream
-        let reader = Reader(socket: socket, wakeFD: wake, continuation: continuation)
-        do {
-            try DetachedThread.start { reader.run() }
-        } catch {
-            close(wake)
-            throw error
-        }
-        continuation.onTermination = { [wake] _ in
-            var one: UInt64 = 1
-            _ = write(wake, &one, 8)
-        }
+        let reader = Reader(socket: socket, wake: wake, continuation: continuation)
+        try DetachedThread.start { reader.run() }
+        continuation.onTermination = { _ in wake.signal() }
     }
 
     public func makeAsyncIterator() -> AsyncStream<RouteEvent>.Iterator { stream.makeAsyncIterator() }
 
     /// Stops the reader thread and finishes the sequence.
-    public func cancel() {
-        let wasRunning = running.withLock { r in
-            defer { r = false }
-            return r
-        }
-        if wasRunning {
-            var one: UInt64 = 1
-            _ = write(wakeFD, &one, 8)
-        }
-    }
+    public func cancel() { wake.signal() }
 
     deinit { cancel() }
 
-    /// The reader thread's state: it owns the socket and closes the eventfd when it ends.
+    /// An eventfd that wakes the reader's poll. Shared by the subscription, the stream's
+    /// termination handler and the reader, and closed only when all are gone, so no write can
+    /// reach a closed (or reused) descriptor.
+    private final class WakeSignal: Sendable {
+        let descriptor: Int32
+        init() throws { descriptor = try syscall("eventfd") { cnl_eventfd_cloexec() } }
+        func signal() {
+            var one: UInt64 = 1
+            _ = write(descriptor, &one, 8)
+        }
+        deinit { close(descriptor) }
+    }
+
+    /// The reader thread's state: it owns the socket.
     private final class Reader: @unchecked Sendable {
         let socket: NetlinkSocket
-        let wakeFD: Int32
+        let wake: WakeSignal
         let continuation: AsyncStream<RouteEvent>.Continuation
 
-        init(socket: NetlinkSocket, wakeFD: Int32, continuation: AsyncStream<RouteEvent>.Continuation) {
+        init(socket: NetlinkSocket, wake: WakeSignal, continuation: AsyncStream<RouteEvent>.Continuation) {
             self.socket = socket
-            self.wakeFD = wakeFD
+            self.wake = wake
             self.continuation = continuation
         }
 
+        /// Reads until cancelled; ends the stream (without a resync) on an error that is not
+        /// a lost message, so the consumer can tell that the subscription is gone.
         func run() {
-            defer {
-                continuation.finish()
-                close(wakeFD)
-            }
+            defer { continuation.finish() }
             var fds = [
                 pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0),
             ]
             var lost = false
             while true {
@@ -133,12 +126,12 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
                 let datagram: [UInt8]
                 do {
                     datagram = try socket.receive()
-                } catch let error as NetlinkError where error.errno == .noBufferSpace {
-                    lost = true
+                } catch let error as NetlinkError where error.errno == .noBufferSpace || error.errno == .messageTooLong
+                {
+                    lost = true  // overrun or truncated: messages were lost
                     datagram = []
                 } catch {
-                    lost = true
-                    datagram = []
+                    return
                 }
                 if lost {
                     lost = false

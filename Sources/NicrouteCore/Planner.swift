@@ -170,17 +170,23 @@ public struct Planner: Sendable {
             }
         }
 
+        // Two NICs with one MAC (a failover pair) are told apart by name.
+        var macCount: [String: Int] = [:]
+        for link in managedLinks { macCount[SlotTable.key(link), default: 0] += 1 }
+        func slotKey(_ link: Link) -> String {
+            let key = SlotTable.key(link)
+            return (macCount[key] ?? 0) > 1 ? "name:\(link.name)" : key
+        }
         var slotTable = slots
         slotTable.assign(
-            managedLinks.filter { addressesByLink[$0.index] != nil }.map(SlotTable.key),
-            capacity: configuration.slotCount)
+            managedLinks.filter { addressesByLink[$0.index] != nil }.map(slotKey), capacity: configuration.slotCount)
 
         var nics: [ManagedNIC] = []
         var desiredRoutes: [Route] = []
         var desiredRules: [Rule] = []
         var probes: [NeighborProbe] = []
         for link in managedLinks {
-            guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: SlotTable.key(link))
+            guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: slotKey(link))
             else {
                 continue
             }
@@ -289,7 +295,7 @@ public struct Planner: Sendable {
             $0.family == family && !$0.destination.isDefault && $0.type == .unicast && $0.outputInterface != nil
                 && $0.source == nil && !$0.destination.address.isIPv6LinkLocal
                 && !$0.destination.address.isIPv6Multicast
-        }
+        }.sorted { $0.effectiveMetric < $1.effectiveMetric }  // the preferred route to a prefix wins
         // 1. Own connected subnets, then the main table's other routes on this NIC.
         for a in own where !a.prefix.isHost && !a.flags.contains(.noPrefixRoute) {
             put(
@@ -398,6 +404,9 @@ public struct SlotTable: Hashable, Sendable {
     /// Gives each key without a slot the lowest free slot below `capacity`. When none is free,
     /// forgets slots of keys not in `keys` (NICs gone for good), lowest slot first.
     public mutating func assign(_ keys: [String], capacity: Int) {
+        // Slots outside the band (the band shrank, or the state file was edited) are forgotten:
+        // their NICs get a new slot inside it.
+        slots = slots.filter { $0.value < capacity }
         for key in keys where slots[key] == nil {
             var used = Set(slots.values)
             if used.count >= capacity {

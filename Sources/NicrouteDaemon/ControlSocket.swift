@@ -12,6 +12,8 @@ import Glibc
 public struct ControlSocketError: Error, CustomStringConvertible {
     public var operation: String
     public var errno: Int32
+    /// True when a live nicrouted in the same network namespace holds the socket.
+    public var anotherDaemon = false
     public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
 }
 
@@ -74,7 +76,7 @@ public final class ControlServer: Sendable {
                 throw ControlSocketError(
                     operation: "another nicrouted (pid \(owner.map(String.init) ?? "?")) listens on \(path)"
                         + (sameNamespace ? "" : " from another network namespace"),
-                    errno: sameNamespace ? EADDRINUSE : EEXIST)
+                    errno: EADDRINUSE, anotherDaemon: sameNamespace)
             }
             unlink(path)
         }
@@ -102,10 +104,8 @@ public final class ControlServer: Sendable {
         do {
             try DetachedThread.start { [self] in acceptLoop() }
         } catch {
+            // The object is fully initialized: deinit closes the pipe; the listener is closed here.
             close(fd)
-            close(wakeRead)
-            close(wakeWrite)
-            unlink(path)
             throw ControlSocketError(operation: "start the control socket thread", errno: EAGAIN)
         }
     }
@@ -118,14 +118,14 @@ public final class ControlServer: Sendable {
         unlink(path)
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        close(wakeRead)
+        close(wakeWrite)
+    }
 
     private func acceptLoop() {
-        defer {
-            close(listenFD)
-            close(wakeRead)
-            close(wakeWrite)
-        }
+        defer { close(listenFD) }
         var fds = [
             pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
             pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
@@ -140,7 +140,11 @@ public final class ControlServer: Sendable {
             if fds[1].revents != 0 { return }
             guard fds[0].revents != 0 else { continue }
             let client = cposix_accept_cloexec(listenFD)
-            guard client >= 0 else { continue }
+            guard client >= 0 else {
+                // Out of descriptors: the listener stays readable, so pause instead of spinning.
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM { usleep(100_000) }
+                continue
+            }
             setTimeouts(client)
             if active.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue > maximumClients {
                 active.wrappingSubtract(1, ordering: .acquiringAndReleasing)

@@ -2,6 +2,7 @@ import Logging
 import Netlink
 import NicrouteCore
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
@@ -155,7 +156,13 @@ public final class NicrouteDaemon: Service {
         /// Reloads the configuration; on error keeps the last good one and says why.
         func reload() -> ConfigurationError? {
             do {
+                let previous = state.configuration
                 state.configuration = try options.configuration.load()
+                if previous.controlSocket != state.configuration.controlSocket
+                    || previous.controlGroup != state.configuration.controlGroup
+                {
+                    logger.warning("[Control] Socket= and Group= take effect at the next restart")
+                }
                 reconciler.update(state.configuration)
                 logger.notice("configuration reloaded")
                 return nil
@@ -219,7 +226,7 @@ public final class NicrouteDaemon: Service {
         do {
             server = try ControlServer(
                 path: controlPath, service: ControlService(policy: policy, backend: LoopBackend(box: box)))
-        } catch let error as ControlSocketError where error.errno == EADDRINUSE {
+        } catch let error as ControlSocketError where error.anotherDaemon {
             // Two daemons would fight over the same objects: the second one refuses to run.
             logger.critical("\(error.operation)")
             throw error
@@ -227,15 +234,23 @@ public final class NicrouteDaemon: Service {
             server = nil
             logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
         }
+        // Trap SIGHUP before the first pass: its default action would end the daemon.
+        let signals = await UnixSignalsSequence(trapping: .sighup)
         pass("startup")
         logger.info("ready", metadata: ["status": "\(statusLine())", "control": "\(controlPath)"])
         announceReady()
 
-        let signals = await UnixSignalsSequence(trapping: .sighup)
+        let subscriptionLost = SharedFlag()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await event in subscription { box.post(event) }
+                    // The stream ends on cancellation, or when the socket failed: then the
+                    // daemon would go blind while still feeding the watchdog, so it stops.
+                    if !Task.isCancelled {
+                        subscriptionLost.set()
+                        box.finish()
+                    }
                 }
                 group.addTask {
                     for await _ in signals { box.requestReload() }
@@ -282,11 +297,23 @@ public final class NicrouteDaemon: Service {
         } onGracefulShutdown: {
             box.finish()
         }
+        box.finish()  // also after a cancellation: queued control requests get an answer
         server?.stop()
         state.timer?.cancel()
         notifier.stopping()
+        if subscriptionLost.isSet {
+            logger.critical("the netlink event subscription failed; exiting so that the service is restarted")
+            throw NetlinkError(operation: "netlink event subscription ended", errno: .ioError)
+        }
         logger.info("stopping; nicroute's rules and routes stay in place")
     }
+}
+
+/// A flag set by one task and read by another.
+final class SharedFlag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }
 
 /// Sends control commands into the daemon's loop and waits for its answer.

@@ -14,7 +14,14 @@ public final class Reconciler {
     /// Identities of the objects the last pass left installed (to tell a re-install from a
     /// first install).
     private var installed: Set<String> = []
-    private var lastProbe: [IPAddress: Double] = [:]
+    /// First-host probes: when each candidate may be probed again (the wait doubles up to a
+    /// minute, so a subnet whose first host never answers costs almost nothing).
+    private var probes: [IPAddress: (next: Double, step: Double)] = [:]
+    /// The retry delay while some changes keep failing (doubles up to a minute).
+    private var failureStep: Double = 0
+    /// Failures and conflicts already logged at error/warning level (each once while it lasts).
+    private var loggedFailures: Set<String> = []
+    private var loggedConflicts: Set<String> = []
     let logger: Logger
 
     /// The outcome of a pass.
@@ -64,7 +71,14 @@ public final class Reconciler {
         var report = Report(plan: plan, snapshot: snapshot)
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         for change in plan.changes {
-            if change.isAddition, installed.contains(change.objectIdentity) {
+            // Only a re-add of something that vanished is a possible fight; a replace updates a
+            // route that is still there (a new gateway, say).
+            let isReAdd: Bool =
+                switch change {
+                case .addRoute, .addRule: installed.contains(change.objectIdentity)
+                default: false
+                }
+            if isReAdd {
                 if case .deferred(let until, let fights, let firstTime) = guardRail.admit(
                     change.objectIdentity, now: now)
                 {
@@ -86,15 +100,24 @@ public final class Reconciler {
                 logChange(change, names: names, nics: plan.nics)
             } catch {
                 report.failed.append((change, "\(error)"))
-                logger.error(
-                    "change failed: \(error)",
-                    metadata: ["command": "\(change.ipCommand(linkName: { names[$0] }))"])
+                let key = "\(change.objectIdentity) \(error)"
+                let metadata: Logger.Metadata = ["command": "\(change.ipCommand(linkName: { names[$0] }))"]
+                if loggedFailures.insert(key).inserted {
+                    logger.error("change failed: \(error)", metadata: metadata)
+                } else {
+                    logger.debug("change failed again: \(error)", metadata: metadata)
+                }
             }
         }
+        let failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
+        loggedFailures.formIntersection(failing)
         installed = Set(plan.changes.filter(\.isAddition).map(\.objectIdentity))
             .union(desiredIdentities(snapshot: snapshot, plan: plan))
             .subtracting(report.failed.map(\.change.objectIdentity))
-        for conflict in plan.conflicts { logger.warning("left alone: \(conflict)") }
+        for conflict in plan.conflicts where loggedConflicts.insert(conflict).inserted {
+            logger.warning("left alone: \(conflict)")
+        }
+        loggedConflicts.formIntersection(plan.conflicts)
         if plan.slots != slots {
             do {
                 try store.save(plan.slots)
@@ -104,18 +127,22 @@ public final class Reconciler {
                 slots = plan.slots
             }
         }
-        // Ask the kernel to resolve first-host candidates, at most every 5 s each.
-        for probe in plan.neighborProbes where now - (lastProbe[probe.address] ?? -.infinity) >= 5 {
-            lastProbe[probe.address] = now
+        // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s.
+        let wanted = Set(plan.neighborProbes.map(\.address))
+        probes = probes.filter { wanted.contains($0.key) }
+        for probe in plan.neighborProbes where now >= (probes[probe.address]?.next ?? -.infinity) {
+            let step = min(max((probes[probe.address]?.step ?? 1) * 2, 2), 60)
+            probes[probe.address] = (now + step, step)
             do { try client.probeNeighbor(probe.address, linkIndex: probe.linkIndex) } catch {
                 logger.debug("neighbour probe failed: \(error)")
             }
         }
+        failureStep = report.failed.isEmpty ? 0 : min(max(failureStep * 2, 2), 60)
         guardRail.prune(now: now)
         var deadlines: [Double] = []
         if let d = guardRail.nextDeadline(after: now) { deadlines.append(d) }
-        if !plan.neighborProbes.isEmpty { deadlines.append(now + 5) }
-        if !report.failed.isEmpty { deadlines.append(now + 2) }
+        if let next = probes.values.map(\.next).min() { deadlines.append(next) }
+        if failureStep > 0 { deadlines.append(now + failureStep) }
         report.retryAt = deadlines.min()
         return report
     }

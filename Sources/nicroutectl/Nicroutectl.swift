@@ -183,7 +183,17 @@ extension Nicroutectl {
                     output = ApplyOutput(json: answer)
                 } else {
                     try shared.requireRoot("the one-shot reconfigure")
-                    output = ApplyOutput(report: try shared.reconciler().reconcile(now: 0))
+                    let reconciler = try shared.reconciler()
+                    var report = try reconciler.reconcile(now: 0)
+                    // A first-host gateway is usable once it answers the probe just sent:
+                    // give it a moment, then plan once more (bounded: one extra pass).
+                    if !report.plan.neighborProbes.isEmpty {
+                        usleep(1_000_000)
+                        let applied = report.applied
+                        report = try reconciler.reconcile(now: 1)
+                        report.applied = applied + report.applied
+                    }
+                    output = ApplyOutput(report: report)
                 }
                 for line in output.applied { print(line) }
                 for line in output.failed { printError("failed: \(line)") }

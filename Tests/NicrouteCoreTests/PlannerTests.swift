@@ -279,6 +279,23 @@ private func rules(_ plan: Plan) -> [Rule] {
         }
     }
 
+    @Test func nicsSharingAMACGetTheirOwnTables() {
+        var s = twoNICVM()
+        s.links[2].mac = s.links[1].mac
+        let plan = planner.plan(snapshot: s, slots: SlotTable())
+        #expect(Set(plan.nics.map(\.table)).count == 2)
+        #expect(plan.slots.slots.keys.sorted() == ["name:eth0", "name:eth1"])
+    }
+
+    @Test func theLowerMetricRouteToAPrefixIsCopied() {
+        var s = twoNICVM()
+        s.routes.append(mainRoute("10.200.0.0/16", via: "10.10.10.9", dev: 2, metric: 500))
+        s.routes.append(mainRoute("10.200.0.0/16", via: "10.10.10.8", dev: 2, metric: 100))
+        let plan = planner.plan(snapshot: s, slots: SlotTable())
+        #expect(
+            routes(plan, table: 10000).first { $0.destination == pfx("10.200.0.0/16") }?.gateway == ip("10.10.10.8"))
+    }
+
     @Test func bridgeAndOtherUnmanagedRoutesAreCopiedAsTheyAre() {
         var s = twoNICVM()
         let bridge = Link(
@@ -524,6 +541,13 @@ private func rules(_ plan: Plan) -> [Rule] {
         #expect(t.slot(for: "b") == nil)
         t.assign(["a", "c", "d"], capacity: 2)
         #expect(t.slot(for: "d") == nil)  // no room: that NIC is not managed
+    }
+
+    @Test func slotsOutsideAShrunkBandAreReassigned() {
+        var t = SlotTable(["a": 0, "b": 7])
+        t.assign(["a", "b"], capacity: 4)
+        #expect(t.slot(for: "a") == 0)
+        #expect(t.slot(for: "b") == 1)
     }
 
     @Test func garbageStateIsSkippedLineByLine() {
