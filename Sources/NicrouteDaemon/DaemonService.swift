@@ -241,13 +241,15 @@ public final class NicrouteDaemon: Service {
         announceReady()
 
         let subscriptionLost = SharedFlag()
+        /// Set before the loop stops the subscription on purpose (shutdown).
+        let stopping = SharedFlag()
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     for await event in subscription { box.post(event) }
                     // The stream ends on cancellation, or when the socket failed: then the
                     // daemon would go blind while still feeding the watchdog, so it stops.
-                    if !Task.isCancelled {
+                    if !stopping.isSet && !Task.isCancelled {
                         subscriptionLost.set()
                         box.finish()
                     }
@@ -291,10 +293,12 @@ public final class NicrouteDaemon: Service {
                     }
                     for call in pending.controls { call.reply(control(call.command)) }
                 }
-                subscription.cancel()
+                stopping.set()
                 group.cancelAll()
+                subscription.cancel()
             }
         } onGracefulShutdown: {
+            stopping.set()
             box.finish()
         }
         box.finish()  // also after a cancellation: queued control requests get an answer
