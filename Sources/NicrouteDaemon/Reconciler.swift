@@ -58,7 +58,11 @@ public final class Reconciler {
 
     /// Plans from `snapshot` without changing anything.
     public func plan(from snapshot: KernelSnapshot) -> Plan {
-        let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths).hints(for: snapshot.links)
+        // Lease files are read for managed NICs only: nobody else's gateway matters, and this
+        // runs on every pass.
+        let planner = self.planner
+        let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
+            .hints(for: snapshot.links.filter(planner.isManaged))
         return planner.plan(snapshot: snapshot, slots: slots, hints: hints)
     }
 
