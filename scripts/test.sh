@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of nicroute: the Swift test suites (pure core, netlink codec, real-kernel tests
-# in network namespaces), the OpenStack scenario in network namespaces, and a short fuzz run.
+# in network namespaces), the OpenStack scenario in network namespaces, the unit and the
+# packages in a booted Debian (systemd-nspawn), and a short fuzz run.
 # Installs what it needs on a fresh Debian 12 machine with the Swift toolchain. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,8 @@ if [[ $(id -u) -ne 0 ]]; then
     echo "scripts/test.sh: run as root (the real-kernel tests create network namespaces)" >&2
     exit 1
 fi
-ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps iputils-ping util-linux
+ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps iputils-ping util-linux \
+    g++ debootstrap systemd-container debhelper lintian rpm fakeroot
 export PATH=/opt/swift/usr/bin:$PATH
 
 passed=0
@@ -78,6 +80,7 @@ stage "journal fields under a real systemd-journald" journal bash Tests/System/j
 
 stage "the unit: systemd-analyze verify and security" unit bash Tests/System/unit-checks.sh
 stage "a booted Debian under systemd-nspawn with the unit and the release binaries" system bash Tests/System/booted.sh
+stage "packages: .deb and .rpm built; the .deb installed, upgraded, removed, purged in a booted Debian" package bash Tests/System/package.sh
 
 log "man pages and completions match the argument definitions"
 if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "docs" 0 1; fi

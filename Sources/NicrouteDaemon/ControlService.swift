@@ -16,16 +16,25 @@ public struct PeerCredentials: Hashable, Sendable {
     }
 }
 
-/// Who may do what: anyone may read (status, plan); root, or members of the configured group,
-/// may change things (reconfigure, flush).
+/// Who may do what: anyone may read (status, plan); root, members of the configured group, and
+/// the daemon's own user may change things (reconfigure, flush).
+///
+/// The daemon's own user is there for the unit's `ExecReload=nicroutectl reconfigure`, which
+/// systemd runs as the service's (dynamic) user: only the service's processes have that uid.
 public struct ControlPolicy: Sendable {
     public var group: (name: String, gid: UInt32)?
+    /// The uid the daemon runs as, when it is not root.
+    public var serviceUID: UInt32?
 
-    public init(group: (name: String, gid: UInt32)? = nil) { self.group = group }
+    public init(group: (name: String, gid: UInt32)? = nil, serviceUID: UInt32? = nil) {
+        self.group = group
+        self.serviceUID = serviceUID == 0 ? nil : serviceUID
+    }
 
     /// nil when `peer` may run `command`; otherwise the refusal.
     public func refusal(_ command: ControlCommand, peer: PeerCredentials) -> ControlError? {
         guard command.isPrivileged, peer.uid != 0 else { return nil }
+        if let serviceUID, peer.uid == serviceUID { return nil }
         if let group, peer.gid == group.gid || peer.groups.contains(group.gid) { return nil }
         let who = group.map { "root or members of group '\($0.name)'" } ?? "root"
         return ControlError(

@@ -214,7 +214,7 @@ public final class NicrouteDaemon: Service {
         }
 
         let controlPath = options.controlSocket ?? state.configuration.controlSocket
-        var policy = ControlPolicy()
+        var policy = ControlPolicy(serviceUID: getuid())
         if let name = state.configuration.controlGroup {
             if let group = getgrnam(name) {
                 policy.group = (name, group.pointee.gr_gid)

@@ -10,7 +10,7 @@ struct Nicrouted: AsyncParsableCommand {
         commandName: "nicrouted",
         abstract: "Keep per-NIC routing tables and source rules so replies leave through the NIC they came in on.",
         discussion: """
-            Runs in the foreground (systemd Type=notify-reload). Listens to rtnetlink link, address, \
+            Runs in the foreground (systemd Type=notify). Listens to rtnetlink link, address, \
             route and rule events, gives each managed NIC its own routing table and adds \
             `ip rule from ADDRESS lookup TABLE` for each of its addresses. Objects it installs carry \
             routing protocol 110 ("nicroute"); it never changes anything else. SIGHUP reloads the \

@@ -293,6 +293,19 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         #expect(h.backend.commands == [.reconfigure, .flush, .reconfigure])
     }
 
+    /// The unit's `ExecReload=nicroutectl reconfigure` runs as the service's own dynamic user.
+    @Test(arguments: Transport.allCases)
+    func theDaemonsOwnUserMayChangeThings(_ transport: Transport) async throws {
+        let service = PeerCredentials(pid: 5, uid: 61234, gid: 61234)
+        let h = try transport.start(policy: ControlPolicy(serviceUID: 61234))
+        defer { h.stop() }
+        #expect(try await h.send(request(.reconfigure), service) == .success(RecordingBackend.result(.reconfigure)))
+        #expect(code(try await h.send(request(.reconfigure), Callers.nobody)) == .permissionDenied)
+        #expect(h.backend.commands == [.reconfigure])
+        // A daemon running as root grants nothing extra to uid 0's peers beyond root itself.
+        #expect(ControlPolicy(serviceUID: 0).serviceUID == nil)
+    }
+
     struct BadRequest: Sendable, CustomTestStringConvertible {
         var name: String
         var bytes: [UInt8]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# System test: nicrouted under a real, booted systemd (>= 253, from bookworm-backports) with the
-# shipped unit, units/nicrouted.service, unchanged.
+# System test: nicrouted under a real, booted systemd (Debian 12's 252; NSB_BACKPORTS=yes for 254)
+# with the shipped unit, units/nicrouted.service, unchanged.
 #
 #   sudo bash Tests/System/booted.sh
 #
@@ -13,7 +13,8 @@
 # Checks: the service reaches active with its STATUS text; it runs as a dynamic user with
 # CAP_NET_ADMIN only and writes its state directory; the rules are in the kernel and the
 # kernel routes traffic from eth1's address out of eth1 via 20.20.20.1; `nicroutectl status`
-# works inside; `systemctl reload` goes through RELOADING and back to active; SIGSTOP trips the
+# works inside; `systemctl reload` goes through RELOADING and back to active, and fails on an
+# invalid configuration while the daemon keeps the last good one; SIGSTOP trips the
 # watchdog and systemd restarts the service, which keeps the rules; the journal holds the
 # daemon's structured fields (NICROUTE_ACTION, NICROUTE_COMMAND); with systemd-networkd started,
 # the preflight (which looks at /proc and networkd.conf) still sees it through the sandbox, and
@@ -21,7 +22,7 @@
 #
 # Environment:
 #   NICROUTE_BINDIR=DIR   use DIR/nicrouted and DIR/nicroutectl (default: build them with
-#                         `swift build -c release --static-swift-stdlib --scratch-path .build-release`)
+#                         scripts/build-release.sh, the packages' build)
 #   NSB_KEEP=1            keep the work dir (console log, the container's upper layer)
 #   see lib-nspawn.sh for the cache and mirror settings
 #
@@ -76,10 +77,7 @@ diagnose() {
 
 nsb_init
 if [[ -z ${NICROUTE_BINDIR:-} ]]; then
-    nsb_log "swift build -c release --static-swift-stdlib --scratch-path .build-release"
-    (cd "$REPO" && PATH=/opt/swift/usr/bin:$PATH swift build -c release --static-swift-stdlib \
-        --scratch-path .build-release 2>&1 | tail -n 3 >&2)
-    NICROUTE_BINDIR=$REPO/.build-release/release
+    NICROUTE_BINDIR=$(bash "$REPO/scripts/build-release.sh" 2> >(tail -n 3 >&2))
 fi
 for b in nicrouted nicroutectl; do
     [[ -x $NICROUTE_BINDIR/$b ]] || nsb_die "no $NICROUTE_BINDIR/$b (set NICROUTE_BINDIR or build the release binaries)"
@@ -203,7 +201,7 @@ else
     skip "control socket (this nicrouted has no --control-socket yet)"
 fi
 
-# 5. Reload: SIGHUP, RELOADING=1, READY=1; same process, active again.
+# 5. Reload: ExecReload=nicroutectl reconfigure; same process, active again.
 pid_before=$(prop MainPID)
 since=$(date +%s)
 sleep 1  # journalctl --since has second granularity
@@ -223,6 +221,27 @@ if in_ct timeout 30 systemctl reload nicrouted.service; then
 else
     not_ok "systemctl reload nicrouted.service succeeds"
     diagnose
+fi
+
+# An invalid configuration: the reload fails with file:line: reason, the daemon keeps running
+# with the last good configuration and its rules.
+in_ct cp /etc/nicroute/nicroute.conf /etc/nicroute/nicroute.conf.good
+printf '[Interfaces]\nManage=eth*\n[Routing]\nTables=10-300\n' | in_ct tee /etc/nicroute/nicroute.conf >/dev/null
+out=$(in_ct timeout 30 systemctl reload nicrouted.service 2>&1)
+rc=$?
+why=$(journal -n 20 | grep -m1 -oE '/etc/nicroute/nicroute.conf:4: .*' || true)
+if ((rc != 0)) && [[ -n $why ]] && is_active && [[ $(prop MainPID) == "$pid_before" ]] && rules_ok; then
+    ok "systemctl reload with an invalid file fails (exit $rc), journal: '$why'; still active with its rules"
+else
+    not_ok "systemctl reload with an invalid file: exit $rc (want non-zero), reason '${why:-none}', $(prop ActiveState)"
+    sed 's/^/#   /' <<<"$out"
+    journal -n 10 | sed 's/^/#   /'
+fi
+in_ct mv /etc/nicroute/nicroute.conf.good /etc/nicroute/nicroute.conf
+if in_ct timeout 30 systemctl reload nicrouted.service; then
+    ok "systemctl reload succeeds again once the file is fixed"
+else
+    not_ok "systemctl reload succeeds again once the file is fixed"
 fi
 
 # 6. Watchdog: a stopped event loop stops pinging; systemd aborts and restarts the service.
@@ -276,7 +295,9 @@ else
 fi
 
 # No error from the daemon itself (seccomp, permissions, sandbox).
-errors=$(in_ct journalctl -q --no-pager _SYSTEMD_UNIT=nicrouted.service -p err -o cat | grep -v '^$' || true)
+# (Less the refusal of the invalid file step 5 wrote on purpose.)
+errors=$(in_ct journalctl -q --no-pager _SYSTEMD_UNIT=nicrouted.service -p err -o cat | grep -v '^$' |
+    grep -v 'keeping the last good one: /etc/nicroute/nicroute.conf:4: ' || true)
 if [[ -z $errors ]]; then
     ok "no error-level message from nicrouted"
 else

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
-# Booting a real systemd for nicroute's unit and system tests: a debootstrapped Debian 12 tree
-# (with systemd from bookworm-backports, which knows Type=notify-reload), cached outside the
-# repository, booted with systemd-nspawn inside a private mount namespace, in a network
+# Booting a real systemd for nicroute's unit, system and package tests: a debootstrapped Debian 12
+# tree (Debian's own systemd 252, what images run; NSB_BACKPORTS=yes takes 254 from
+# bookworm-backports instead), cached outside the repository, booted with systemd-nspawn inside a private mount namespace, in a network
 # namespace of its own holding two veth NICs.
 #
 # Source it from bash, then call nsb_init first: it installs the traps that tear everything down
@@ -24,7 +24,8 @@
 #
 # Environment:
 #   NSB_CACHE_ROOT     where trees are cached (default /var/cache/nicroute-test)
-#   NSB_BACKPORTS      yes (default): systemd, libsystemd0 from bookworm-backports; no: Debian 12's
+#   NSB_BACKPORTS      no (default): Debian 12's systemd 252; yes: systemd, libsystemd0 from
+#                      bookworm-backports
 #   NSB_STAGE_MODE     overlay (default) or copy (cp -a --reflink=auto of the cached tree)
 #   NSB_KEEP=1         keep the work dir after the run (console log, the upper layer or copy);
 #                      the next run removes it
@@ -33,7 +34,7 @@
 export LC_ALL=C
 
 : "${NSB_CACHE_ROOT:=/var/cache/nicroute-test}"
-: "${NSB_BACKPORTS:=yes}"
+: "${NSB_BACKPORTS:=no}"
 : "${NSB_STAGE_MODE:=overlay}"
 : "${NSB_SUITE:=bookworm}"
 : "${NSB_WORK_PARENT:=/var/tmp}"
@@ -44,7 +45,7 @@ NSB_RECIPE=1
 # and libsystemd0 at run time; iproute2 is for the tests' `ip` inside; procps for `ps`; man-db
 # because `systemd-analyze verify` checks the man pages named in Documentation=.
 NSB_PACKAGES=(systemd systemd-sysv iproute2 dbus libsystemd0 libstdc++6 procps man-db)
-# Taken from bookworm-backports when NSB_BACKPORTS=yes (252 does not know Type=notify-reload).
+# Taken from bookworm-backports when NSB_BACKPORTS=yes.
 NSB_BPO_PACKAGES=(systemd systemd-sysv libsystemd0 libsystemd-shared)
 
 NSB_ID="$$-$RANDOM"

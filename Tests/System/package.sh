@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# Package test: the .deb's life in a booted Debian 12 (systemd 252) under systemd-nspawn with two
+# veth NICs: install, upgrade, remove, purge; and the diskimage-builder element's install step.
+#
+#   sudo bash Tests/System/package.sh
+#
+# Builds the packages twice with scripts/build-packages.sh (an "old" build, version V~old, and
+# the current one, V+git...: a newer build), which also runs lintian and compares the .rpm's
+# file list with the .deb's. Then, in the container (eth0 10.10.10.29/24 with the default route,
+# eth1 20.20.20.16/24; veths are not managed by default, so a drop-in says Manage=eth*, as a
+# user's would):
+#   install  `apt-get install ./old.deb`: the service is enabled and active, the rules for both
+#            addresses are in (named "nicroute" by the shipped rt_protos.d file), the kernel
+#            routes traffic from eth1's address out of eth1; `systemctl reload` works; with
+#            systemd-networkd started, the shipped networkd drop-in keeps it from deleting the
+#            rules (no deletion seen by `ip monitor rule`) and the preflight has no finding;
+#   upgrade  `apt-get install ./new.deb` while the host polls `ip rule` in the container's
+#            namespace and `ip monitor rule` records every change: no poll without both rules,
+#            no nicroute rule deleted, the daemon restarted (new PID), no duplicate rule;
+#   remove   `apt-get remove`: the service is gone and no rule or route with protocol 110 is
+#            left in the kernel;
+#   purge    `apt-get purge`: no file is left that was not there before the install;
+#   DIB      the element's install.d script with DIB_NICROUTE_MANAGE: installs, enables, writes
+#            the Manage= drop-in.
+#
+# Environment:
+#   NICROUTE_PKG_OLD, NICROUTE_PKG_NEW   use these .deb files instead of building them
+#   NSB_KEEP=1, ...                      see lib-nspawn.sh
+#
+# Prints `ok - ...` / `not ok - ...` per check, ends with `package: N passed, M failed`, exits
+# non-zero when a check failed. Leaves no namespace, mount, process or work dir behind.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
+source "$HERE/lib-nspawn.sh"
+
+PASSED=0
+FAILED=0
+T0=$SECONDS
+ok() {
+    PASSED=$((PASSED + 1))
+    echo "ok - $*"
+}
+not_ok() {
+    FAILED=$((FAILED + 1))
+    echo "not ok - $*"
+}
+indent() { sed 's/^/#   /'; }
+summary() { echo "package: $PASSED passed, $FAILED failed"; }
+
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        sleep 0.2
+    done
+}
+
+in_ct() { nsb_exec "$@"; }
+prop() { in_ct systemctl show -P "$1" nicrouted.service; }
+apt_ct() { NSB_EXEC_TIMEOUT=120 in_ct env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 "$@"; }
+diagnose() {
+    in_ct systemctl status --no-pager -l nicrouted.service 2>&1 | indent || true
+    in_ct journalctl -q --no-pager -u nicrouted.service -n 20 2>&1 | indent || true
+}
+
+# The nicroute rules in the container's namespace, seen from the host (no process inside; the
+# host's `ip` has no name for protocol 110).
+nicroute_rules() { ip -n "$NSB_NS" rule show | grep -E 'proto (nicroute|110)' || true; }
+rules_ok() {
+    local r
+    r=$(nicroute_rules)
+    grep -qE 'from 10\.10\.10\.29 lookup [0-9]+ proto (nicroute|110)' <<<"$r" &&
+        grep -qE 'from 20\.20\.20\.16 lookup [0-9]+ proto (nicroute|110)' <<<"$r"
+}
+route_eth1() { ip -n "$NSB_NS" route get 192.0.2.1 from 20.20.20.16 | grep -q 'via 20.20.20.1 dev eth1'; }
+kernel_objects() {
+    { ip -n "$NSB_NS" -4 rule show; ip -n "$NSB_NS" -6 rule show; } | grep -E 'proto (nicroute|110)' || true
+    { ip -n "$NSB_NS" -4 route show table all proto 110; ip -n "$NSB_NS" -6 route show table all proto 110; } 2>/dev/null || true
+}
+
+# ---- the packages -------------------------------------------------------------------------
+
+nsb_init
+if [[ -z ${NICROUTE_PKG_OLD:-} || -z ${NICROUTE_PKG_NEW:-} ]]; then
+    base=$(tr -d ' \n' <"$REPO/packaging/VERSION")
+    mkdir -p "$NSB_WORK/dist-old" "$NSB_WORK/dist-new"
+    if out=$(bash "$REPO/scripts/build-packages.sh" --version "$base~old" "$NSB_WORK/dist-old" 2>"$NSB_WORK/build-old.log") &&
+        out2=$(bash "$REPO/scripts/build-packages.sh" "$NSB_WORK/dist-new" 2>"$NSB_WORK/build-new.log"); then
+        NICROUTE_PKG_OLD=$(grep '\.deb$' <<<"$out")
+        NICROUTE_PKG_NEW=$(grep '\.deb$' <<<"$out2")
+        ok "build-packages: $(basename "$NICROUTE_PKG_NEW") and $(basename "$(grep '\.rpm$' <<<"$out2")"); $(grep -m1 '^# lintian' "$NSB_WORK/build-new.log" | sed 's/^# //'); $(grep -m1 '^# file lists' "$NSB_WORK/build-new.log" | sed 's/^# //')"
+    else
+        not_ok "build-packages builds the .deb and the .rpm"
+        tail -n 30 "$NSB_WORK"/build-*.log | indent
+        summary
+        exit 1
+    fi
+fi
+deps=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Depends)
+if [[ $deps =~ ^libc6(\ \(\>=\ [0-9.]+\))?,\ libsystemd0(\ \(\>=\ [0-9.]+\))?$ ]]; then
+    ok "the .deb depends on libc6 and libsystemd0 only: $deps"
+else
+    not_ok "the .deb depends on libc6 and libsystemd0 only: $deps"
+fi
+old_version=$(dpkg-deb -f "$NICROUTE_PKG_OLD" Version)
+new_version=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Version)
+dpkg --compare-versions "$new_version" gt "$old_version" || nsb_die "$new_version is not newer than $old_version"
+
+# ---- the container ------------------------------------------------------------------------
+
+TREE=$(nsb_tree)
+nsb_stage "$TREE"
+nsb_install "$NICROUTE_PKG_OLD" /var/tmp/pkg/old.deb
+nsb_install "$NICROUTE_PKG_NEW" /var/tmp/pkg/new.deb
+mkdir -p "$NSB_STAGE/var/tmp/dib"
+cp -a "$REPO/packaging/dib/nicroute" "$NSB_STAGE/var/tmp/dib/element"
+# What an administrator (or an image's own element) puts next to the package's configuration.
+printf '# test: veths are not managed by default\n[Interfaces]\nManage=eth*\n' |
+    nsb_write /etc/nicroute/nicroute.conf.d/50-test.conf
+nsb_netns
+nsb_boot 30 || {
+    not_ok "the container boots"
+    summary
+    exit 1
+}
+state=$(nsb_wait_running 60) || true
+nsb_log "systemd in the container: $state ($(in_ct systemctl --version | head -n1))"
+
+set +e
+
+# Every file of the system before the package (what purge must return to), less the volatile
+# places that change by themselves.
+snapshot() {
+    in_ct find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run -o -path /tmp \
+        -o -path /var/log -o -path /var/cache/man -o -path /var/cache/apt -o -path /var/lib/apt \
+        -o -path /var/cache/debconf -o -path /var/lib/systemd/catalog -o -path /var/lib/systemd/timers \
+        -o -path /var/lib/dpkg -o -path /var/tmp \) -prune -o -print | sort
+}
+snapshot >"$NSB_WORK/before.files"
+
+# 1. install
+out=$(apt_ct install --no-install-recommends /var/tmp/pkg/old.deb 2>&1)
+rc=$?
+if ((rc == 0)) && [[ $(in_ct dpkg-query -W -f='${Status} ${Version}' nicroute) == "install ok installed $old_version" ]]; then
+    ok "apt-get install ./$(basename "$NICROUTE_PKG_OLD"): installed $old_version"
+else
+    not_ok "apt-get install of the .deb (exit $rc)"
+    tail -n 20 <<<"$out" | indent
+fi
+enabled=$(in_ct systemctl is-enabled nicrouted.service)
+if [[ $enabled == enabled ]] && wait_for 20 test "$(prop ActiveState)" = active; then
+    ok "after install: nicrouted.service enabled and active ($(prop StatusText))"
+else
+    not_ok "after install: enabled ($enabled) and active ($(prop ActiveState))"
+    diagnose
+fi
+if wait_for 15 rules_ok && [[ $(in_ct ip rule show | grep -c 'proto nicroute') == 2 ]]; then
+    ok "rules for both addresses, named by the shipped rt_protos.d file: $(in_ct ip rule show | grep nicroute | tr -s ' \t' ' ' | paste -sd ';')"
+else
+    not_ok "rules for both addresses with proto nicroute (inside the container)"
+    in_ct ip rule show | indent
+fi
+if wait_for 15 route_eth1; then
+    ok "ip route get 192.0.2.1 from 20.20.20.16: $(ip -n "$NSB_NS" route get 192.0.2.1 from 20.20.20.16 | head -n1)"
+else
+    not_ok "traffic from 20.20.20.16 leaves via 20.20.20.1 dev eth1: $(ip -n "$NSB_NS" route get 192.0.2.1 from 20.20.20.16 | head -n1)"
+fi
+if out=$(in_ct nicroutectl status 2>&1) && grep -q eth1 <<<"$out" && in_ct timeout 30 systemctl reload nicrouted.service; then
+    ok "nicroutectl status shows the NICs; systemctl reload (ExecReload=nicroutectl reconfigure) succeeds"
+else
+    not_ok "nicroutectl status and systemctl reload"
+    indent <<<"$out"
+fi
+if in_ct man -w nicroute.conf >/dev/null 2>&1 && in_ct test -f /usr/share/bash-completion/completions/nicroutectl; then
+    ok "man nicroute.conf(5) and the bash completion are installed"
+else
+    not_ok "man nicroute.conf(5) and the bash completion are installed"
+fi
+
+# The shipped networkd drop-in: networkd starts (it would remove foreign rules by default) and
+# leaves ours alone; the preflight reads the drop-in and has nothing to say about it.
+ip -n "$NSB_NS" monitor rule >"$NSB_WORK/networkd-monitor.log" 2>&1 &
+mon=$!
+sleep 0.2
+if in_ct systemctl start systemd-networkd.service && wait_for 10 test "$(in_ct systemctl is-active systemd-networkd.service)" = active; then
+    sleep 2
+    kill "$mon" 2>/dev/null
+    wait "$mon" 2>/dev/null
+    deleted=$(grep -cE '^Deleted.*proto (nicroute|110)' "$NSB_WORK/networkd-monitor.log")
+    if ((deleted == 0)) && rules_ok && ! in_ct nicroutectl status 2>&1 | grep -q ManageForeign; then
+        ok "systemd-networkd started with the shipped drop-in: no nicroute rule deleted, no preflight finding"
+    else
+        not_ok "systemd-networkd leaves the rules alone: $deleted deleted; $(in_ct nicroutectl status 2>&1 | grep -m1 ManageForeign)"
+        indent <"$NSB_WORK/networkd-monitor.log"
+    fi
+    in_ct systemctl stop systemd-networkd.service systemd-networkd.socket
+else
+    kill "$mon" 2>/dev/null
+    not_ok "systemctl start systemd-networkd"
+fi
+
+# 2. upgrade, with the rules watched all along: `ip monitor rule` sees every deletion, and a
+# poll every few milliseconds sees whether both rules are there.
+pid_before=$(prop MainPID)
+ip -n "$NSB_NS" monitor rule >"$NSB_WORK/upgrade-monitor.log" 2>&1 &
+mon=$!
+(
+    polls=0 gaps=0
+    end=$((SECONDS + 120))
+    while [[ ! -f $NSB_WORK/upgrade-done ]] && ((SECONDS < end)); do
+        polls=$((polls + 1))
+        rules_ok || gaps=$((gaps + 1))
+        sleep 0.005
+    done
+    echo "$polls $gaps" >"$NSB_WORK/upgrade-polls"
+) &
+poller=$!
+sleep 0.3
+out=$(apt_ct install --no-install-recommends /var/tmp/pkg/new.deb 2>&1)
+rc=$?
+wait_for 20 test "$(prop ActiveState)" = active
+sleep 1  # the new daemon's first pass has run (READY); keep watching a moment longer
+touch "$NSB_WORK/upgrade-done"
+wait "$poller"
+kill "$mon" 2>/dev/null
+wait "$mon" 2>/dev/null
+read -r polls gaps <"$NSB_WORK/upgrade-polls"
+deleted=$(grep -cE '^Deleted.*proto (nicroute|110)' "$NSB_WORK/upgrade-monitor.log")
+if ((rc == 0)) && [[ $(in_ct dpkg-query -W -f='${Version}' nicroute) == "$new_version" ]]; then
+    ok "apt-get install ./$(basename "$NICROUTE_PKG_NEW"): upgraded $old_version -> $new_version"
+else
+    not_ok "upgrade to $new_version (exit $rc)"
+    tail -n 20 <<<"$out" | indent
+fi
+pid_after=$(prop MainPID)
+if [[ $pid_after =~ ^[1-9][0-9]*$ && $pid_after != "$pid_before" && $(prop ActiveState) == active ]]; then
+    ok "the upgrade restarted the daemon: MainPID $pid_before -> $pid_after, active"
+else
+    not_ok "the upgrade restarted the daemon (MainPID $pid_before -> $pid_after, $(prop ActiveState))"
+    diagnose
+fi
+if ((polls > 20 && gaps == 0 && deleted == 0)); then
+    ok "rules in place throughout the upgrade: $polls polls, none without both rules; no nicroute rule deleted (ip monitor rule)"
+else
+    not_ok "rules in place throughout the upgrade: $gaps of $polls polls without both rules, $deleted deletions"
+    indent <"$NSB_WORK/upgrade-monitor.log"
+fi
+if [[ $(nicroute_rules | wc -l) == 2 ]] && route_eth1; then
+    ok "after the upgrade: exactly 2 nicroute rules (adopted, no duplicates), routing right"
+else
+    not_ok "after the upgrade: exactly 2 nicroute rules"
+    nicroute_rules | indent
+fi
+
+# 3. remove: the service stops and nothing nicroute installed stays in the kernel.
+out=$(apt_ct remove nicroute 2>&1)
+rc=$?
+left=$(kernel_objects)
+if ((rc == 0)) && [[ -z $left ]] && ! in_ct test -e /usr/bin/nicrouted; then
+    ok "apt-get remove: no rule or route with protocol 110 left in the kernel, binaries gone"
+else
+    not_ok "apt-get remove (exit $rc) leaves no nicroute rule or route"
+    indent <<<"$left"
+    tail -n 10 <<<"$out" | indent
+fi
+if [[ $(in_ct systemctl is-active nicrouted.service) != active ]] && route_main=$(ip -n "$NSB_NS" route get 192.0.2.1 | head -n1) &&
+    [[ $route_main == *"via 10.10.10.1 dev eth0"* ]]; then
+    ok "after remove: the service is stopped; the main table is as before ($route_main)"
+else
+    not_ok "after remove: service stopped, main table intact"
+fi
+
+# 4. purge: no file that was not there before.
+out=$(apt_ct purge nicroute 2>&1)
+rc=$?
+snapshot >"$NSB_WORK/after.files"
+added=$(comm -13 "$NSB_WORK/before.files" "$NSB_WORK/after.files")
+# (/.nicroute-tree-complete marks the test's cached tree.)
+named=$(in_ct find / -xdev \( -path /proc -o -path /sys -o -path /var/log -o -path /var/tmp \) -prune -o -name '*nicroute*' \
+    ! -path /.nicroute-tree-complete -print)
+if ((rc == 0)) && [[ -z $added && -z $named ]] && ! in_ct dpkg-query -W nicroute >/dev/null 2>&1; then
+    ok "apt-get purge: no file left behind ($(wc -l <"$NSB_WORK/after.files") paths compared; none named *nicroute*)"
+else
+    not_ok "apt-get purge (exit $rc) leaves files behind"
+    printf '%s\n' "$added" "$named" | sed '/^$/d' | indent
+fi
+
+# 5. The diskimage-builder element's install step (what DIB runs in the image's chroot), here in
+# the booted system: the package from the directory extra-data.d fills, Manage= from the
+# environment.
+in_ct mkdir -p /var/tmp/dib/in_target
+in_ct cp /var/tmp/pkg/new.deb "/var/tmp/dib/in_target/nicroute_${new_version}_amd64.deb"
+out=$(NSB_EXEC_TIMEOUT=120 in_ct env NICROUTE_PACKAGE_DIR=/var/tmp/dib/in_target DIB_NICROUTE_MANAGE='eth*' \
+    bash /var/tmp/dib/element/install.d/50-nicroute 2>&1)
+rc=$?
+if ((rc == 0)) && [[ $(in_ct systemctl is-enabled nicrouted.service) == enabled ]] &&
+    in_ct grep -qx 'Manage=eth\*' /etc/nicroute/nicroute.conf.d/50-diskimage-builder.conf && wait_for 15 rules_ok; then
+    ok "diskimage-builder element install.d: installed $new_version, enabled, Manage= drop-in written, rules in"
+else
+    not_ok "diskimage-builder element install.d (exit $rc)"
+    tail -n 15 <<<"$out" | indent
+fi
+
+nsb_log "checks done in $((SECONDS - T0)) s"
+summary
+((FAILED == 0))
