@@ -172,3 +172,41 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(box.take().lastChange == nil)
     }
 }
+
+/// The commented configuration the packages install as /etc/nicroute/nicroute.conf.
+@Suite struct ShippedConfigurationTests {
+    static let text: String = {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("packaging/common/nicroute.conf").path
+        return (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+    }()
+
+    @Test func asShippedItChangesNothing() throws {
+        #expect(Self.text.contains("[Routing]"))
+        let parsed = try ConfigurationParser.parse(Self.text, file: "nicroute.conf", into: Configuration())
+        #expect(parsed == Configuration())
+    }
+
+    /// Each commented `#Key=value` states the default (or a valid example): uncommented, the
+    /// file still parses, and the defaults it states are the real ones.
+    @Test func everyCommentedSettingIsValid() throws {
+        let uncommented = Self.text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            guard line.hasPrefix("#"), let next = line.dropFirst().first, next.isUppercase || next == "[" else {
+                return String(line)
+            }
+            return String(line.dropFirst())
+        }.joined(separator: "\n")
+        #expect(uncommented.contains("\nTables=10000-10999\n"))
+        let parsed = try ConfigurationParser.parse(uncommented, file: "nicroute.conf", into: Configuration())
+        let defaults = Configuration()
+        #expect(parsed.tables == defaults.tables)
+        #expect(parsed.priorities == defaults.priorities)
+        #expect(parsed.ipv6 == defaults.ipv6)
+        #expect(parsed.firstHostFallback == defaults.firstHostFallback)
+        #expect(parsed.networkDataPaths == defaults.networkDataPaths)
+        #expect(parsed.controlSocket == defaults.controlSocket)
+        #expect(parsed.controlGroup == nil)
+        #expect(parsed.manage.map(\.description) == ["eth*", "ens*"])
+        #expect(parsed.gateways.count == 1)
+    }
+}

@@ -240,7 +240,7 @@ else
 fi
 check "no READY=1 for a plain address change" test "$(count_after addr '(^|\n)READY=1(\n|$)')" -eq 0
 
-# SIGHUP: RELOADING=1 with MONOTONIC_USEC (Type=notify-reload), then READY=1.
+# SIGHUP: RELOADING=1 with MONOTONIC_USEC, then READY=1.
 mark hup
 kill -HUP "$DAEMON_PID"
 if wait_until 5 has_after hup '(^|\n)RELOADING=1(\n|$)'; then
