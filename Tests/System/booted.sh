@@ -35,30 +35,10 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$HERE/lib-nspawn.sh"
 
-PASSED=0
-FAILED=0
+CHECKS_LABEL=system
+# shellcheck source-path=SCRIPTDIR source=lib-checks.sh
+source "$HERE/lib-checks.sh"
 T0=$SECONDS
-ok() {
-    PASSED=$((PASSED + 1))
-    echo "ok - $*"
-}
-not_ok() {
-    FAILED=$((FAILED + 1))
-    echo "not ok - $*"
-}
-skip() { echo "ok - $* # SKIP"; }
-note() { printf '#   %s\n' "$@"; }
-summary() { echo "system: $PASSED passed, $FAILED failed"; }
-
-# wait_for SECONDS CMD...: runs CMD every 0.2 s until it succeeds or SECONDS pass.
-wait_for() {
-    local deadline=$((SECONDS + $1))
-    shift
-    while ! "$@" >/dev/null 2>&1; do
-        ((SECONDS < deadline)) || return 1
-        sleep 0.2
-    done
-}
 
 in_ct() { nsb_exec "$@"; }
 prop() { in_ct systemctl show -P "$1" nicrouted.service; }

@@ -26,17 +26,9 @@ UNIT=$REPO/units/nicrouted.service
 # shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$HERE/lib-nspawn.sh"
 
-PASSED=0
-FAILED=0
-ok() {
-    PASSED=$((PASSED + 1))
-    echo "ok - $*"
-}
-not_ok() {
-    FAILED=$((FAILED + 1))
-    echo "not ok - $*"
-}
-indent() { sed 's/^/#   /'; }
+CHECKS_LABEL=unit
+# shellcheck source-path=SCRIPTDIR source=lib-checks.sh
+source "$HERE/lib-checks.sh"
 
 nsb_init
 TREE=$(nsb_tree)
@@ -123,5 +115,5 @@ else
     not_ok "unit must not set PrivateNetwork=yes or PrivateUsers=yes"
 fi
 
-echo "unit: $PASSED passed, $FAILED failed"
+summary
 ((FAILED == 0))
