@@ -434,7 +434,7 @@ leftovers_c() {
 nothing_left_c() { [[ -z $(leftovers_c) ]]; }
 
 part_soak() {
-  local tag=soak cycles=$ROBUST_SOAK_CYCLES c t0 pid servers=() rule_fail=0 ping_fail=0 tcp_fail=0 udp_fail=0 left_fail=0
+  local tag=soak cycles=$ROBUST_SOAK_CYCLES c t0 pid servers=() rule_fail=0 ping_fail=0 tcp_fail=0 udp_fail=0 left_fail=0 ctl_fail=0
   local table first_table="" table_changes=0 rss fd rss1=0 fd1=0 rssmax=0 fdmax=0 udp_pid warm elapsed
   step "b. soak: $cycles hot-plug/unplug cycles of NIC C with traffic through its floating IP"
   mkdir -p "$NR_TMP/$tag"
@@ -473,6 +473,8 @@ part_soak() {
     probe_udp "$FIP_C" "$UDP_PORT" 5 || { udp_fail=$((udp_fail + 1)); echo "#   cycle $c: UDP via $FIP_C failed"; }
     kill "$udp_pid" 2>/dev/null || true
     wait "$udp_pid" 2>/dev/null || true
+    # A control client every cycle too: descriptors of the control socket must not pile up.
+    rd_ctl_quiet "$NS_VM" "$tag" status --json || { ctl_fail=$((ctl_fail + 1)); echo "#   cycle $c: nicroutectl status failed"; }
     vm_nic_unplug C
     if ! wait_until 10 nothing_left_c; then
       left_fail=$((left_fail + 1))
@@ -494,6 +496,7 @@ part_soak() {
   check "soak: the rule appeared in all $cycles cycles ($rule_fail failures)" test "$rule_fail" -eq 0
   check "soak: ping, TCP and UDP through floating IP C in all $cycles cycles (failures: $ping_fail/$tcp_fail/$udp_fail)" \
     test $((ping_fail + tcp_fail + udp_fail)) -eq 0
+  check "soak: nicroutectl status answered in all $cycles cycles ($ctl_fail failures)" test "$ctl_fail" -eq 0
   check "soak: no nicroute rule or route left after each unplug ($left_fail cycles with leftovers)" test "$left_fail" -eq 0
   check "soak: NIC C keeps its table $first_table across re-plugs ($table_changes changes)" test "$table_changes" -eq 0
   check "soak: no descriptor growth across cycles ($fd1 after warm-up, at most $fdmax later)" test "$fdmax" -le "$fd1"
@@ -596,6 +599,84 @@ disturb() {
   ip -n "$ns" addr add "${NETS[$y]%.*}.$((30 + r))/24" dev "${NICS[$y]}" 2>/dev/null || true
 }
 
+# fight_run NS rule|route TABLE SECONDS: another tool deletes nicroute's rules pointing at
+# TABLE (or flushes TABLE) whenever they are there, for SECONDS (bounded in rounds too), while
+# `ip -ts monitor` records what nicrouted puts back. Sets FIGHT_DELETES (deletions made),
+# FIGHT_READDS (objects put back), FIGHT_MAX / FIGHT_KEY (most re-adds of one object, which),
+# FIGHT_GAP (seconds between that object's last two re-adds), FIGHT_CPU_MS (daemon CPU).
+fight_run() {
+  local ns=$1 kind=$2 t=$3 secs=$4 mon end i ticks0 ticks1 mon_pid batch re
+  mon=$NR_TMP/chaos/monitor-$kind-fight.log batch=$NR_TMP/chaos/fight.batch
+  nr_bg - "$mon" ip -n "$ns" -ts monitor "$kind"
+  mon_pid=$NR_LAST_PID
+  for ((i = 0; i < 25; i++)); do
+    ip -n "$ns" -4 route add 192.0.2.98/32 dev lo table 98
+    ip -n "$ns" -4 rule add fwmark 0x98 lookup 98 priority 498
+    ip -n "$ns" -4 rule del fwmark 0x98 lookup 98 priority 498
+    ip -n "$ns" -4 route del 192.0.2.98/32 dev lo table 98
+    wait_until 0.2 grep -qE 'fwmark 0x98|192\.0\.2\.98' "$mon" && break
+  done
+  FIGHT_DELETES=0
+  ticks0=$(cpu_ticks "$DPID")
+  end=$(($(nr_now_us) + secs * 1000000))
+  for ((i = 0; i < secs * 200; i++)); do
+    (($(nr_now_us) < end)) || break
+    if [[ $kind == rule ]]; then
+      rule_lines "$ns" | awk -v t="$t" '$2 == t { print "rule del from " $1 " lookup " $2 " priority " $3 }' >"$batch"
+    else
+      ip -n "$ns" -4 route show table "$t" | sed 's/^/route del /; s/$/ table '"$t"'/' >"$batch"
+    fi
+    if [[ -s $batch ]]; then
+      FIGHT_DELETES=$((FIGHT_DELETES + $(grep -c . "$batch")))
+      ip -n "$ns" -4 -force -batch "$batch" >/dev/null 2>&1 || true
+    else
+      sleep 0.01
+    fi
+  done
+  ticks1=$(cpu_ticks "$DPID")
+  FIGHT_CPU_MS=$(((ticks1 - ticks0) * 1000 / $(getconf CLK_TCK)))
+  sleep 0.2
+  kill "$mon_pid" 2>/dev/null || true
+  wait "$mon_pid" 2>/dev/null || true
+  # What nicrouted put back: additions (not "Deleted") of a rule to TABLE / a route in TABLE,
+  # as "key timestamp".
+  if [[ $kind == rule ]]; then
+    re="^\[([^]]+)\] [0-9]+:[[:space:]]+from ([^ ]+) lookup $t( |\$)"
+  else
+    re="^\[([^]]+)\] ([^ ]+) .*table $t( |\$)"
+  fi
+  grep -v '^\[[^]]*\] Deleted ' "$mon" | grep -E "$re" | sed -E "s/$re.*/\1 \2/" |
+    while read -r ts key; do echo "$key $(date -d "$ts" +%s.%N)"; done >"$mon.readds"
+  FIGHT_READDS=$(grep -c . "$mon.readds" || true)
+  read -r FIGHT_MAX FIGHT_KEY FIGHT_GAP < <(awk '
+    { n[$1]++; if (n[$1] > 1) gap[$1] = $2 - last[$1]; last[$1] = $2 }
+    END { m = 0; w = "-"; for (a in n) if (n[a] > m) { m = n[a]; w = a }
+          printf "%d %s %.2f\n", m, w, (m > 1 ? gap[w] : 0) }' "$mon.readds")
+}
+
+# fight_checks LABEL WHAT: the verdicts on the last fight_run.
+fight_checks() {
+  local label=$1 what=$2 secs=$ROBUST_FIGHT_SECONDS bound
+  echo "# $label: ${secs}s, the other tool deleted $FIGHT_DELETES $what; nicrouted put back $FIGHT_READDS ($FIGHT_MAX at most for one object, $FIGHT_KEY; last gap ${FIGHT_GAP}s); daemon CPU $FIGHT_CPU_MS ms"
+  # The guard lets 5 re-adds through per 30 s, then backs off 1 s, 2 s, 4 s ... (so 7 in 4 s).
+  bound=$((6 + 2 * secs / 3))
+  ((bound > 15)) && bound=15
+  check "$label: no tight loop: at most $bound re-adds of one object in ${secs}s (got $FIGHT_MAX)" \
+    test "$FIGHT_MAX" -le "$bound"
+  check "$label: the other tool did delete and nicrouted did put back ($FIGHT_DELETES deletions, $FIGHT_READDS re-adds)" \
+    test "$FIGHT_DELETES" -gt 0 -a "$FIGHT_READDS" -gt 0
+  check "$label: the daemon backs off (the last gap between re-adds of $FIGHT_KEY is ${FIGHT_GAP}s, at least 0.9 s)" \
+    awk -v g="$FIGHT_GAP" 'BEGIN { exit !(g >= 0.9) }'
+  check "$label: reported in the log (a new 'backing off' warning)" wait_until 2 backoff_logged_after "${FIGHT_LOGGED:-0}"
+  FIGHT_LOGGED=$(backoff_logged)
+}
+
+# backoff_logged: how many back-off warnings the chaos daemon has logged.
+backoff_logged() { grep -c 'backing off' "$NR_TMP/chaos/nicrouted.log" || true; }
+
+# backoff_logged_after N: true when there are more than N.
+backoff_logged_after() { (($(backoff_logged) > $1)); }
+
 part_chaos() {
   local ns=$NR_PREFIX-cv-$NR_ID peer=$NR_PREFIX-cp-$NR_ID tag=chaos i k total target got at mode
   local dup_rules=0 partial=0 restarted_dead=0 missing
@@ -678,62 +759,30 @@ part_chaos() {
   check "chaos: nicroutectl status answers" rd_ctl_quiet "$ns" "$tag" status --json
   check_oracle_sample "$ns" 2
 
-  # Another tool deletes the rules of one NIC in a loop.
-  local victim=eth5 vt fight_us deletes=0 readds max_readds max_addr last_gap other_before other_after ticks0 ticks1
-  local mon=$NR_TMP/$tag/monitor-fight.log
-  vt=$(awk -v n=$victim '$1 == n { print $2 }' "$NR_TMP/$tag/tables.clean")
+  # Another tool deletes the rules of one NIC in a loop, then flushes another NIC's table.
+  local vt other_before other_after
+  vt=$(awk '$1 == "eth5" { print $2 }' "$NR_TMP/$tag/tables.clean")
   other_before=$(rule_lines "$ns" | awk -v t="$vt" '$2 != t' | md5sum)
-  nr_bg - "$mon" ip -n "$ns" -ts monitor rule
-  local mon_pid=$NR_LAST_PID
-  for ((i = 0; i < 25; i++)); do
-    ip -n "$ns" -4 rule add fwmark 0x98 lookup 98 priority 498
-    wait_until 0.2 grep -q 'fwmark 0x98' "$mon" && break
-    ip -n "$ns" -4 rule del fwmark 0x98 lookup 98 priority 498
-  done
-  ip -n "$ns" -4 rule del fwmark 0x98 lookup 98 priority 498 2>/dev/null || true
-  ticks0=$(cpu_ticks "$DPID")
-  fight_us=$(($(nr_now_us) + ROBUST_FIGHT_SECONDS * 1000000))
-  for ((i = 0; i < ROBUST_FIGHT_SECONDS * 200; i++)); do
-    (($(nr_now_us) < fight_us)) || break
-    rule_lines "$ns" | awk -v t="$vt" '$2 == t { print "rule del from " $1 " lookup " $2 " priority " $3 }' \
-      >"$NR_TMP/$tag/fight.batch"
-    if [[ -s $NR_TMP/$tag/fight.batch ]]; then
-      deletes=$((deletes + $(grep -c . "$NR_TMP/$tag/fight.batch")))
-      ip -n "$ns" -4 -force -batch "$NR_TMP/$tag/fight.batch" >/dev/null 2>&1 || true
-    else
-      sleep 0.01
-    fi
-  done
-  ticks1=$(cpu_ticks "$DPID")
-  sleep 0.2
-  kill "$mon_pid" 2>/dev/null || true
-  # Re-adds per address of the victim: rule additions the monitor saw (not "Deleted").
-  readds=$(grep -E "^\[[^]]+\] [0-9]+:[[:space:]]+from 10\.60\.5\." "$mon" | grep -c . || true)
-  read -r max_readds max_addr last_gap < <(
-    grep -E "^\[[^]]+\] [0-9]+:[[:space:]]+from 10\.60\.5\." "$mon" |
-      sed -E 's/^\[([^]]+)\] [0-9]+:[[:space:]]+from ([0-9.]+).*/\1 \2/' |
-      while read -r ts addr; do echo "$addr $(date -d "$ts" +%s.%N)"; done |
-      awk '{ n[$1]++; if (n[$1] > 1) gap[$1] = $2 - last[$1]; last[$1] = $2 }
-        END { m = 0; for (a in n) if (n[a] > m) { m = n[a]; w = a }
-              printf "%d %s %.2f\n", m, (w == "" ? "-" : w), (w == "" ? 0 : gap[w]) }')
-  echo "# fight: ${ROBUST_FIGHT_SECONDS}s, the other tool deleted $deletes rules of $victim (table $vt); nicrouted re-added $readds ($max_readds at most for one address, $max_addr; last gap ${last_gap}s); daemon CPU $(((ticks1 - ticks0) * 1000 / $(getconf CLK_TCK))) ms"
-  # The guard lets 5 re-adds through per 30 s, then backs off 1 s, 2 s, 4 s ...
-  local bound=$((6 + 2 * ROBUST_FIGHT_SECONDS / 3))
-  ((bound > 15)) && bound=15
-  check "fight: no tight loop: at most $bound re-adds of one address in ${ROBUST_FIGHT_SECONDS}s (got $max_readds)" \
-    test "$max_readds" -le "$bound"
-  check "fight: the daemon backs off (the last gap between re-adds of $max_addr is ${last_gap}s, at least 0.9 s)" \
-    awk -v g="$last_gap" 'BEGIN { exit !(g >= 0.9) }'
-  check "fight: reported in the log (backing off)" grep -q "backing off" "$NR_TMP/$tag/nicrouted.log"
+  fight_run "$ns" rule "$vt" "$ROBUST_FIGHT_SECONDS"
+  fight_checks "rule fight" "rules of eth5 (table $vt)"
   other_after=$(rule_lines "$ns" | awk -v t="$vt" '$2 != t' | md5sum)
-  check "fight: the other NICs' rules are untouched" test "$other_before" = "$other_after"
-  check "fight: nicrouted still running" rd_alive
+  check "rule fight: the other NICs' rules are untouched" test "$other_before" = "$other_after"
   if wait_until 70 converged "$ns" "$tag"; then
-    nr_pass "fight: once the other tool stops, the rules of $victim are back (exact state)"
+    nr_pass "rule fight: once the other tool stops, the rules of eth5 are back (exact state)"
   else
-    nr_fail "fight: once the other tool stops, the rules of $victim are back within the back-off"
+    nr_fail "rule fight: once the other tool stops, the rules of eth5 are back within the back-off"
     state_problems "$ns" | head -n 10 | sed 's/^/#   /'
   fi
+  vt=$(awk '$1 == "eth6" { print $2 }' "$NR_TMP/$tag/tables.clean")
+  fight_run "$ns" route "$vt" "$ROBUST_FIGHT_SECONDS"
+  fight_checks "route fight" "routes of eth6 (table $vt)"
+  if wait_until 70 converged "$ns" "$tag"; then
+    nr_pass "route fight: once the other tool stops, table $vt is complete again (exact state)"
+  else
+    nr_fail "route fight: once the other tool stops, table $vt is complete again within the back-off"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  check "chaos: nicrouted still running after the fights" rd_alive
   [[ $NR_FAIL -gt 0 ]] && show_log "$tag" 15
   nr_stop_pid "$DPID" 5
   check "chaos: SIGTERM: exit status 0 (got $NR_STOP_RC)" test "$NR_STOP_RC" = 0
