@@ -651,9 +651,10 @@ killer_start() {
   local ns=$1 n=$2 fifo=$NR_TMP/chaos/killer.fifo i
   rm -f "$fifo" "$NR_TMP/chaos/killer.pid" "$NR_TMP/chaos/killer.ready" "$NR_TMP/chaos/killer.done"
   mkfifo "$fifo"
-  # mawk reads a pipe in blocks unless interactive; gawk reads what is there.
+  # mawk reads a pipe in blocks unless interactive; gawk reads what is there. (Output captured
+  # first: `awk | grep -q` under pipefail fails when grep exits before awk has written.)
   local -a interactive=()
-  if awk -W version 2>&1 | grep -q mawk; then interactive=(-W interactive); fi
+  if [[ $(awk -W version 2>&1) == *mawk* ]]; then interactive=(-W interactive); fi
   awk "${interactive[@]}" -v n="$n" -v dir="$NR_TMP/chaos" '
     /fwmark 0x97/ { if (!ready) { ready = 1; printf "" > (dir "/killer.ready"); close(dir "/killer.ready") } next }
     ready && ++seen >= n {
