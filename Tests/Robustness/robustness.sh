@@ -395,6 +395,58 @@ storm_run() {
   STORM_MS=$((($(nr_now_us) - t0) / 1000))
 }
 
+# side_load NS TAG PID OUT: 20 SIGHUPs to PID, 20 ms apart, then 10 concurrent
+# `nicroutectl status` (30 s each at most); writes "answered asked" to OUT.
+side_load() {
+  local ns=$1 tag=$2 pid=$3 out=$4 i ok=0
+  local -a clients=()
+  for ((i = 0; i < 20; i++)); do
+    kill -HUP "$pid" 2>/dev/null || true
+    sleep 0.02
+  done
+  for ((i = 0; i < 10; i++)); do
+    timeout 30 ip netns exec "$ns" "$NICROUTECTL" status --json --control-socket "$NR_TMP/$tag/control.sock" \
+      >/dev/null 2>&1 &
+    clients+=("$!")
+  done
+  for i in "${clients[@]}"; do wait "$i" && ok=$((ok + 1)); done
+  echo "$ok ${#clients[@]}" >"$out"
+}
+
+# link_storm NS PEER FIRST COUNT ROUNDS DIR: hot-plug NICs eth<FIRST>..eth<FIRST+COUNT-1>
+# (veths, peers in PEER answering as first hosts), give them an address, bring them up, and
+# unplug them again, ROUNDS times; in the last round the even ones stay. They are IPv4 only,
+# with no [Gateway] override: the first-host probe finds their gateway. Adds the kept NICs to
+# NICS/NETS/GWS.
+link_storm() {
+  local ns=$1 peer=$2 first=$3 count=$4 rounds=$5 dir=$6 base=${NETS[0]%.*.*} r k
+  mkdir -p "$dir"
+  for ((r = 0; r <= rounds; r++)); do
+    for ((k = first; k < first + count; k++)); do
+      printf 'link add eth%d address fa:16:3e:5a:00:%02x type veth peer name p%d netns %s\n' "$k" "$k" "$k" "$peer"
+    done >"$dir/plug.batch"
+    for ((k = first; k < first + count; k++)); do
+      echo "addr add $base.$k.1/24 dev p$k"
+      echo "link set p$k up"
+    done >"$dir/peer.batch"
+    for ((k = first; k < first + count; k++)); do
+      echo "addr add $base.$k.2/24 dev eth$k"
+      echo "link set eth$k up"
+    done >"$dir/up.batch"
+    for ((k = first; k < first + count; k++)); do
+      ((r == rounds && k % 2 == 0)) || echo "link del eth$k"
+    done >"$dir/unplug.batch"
+    ip -n "$ns" -force -batch "$dir/plug.batch" >/dev/null 2>&1 || true
+    ip -n "$peer" -force -batch "$dir/peer.batch" >/dev/null 2>&1 || true
+    ip -n "$ns" -force -batch "$dir/up.batch" >/dev/null 2>&1 || true
+    ip -n "$ns" -force -batch "$dir/unplug.batch" >/dev/null 2>&1 || true
+  done
+  for ((k = first; k < first + count; k++)); do
+    ((k % 2 == 0)) || continue
+    NICS+=("eth$k") NETS+=("$base.$k.0/24") GWS+=("$base.$k.1") NETS6+=("") GWS6+=("")
+  done
+}
+
 # churn_check NS TAG: on a NIC with many addresses, adding and removing one address of each
 # family adds and removes its rule and touches no route (the subnet route's `src` stays put).
 churn_check() {
@@ -433,7 +485,7 @@ churn_check() {
 
 part_storm() {
   local ns=$NR_PREFIX-sv-$NR_ID peer=$NR_PREFIX-sp-$NR_ID tag=storm
-  local base_rss base_fd rss hwm fd drops0 drops1 resyncs rate n
+  local base_rss base_fd rss hwm fd drops0 drops1 resyncs rate n reloads side answered asked i
   step "a. event storm: 4 NICs (IPv4 and IPv6), thousands of address changes per second, socket overrun"
   mkdir -p "$NR_TMP/$tag"
   multinic_create "$ns" "$peer" 4 10.50 5a "$NR_TMP/$tag/nicroute.conf" ipv6
@@ -457,11 +509,22 @@ part_storm() {
   drops0=$(netlink_drops "$ns" "$DPID")
   echo "# storm: baseline VmRSS $(kb_mb "$base_rss") MB, $base_fd fds"
 
-  # Phase 1: the daemon keeps up as best it can.
+  # Phase 1: the daemon keeps up as best it can, while it is told to reload (SIGHUP) and asked
+  # for its status (nicroutectl, concurrently).
   storm_files "$NR_TMP/$tag/s1" "$ROBUST_STORM_ROUNDS" 'k % 2 == 0'
+  reloads=$(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true)
+  side_load "$ns" "$tag" "$DPID" "$NR_TMP/$tag/side.out" &
+  side=$!
+  NR_PIDS+=("$side")
   storm_run "$NR_TMP/$tag/s1" "$ns"
+  wait "$side" || true
   rate=$((STORM_LINES * 1000 / (STORM_MS > 0 ? STORM_MS : 1)))
   echo "# storm phase 1 (daemon running): $STORM_LINES address changes in $STORM_MS ms ($rate/s)"
+  read -r answered asked <"$NR_TMP/$tag/side.out" || answered=0 asked=unknown
+  check "storm phase 1: nicroutectl status answered during the storm ($answered of $asked concurrent clients)" \
+    test "$answered" = "$asked"
+  check "storm phase 1: SIGHUPs during the storm were taken as reloads (log: $(($(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true) - reloads)) reloads)" \
+    test "$(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true)" -gt "$reloads"
   if wait_until 60 converged "$ns" "$tag"; then
     nr_pass "storm phase 1: converged to the exact state ($(grep -c . <<<"$(rule_lines "$ns")") rules)"
   else
@@ -498,7 +561,22 @@ part_storm() {
   hwm=$(proc_kb "$DPID" VmHWM)
   churn_check "$ns" "$tag"
 
-  # Back to the starting addresses: the same state as the baseline, so memory must come back.
+  # Phase 3: NICs hot-plugged and unplugged in bursts, on top of the remaining addresses.
+  link_storm "$ns" "$peer" 4 8 "$ROBUST_STORM_ROUNDS" "$NR_TMP/$tag/links"
+  echo "# storm phase 3: 8 NICs plugged, addressed and unplugged $ROBUST_STORM_ROUNDS times, then 4 of them plugged to stay"
+  if wait_until 30 converged "$ns" "$tag"; then
+    nr_pass "storm phase 3: after the hot-plug bursts, the exact state for ${#NICS[@]} NICs ($(rule_count "$ns") rules, $(route_count "$ns") routes; gateways of the new NICs by first-host probe)"
+  else
+    nr_fail "storm phase 3: after the hot-plug bursts, the exact state for ${#NICS[@]} NICs within 30 s"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  check_oracle_sample "$ns" 2
+  check "storm phase 3: nicrouted still running" rd_alive
+
+  # Back to the starting NICs and addresses: the baseline's state, so memory must come back.
+  for ((i = 4; i < ${#NICS[@]}; i++)); do echo "link del ${NICS[$i]}"; done >"$NR_TMP/$tag/unplug.batch"
+  ip -n "$ns" -force -batch "$NR_TMP/$tag/unplug.batch" >/dev/null 2>&1 || true
+  NICS=("${NICS[@]:0:4}") NETS=("${NETS[@]:0:4}") GWS=("${GWS[@]:0:4}") NETS6=("${NETS6[@]:0:4}") GWS6=("${GWS6[@]:0:4}")
   for ((i = 0; i < ${#NICS[@]}; i++)); do
     addr_lines "$ns" | awk -v n="${NICS[$i]}" -v p="${NETS[$i]%.*}.2" -v p6="${NETS6[$i]%/*}2" \
       '$1 == n && $2 != p && $2 != p6 { print "addr del " $2 (index($2, ":") ? "/64" : "/24") " dev " n }'
