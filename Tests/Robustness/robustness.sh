@@ -13,8 +13,8 @@
 #      exact state with the same tables; another tool deleting one NIC's rules, then emptying
 #      another NIC's table, in a loop: the daemon backs off (re-adds counted) and logs it.
 #
-#   sudo bash Tests/Robustness/robustness.sh           # fast mode: about 2.5 minutes
-#   sudo bash Tests/Robustness/robustness.sh --long    # full size: about 7 minutes
+#   sudo bash Tests/Robustness/robustness.sh           # fast mode: about 2 minutes
+#   sudo bash Tests/Robustness/robustness.sh --long    # full size: 4 to 7 minutes
 #
 # Environment:
 #   NICROUTED=/path/to/nicrouted       the daemon (default: .build/debug/nicrouted; not built here)
