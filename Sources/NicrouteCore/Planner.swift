@@ -163,10 +163,27 @@ public struct Planner: Sendable {
         let mainRoutes = snapshot.routes.filter { $0.table == RoutingTable.main }
         var addressesByLink: [Int32: [InterfaceAddress]] = [:]
         for a in snapshot.addresses where isUsable(a) { addressesByLink[a.linkIndex, default: []].append(a) }
-        // Primary addresses first, so the subnet route's `src` is the primary.
+        // The first address of a subnet becomes its route's `src`: the primary (IPv4), else a
+        // permanent (not temporary: the same flag bit) and not deprecated address; among equals
+        // the one the route already has, then the lowest. The kernel lists IPv6 addresses newest
+        // first, so taken as listed every new address would move the `src` and replace the route.
+        var sourcesInUse: [Int32: Set<IPAddress>] = [:]
+        for r in snapshot.routes where Self.isOwned(r) {
+            if let oif = r.outputInterface, let src = r.preferredSource { sourcesInUse[oif, default: []].insert(src) }
+        }
         for (k, v) in addressesByLink {
-            addressesByLink[k] = v.sorted {
-                ($0.flags.contains(.secondary) ? 1 : 0) < ($1.flags.contains(.secondary) ? 1 : 0)
+            let inUse = sourcesInUse[k] ?? []
+            func rank(_ a: InterfaceAddress) -> (Int, Int, Int) {
+                (
+                    a.flags.contains(.secondary) ? 1 : 0, a.flags.contains(.deprecated) ? 1 : 0,
+                    inUse.contains(a.address) ? 0 : 1
+                )
+            }
+            // Stable: IPv4 addresses of one rank keep the kernel's order (as they were added).
+            addressesByLink[k] = v.sorted { x, y in
+                if x.family != y.family { return x.family == .inet }
+                if rank(x) != rank(y) { return rank(x) < rank(y) }
+                return x.family == .inet6 && x.address < y.address
             }
         }
 

@@ -189,6 +189,54 @@ private func rules(_ plan: Plan) -> [Rule] {
         #expect(routes(plan, table: 10001).contains { $0.destination == pfx("20.20.30.0/24") && $0.gateway == nil })
     }
 
+    @Test func ipv6SubnetSourceDoesNotFollowTheNewestAddress() {
+        // The kernel lists IPv6 addresses newest first. Whatever the order, the subnet route's
+        // `src` is a stable choice, and adding or removing another address changes no route.
+        var s = twoNICVM()
+        s.routes.append(mainRoute("::/0", via: "fd00:20::1", dev: 3, proto: .ra, metric: 1024))
+        let slots = SlotTable(["fa:16:3e:00:00:01": 0, "fa:16:3e:00:00:02": 1])
+        func subnetSource(_ plan: Plan) -> IPAddress? {
+            plan.changes.compactMap {
+                switch $0 {
+                case .addRoute(let r), .replaceRoute(let r):
+                    r.destination == pfx("fd00:20::/64") ? r.preferredSource : nil
+                default: nil
+                }
+            }.first
+        }
+        for order in [["fd00:20::16/64", "fd00:20::5/64"], ["fd00:20::5/64", "fd00:20::16/64"]] {
+            var t = s
+            t.addresses += order.map { addr(3, $0) }
+            #expect(subnetSource(planner.plan(snapshot: t, slots: slots)) == ip("fd00:20::5"))
+        }
+        s.addresses.append(addr(3, "fd00:20::16/64"))
+        s = KernelSim.apply(planner.plan(snapshot: s, slots: slots).changes, to: s)
+        for added in ["fd00:20::99/64", "fd00:20::3/64", "fd00:20::4/64"] {
+            s.addresses.insert(addr(3, added), at: s.addresses.firstIndex { $0.family == .inet6 } ?? 0)
+            let plan = planner.plan(snapshot: s, slots: slots)
+            #expect(
+                plan.changes == [
+                    .addRule(
+                        Rule(
+                            family: .inet6, priority: 10001, table: 10001, source: .host(pfx(added).address),
+                            proto: .nicroute))
+                ])
+            s = KernelSim.apply(plan.changes, to: s)
+        }
+        // A temporary (privacy) or deprecated address is not chosen while a permanent one exists.
+        var u = twoNICVM()
+        u.routes.append(mainRoute("::/0", via: "fd00:20::1", dev: 3, proto: .ra, metric: 1024))
+        u.addresses += [
+            addr(3, "fd00:20::1:1/64", flags: [.secondary]), addr(3, "fd00:20::2/64", flags: [.deprecated]),
+            addr(3, "fd00:20::9/64"),
+        ]
+        #expect(subnetSource(planner.plan(snapshot: u, slots: slots)) == ip("fd00:20::9"))
+        // When the `src` goes away, the lowest remaining address takes over.
+        s.addresses.removeAll { $0.address == ip("fd00:20::16") }
+        s.rules.removeAll { $0.source == pfx("fd00:20::16/128") }
+        #expect(subnetSource(planner.plan(snapshot: s, slots: slots)) == ip("fd00:20::3"))
+    }
+
     @Test func nicWithoutGatewayGetsOnlySubnetRoutesAndAProbe() {
         let plan = planner.plan(snapshot: twoNICVM(), slots: SlotTable())
         let t1 = routes(plan, table: 10001)

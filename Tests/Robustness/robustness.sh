@@ -1,0 +1,991 @@
+#!/usr/bin/env bash
+# Robustness tests of nicrouted in network namespaces (a CI stage; --long for the benchmark):
+#   a. storm: 4 NICs, IPv4 and IPv6, thousands of address changes per second from concurrent
+#      `ip -batch` files, once with the daemon running and once with it stopped (SIGSTOP) so
+#      that its netlink socket overruns (ENOBUFS): afterwards the exact state (one rule per
+#      address, one table per NIC, exactly the right routes; `ip route get` agrees), no route
+#      churn from one more address, and memory and descriptors back near the baseline;
+#   b. soak: hot-plug/unplug cycles of a NIC with ping/TCP/UDP through its floating IP
+#      (Neutron-like router namespace: DNAT/SNAT, port security): no failure, nothing left
+#      after unplug, the same table every time, no descriptor or memory growth;
+#   c. chaos: 16 NICs x 8 addresses, SIGKILL right after a random N-th change of a reconcile
+#      (counted live from `ip monitor`) or after a random delay, then a restart repairs the
+#      exact state with the same tables; another tool deleting one NIC's rules, then emptying
+#      another NIC's table, in a loop: the daemon backs off (re-adds counted) and logs it.
+#
+#   sudo bash Tests/Robustness/robustness.sh           # fast mode: about 2 minutes
+#   sudo bash Tests/Robustness/robustness.sh --long    # full size: 4 to 7 minutes
+#
+# Environment:
+#   NICROUTED=/path/to/nicrouted       the daemon (default: .build/debug/nicrouted; not built here)
+#   NICROUTECTL=/path/to/nicroutectl   the CLI (default: next to NICROUTED)
+#   ROBUST_PARTS="storm soak chaos"    which parts to run
+#   ROBUST_STORM_ROUNDS=N              add/remove rounds per NIC and storm phase (fast 3, long 20)
+#   ROBUST_SOAK_CYCLES=N               hot-plug/unplug cycles (fast 20, long 200)
+#   ROBUST_CHAOS_KILLS=N               SIGKILLs in the middle of a reconcile (fast 6, long 30)
+#   ROBUST_FIGHT_SECONDS=S             how long each fight lasts (fast 4, long 15)
+#   ROBUST_RSS_SLACK_KB=K              allowed resident-memory growth after the storm (8192)
+#   ROBUST_SEED=N                      the random seed (default: from the PID; printed)
+#   NR_KEEP_TMP=1                      keep the temp dir (daemon logs, monitor output)
+#
+# Everything runs in namespaces named nrr-<role>-<pid>; nothing is configured in the root
+# namespace and every exit path deletes them. Prints `ok - ...` / `not ok - ...` per check,
+# `# ...` figures, and ends with `robustness: N passed, M failed` (exit non-zero on failure).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+export NR_PREFIX=nrr
+# shellcheck source-path=SCRIPTDIR source=../Scenario/lib.sh
+source "$REPO/Tests/Scenario/lib.sh"
+
+MODE=fast
+for arg in "$@"; do
+  case $arg in
+    --long) MODE=long ;;
+    --fast) MODE=fast ;;
+    -h | --help)
+      awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}"
+      exit 0
+      ;;
+    *)
+      echo "usage: robustness.sh [--long]" >&2
+      exit 2
+      ;;
+  esac
+done
+if [[ $MODE == long ]]; then
+  : "${ROBUST_STORM_ROUNDS:=20}" "${ROBUST_SOAK_CYCLES:=200}" "${ROBUST_CHAOS_KILLS:=30}" "${ROBUST_FIGHT_SECONDS:=15}"
+else
+  : "${ROBUST_STORM_ROUNDS:=3}" "${ROBUST_SOAK_CYCLES:=20}" "${ROBUST_CHAOS_KILLS:=6}" "${ROBUST_FIGHT_SECONDS:=4}"
+fi
+: "${ROBUST_PARTS:=storm soak chaos}"
+: "${ROBUST_RSS_SLACK_KB:=8192}"
+
+nr_require_root
+nr_install_traps
+nr_summary robustness
+nr_ensure_deps
+
+: "${NICROUTED:=$REPO/.build/debug/nicrouted}"
+[[ $NICROUTED == /* ]] || NICROUTED=$PWD/$NICROUTED
+: "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
+[[ $NICROUTECTL == /* ]] || NICROUTECTL=$PWD/$NICROUTECTL
+if [[ ! -x $NICROUTED || ! -x $NICROUTECTL ]]; then
+  nr_fail "nicrouted ($NICROUTED) and nicroutectl ($NICROUTECTL) are built (swift build)"
+  nr_summary_line
+  exit 1
+fi
+nr_tmp_init
+unset NOTIFY_SOCKET
+T_START=$(nr_now_us)
+: "${ROBUST_SEED:=$(($$ % 32768))}"
+RANDOM=$ROBUST_SEED
+echo "# mode $MODE: storm rounds $ROBUST_STORM_ROUNDS, soak cycles $ROBUST_SOAK_CYCLES, chaos kills $ROBUST_CHAOS_KILLS, fight ${ROBUST_FIGHT_SECONDS}s, ROBUST_SEED=$ROBUST_SEED"
+
+# step NAME: print a phase heading.
+step() { printf '# --- %s\n' "$*"; }
+
+# ---- the daemon, per part ---------------------------------------------------------------
+
+# rd_start NS TAG: start nicrouted in NS with its own state, configuration, control socket and
+# log under $NR_TMP/TAG (managing eth*); PID in DPID. The log is appended across restarts.
+rd_start() {
+  local ns=$1 tag=$2
+  mkdir -p "$NR_TMP/$tag/state"
+  [[ -e $NR_TMP/$tag/nicroute.conf ]] || : >"$NR_TMP/$tag/nicroute.conf"
+  ip netns exec "$ns" "$NICROUTED" --manage 'eth*' --state-dir "$NR_TMP/$tag/state" \
+    --config "$NR_TMP/$tag/nicroute.conf" --control-socket "$NR_TMP/$tag/control.sock" \
+    >>"$NR_TMP/$tag/nicrouted.log" 2>&1 &
+  DPID=$!
+  NR_PIDS+=("$DPID")
+}
+
+# rd_alive: true while the daemon DPID runs.
+rd_alive() { ! nr_pid_gone "$DPID"; }
+
+# rd_kill9: SIGKILL the daemon DPID and reap it.
+rd_kill9() {
+  kill -KILL "$DPID" 2>/dev/null || true
+  wait "$DPID" 2>/dev/null || true
+}
+
+# rd_ctl NS TAG ARGS...: nicroutectl in NS, talking to TAG's daemon.
+rd_ctl() {
+  local ns=$1 tag=$2
+  shift 2
+  ip netns exec "$ns" "$NICROUTECTL" "$@" --control-socket "$NR_TMP/$tag/control.sock" \
+    --config "$NR_TMP/$tag/nicroute.conf" --state-dir "$NR_TMP/$tag/state" --manage 'eth*'
+}
+
+# rd_ctl_quiet NS TAG ARGS...: rd_ctl without its output (for its exit status).
+rd_ctl_quiet() { rd_ctl "$@" >/dev/null 2>&1; }
+
+# plan_is_empty NS TAG: `nicroutectl plan` has nothing to change.
+plan_is_empty() {
+  local out
+  out=$(rd_ctl "$1" "$2" plan 2>/dev/null) || return 1
+  [[ -z $out ]]
+}
+
+# show_log TAG [N]: the end of TAG's daemon log, as comments.
+show_log() {
+  local f=$NR_TMP/$1/nicrouted.log
+  [[ -s $f ]] || return 0
+  echo "# nicrouted log ($1, last ${2:-25} lines):"
+  tail -n "${2:-25}" "$f" | cut -c1-300 | sed 's/^/#   /'
+}
+
+# proc_kb PID FIELD: a /proc/PID/status figure in kB (VmRSS, VmHWM), or 0.
+proc_kb() {
+  local v
+  v=$(awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null)
+  printf '%s' "${v:-0}"
+}
+
+# fd_count PID: how many descriptors PID has open.
+fd_count() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# fd_list PID: "fd -> target" for each descriptor PID has open (socket inodes elided).
+fd_list() {
+  find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -printf '%f -> %l\n' 2>/dev/null | sed -E 's/\[[0-9]+\]$/[]/' | sort -n
+}
+
+# cpu_ticks PID: user + system clock ticks PID has used.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# netlink_drops NS PID: the Drops counters of PID's netlink sockets, summed.
+netlink_drops() {
+  local inodes
+  inodes=$(find "/proc/$2/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null |
+    sed -nE 's/^socket:\[([0-9]+)\]$/\1/p' | tr '\n' ' ')
+  ip netns exec "$1" cat /proc/net/netlink |
+    awk -v list=" $inodes " 'NR > 1 && index(list, " " $10 " ") { d += $9 } END { print d + 0 }'
+}
+
+# kb_mb KB: KB as MB with one decimal.
+kb_mb() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+# rule_count NS: how many nicroute rules (IPv4 and IPv6).
+rule_count() {
+  { ip -n "$1" -4 rule show; ip -n "$1" -6 rule show; } | grep -Ec "proto ($NICROUTE_PROTO_RE)( |\$)" || true
+}
+
+# route_count NS: how many nicroute routes (IPv4 and IPv6, every table).
+route_count() { nicroute_routes "$1" | grep -c . || true; }
+
+# ---- the exact expected state -----------------------------------------------------------
+# A "multi-NIC VM" namespace NS holds NICs eth0..eth(N-1) (veths whose peers sit in a peer
+# namespace), NIC i on subnet NETS[i] with gateway GWS[i] (and NETS6[i]/GWS6[i] when IPv6 is
+# on). nicroute must install exactly: one
+# rule per global address of a NIC, all of a NIC's rules pointing at one table of its own, and
+# in that table exactly: its subnet on the NIC, every other NIC's subnet via its gateway, and
+# a default route via its gateway. Nothing else carries nicroute's protocol.
+NICS=()
+NETS=()
+GWS=()
+NETS6=() # IPv6 subnet and gateway per NIC (empty: IPv4 only)
+GWS6=()
+
+# addr_lines NS: "nic address" for every global address of a managed NIC, sorted.
+addr_lines() {
+  ip -j -n "$1" addr show |
+    jq -r '.[] | select(.ifname | test("^eth")) | .ifname as $n | .addr_info[]
+      | select(.scope == "global") | "\($n) \(.local)"' | sort
+}
+
+# rule_lines NS: "address table priority" for every nicroute rule, sorted.
+rule_lines() { nicroute_rules "$1" | sed -E 's#/(32|128) # #' | sort; }
+
+# route_lines NS: "table dst gateway dev" for every nicroute route (both families), sorted.
+route_lines() {
+  { ip -j -n "$1" -4 route show table all; ip -j -n "$1" -6 route show table all; } |
+    jq -r --arg re "^($NICROUTE_PROTO_RE)\$" '.[] | select((.protocol // "" | tostring) | test($re))
+      | "\(.table // "main") \(.dst) \(.gateway // "-") \(.dev // "-")"' | sort
+}
+
+# state_problems NS: print what differs from the exact expected state (nothing when right).
+state_problems() {
+  local ns=$1 addrs rules routes want i j t nic
+  addrs=$(addr_lines "$ns")
+  rules=$(rule_lines "$ns")
+  routes=$(route_lines "$ns")
+  # Rules: exactly one per address, and no rule without its address.
+  comm -3 <(awk '{ print $2 }' <<<"$addrs" | sort) <(awk '{ print $1 }' <<<"$rules" | sort) |
+    awk -F'\t' 'NF && $1 != "" { print "address without a rule: " $1 } $2 != "" { print "rule without an address (or a duplicate): " $2 }'
+  awk '{ print $1 }' <<<"$rules" | sort | uniq -d | sed 's/^/duplicate rule from: /'
+  # One table per NIC; the routes in it.
+  want=""
+  declare -A table_of=()
+  while read -r nic addr; do
+    [[ -n $nic ]] || continue
+    t=$(awk -v a="$addr" '$1 == a { print $2; exit }' <<<"$rules")
+    [[ -n $t ]] || continue
+    if [[ -n ${table_of[$nic]:-} && ${table_of[$nic]} != "$t" ]]; then
+      echo "$nic's rules point at two tables: ${table_of[$nic]} and $t"
+    fi
+    table_of[$nic]=$t
+  done <<<"$addrs"
+  for ((i = 0; i < ${#NICS[@]}; i++)); do
+    nic=${NICS[$i]}
+    t=${table_of[$nic]:-}
+    [[ -n $t ]] || continue
+    want+="$t default ${GWS[$i]} $nic"$'\n'
+    [[ -z ${NETS6[$i]:-} ]] || want+="$t default ${GWS6[$i]} $nic"$'\n'
+    for ((j = 0; j < ${#NICS[@]}; j++)); do
+      if ((i == j)); then
+        want+="$t ${NETS[$j]} - $nic"$'\n'
+        [[ -z ${NETS6[$j]:-} ]] || want+="$t ${NETS6[$j]} - $nic"$'\n'
+      elif [[ -n ${table_of[${NICS[$j]}]:-} ]]; then
+        want+="$t ${NETS[$j]} ${GWS[$i]} $nic"$'\n'
+        [[ -z ${NETS6[$j]:-} || -z ${NETS6[$i]:-} ]] || want+="$t ${NETS6[$j]} ${GWS6[$i]} $nic"$'\n'
+      fi
+    done
+  done
+  if [[ $(printf '%s' "$want" | sort | uniq -d) ]]; then echo "two NICs share a table"; fi
+  comm -3 <(printf '%s' "$want" | sort) <(printf '%s\n' "$routes" | sed '/^$/d') |
+    awk -F'\t' '$1 != "" { print "missing route: table " $1 } $2 != "" { print "unexpected route: table " $2 }'
+  printf '%s\n' "$routes" | sed '/^$/d' | uniq -d | sed 's/^/duplicate route: /'
+}
+
+# state_exact NS: true when state_problems finds nothing.
+state_exact() { [[ -z $(state_problems "$1") ]]; }
+
+# converged NS TAG: the exact state, and the daemon sees nothing left to do.
+converged() { state_exact "$1" && plan_is_empty "$1" "$2"; }
+
+# check_state NS DESC: pass when the state is exact; else show the first problems.
+check_state() {
+  local problems
+  problems=$(state_problems "$1")
+  if [[ -z $problems ]]; then
+    nr_pass "$2"
+  else
+    nr_fail "$2 ($(grep -c . <<<"$problems") problems)"
+    head -n 12 <<<"$problems" | sed 's/^/#   /'
+  fi
+}
+
+# check_oracle_sample NS PER_NIC: `ip route get` from up to PER_NIC addresses of each NIC and
+# family: the internet and every other NIC's subnet via the NIC's own gateway, its subnet directly.
+check_oracle_sample() {
+  local ns=$1 per=$2 i j nic addr bad=0 total=0 got want dst gw
+  local -a nets
+  for ((i = 0; i < ${#NICS[@]}; i++)); do
+    nic=${NICS[$i]}
+    while read -r addr; do
+      [[ -n $addr ]] || continue
+      if [[ $addr == *:* ]]; then
+        nets=("${NETS6[@]}") gw=${GWS6[$i]:-}
+      else
+        nets=("${NETS[@]}") gw=${GWS[$i]}
+      fi
+      for ((j = 0; j <= ${#NICS[@]}; j++)); do
+        if ((j == ${#NICS[@]})); then
+          if [[ $addr == *:* ]]; then dst=2001:db8::1; else dst=198.18.0.1; fi
+          want="dev $nic via $gw"
+        else
+          dst=${nets[$j]%/*}
+          if [[ $addr == *:* ]]; then dst=${dst}250; else dst=${dst%.*}.250; fi
+          if ((i == j)); then want="dev $nic"; else want="dev $nic via $gw"; fi
+        fi
+        got=$(route_get "$ns" "$dst" "$addr")
+        total=$((total + 1))
+        if [[ $got != "$want" ]]; then
+          bad=$((bad + 1))
+          ((bad <= 5)) && echo "#   from $addr to $dst: want '$want', kernel says '$got'"
+        fi
+      done
+    done < <(addr_lines "$ns" | awk -v n="$nic" '$1 == n { print $2 }' | shuf -n "$per" --random-source=<(yes))
+  done
+  if ((bad == 0 && total > 0)); then
+    nr_pass "kernel oracle (ip route get ... from ...): $total answers from sampled addresses all right"
+  else
+    nr_fail "kernel oracle (ip route get ... from ...): $bad of $total answers wrong"
+  fi
+}
+
+# multinic_create NS PEER N BASE MACBYTE CONF [ipv6]: a VM namespace NS with NICs
+# eth0..eth(N-1), peers in PEER; NIC i on BASE.i.0/24 with address BASE.i.2 and gateway BASE.i.1
+# (the peer). eth0 has the main table's default route; the others' gateways come from
+# [Gateway] overrides in CONF. With "ipv6", NIC i also has fd00:X:ai::2/64 (X: BASE's second
+# number; "a" keeps the text canonical for i=0) with gateway fd00:X:ai::1; without, IPv6 is off in both namespaces. Fills
+# NICS/NETS/GWS/NETS6/GWS6.
+multinic_create() {
+  local ns=$1 peer=$2 n=$3 base=$4 macbyte=$5 conf=$6 v6=${7:-} i nic b6
+  b6=fd00:${base#*.}
+  nr_ns_new "$ns"
+  nr_ns_new "$peer"
+  if [[ $v6 == ipv6 ]]; then
+    nr_sysctl "$ns" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+    nr_sysctl "$peer" net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  else
+    nr_sysctl "$ns" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    nr_sysctl "$peer" net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+  fi
+  NICS=() NETS=() GWS=() NETS6=() GWS6=()
+  : >"$conf"
+  for ((i = 0; i < n; i++)); do
+    nic=eth$i
+    NICS+=("$nic")
+    NETS+=("$base.$i.0/24")
+    GWS+=("$base.$i.1")
+    ip -n "$ns" link add "$nic" address "$(printf 'fa:16:3e:%s:00:%02x' "$macbyte" "$i")" type veth peer name "p$i" netns "$peer"
+    ip -n "$peer" addr add "$base.$i.1/24" dev "p$i"
+    ip -n "$ns" addr add "$base.$i.2/24" dev "$nic"
+    if [[ $v6 == ipv6 ]]; then
+      NETS6+=("$b6:a$i::/64")
+      GWS6+=("$b6:a$i::1")
+      ip -n "$peer" addr add "$b6:a$i::1/64" dev "p$i" nodad
+      ip -n "$ns" addr add "$b6:a$i::2/64" dev "$nic" nodad
+    fi
+    ip -n "$peer" link set "p$i" up
+    ip -n "$ns" link set "$nic" up
+    if ((i > 0)); then
+      printf '[Gateway]\nInterface=%s\nIPv4=%s\n' "$nic" "$base.$i.1"
+      [[ $v6 != ipv6 ]] || printf 'IPv6=%s\n' "$b6:a$i::1"
+      echo
+    fi >>"$conf"
+  done
+  ip -n "$ns" route add default via "$base.0.1" dev eth0
+  [[ $v6 != ipv6 ]] || ip -n "$ns" -6 route add default via "$b6:a0::1" dev eth0
+}
+
+# =====================================================================================
+# a. event storm
+# =====================================================================================
+
+# storm_files DIR ROUNDS KEEP_EXPR: one `ip -batch` file per NIC: ROUNDS rounds of adding and
+# removing the secondary addresses .10-.249 of its /24 (and ::10-::129 of its /64 when it has
+# IPv6), then a last round that adds them all and removes those whose number K does not
+# satisfy the awk expression KEEP_EXPR.
+storm_files() {
+  local dir=$1 rounds=$2 keep=$3 i
+  mkdir -p "$dir"
+  for ((i = 0; i < ${#NICS[@]}; i++)); do
+    awk -v r="$rounds" -v nic="${NICS[$i]}" -v net="${NETS[$i]%.*}" -v net6="${NETS6[$i]:+${NETS6[$i]%/*}}" "BEGIN {
+      for (round = 0; round <= r; round++) {
+        for (k = 10; k < 250; k++) {
+          print \"addr add \" net \".\" k \"/24 dev \" nic
+          if (net6 != \"\" && k < 130) print \"addr add \" net6 k \"/64 dev \" nic \" nodad\"
+        }
+        for (k = 10; k < 250; k++) {
+          if (round < r || !($keep)) {
+            print \"addr del \" net \".\" k \"/24 dev \" nic
+            if (net6 != \"\" && k < 130) print \"addr del \" net6 k \"/64 dev \" nic
+          }
+        }
+      }
+    }" >"$dir/$i.batch"
+  done
+}
+
+# storm_run DIR NS: run every batch file of DIR at once in NS; sets STORM_LINES, STORM_MS.
+storm_run() {
+  local dir=$1 ns=$2 f t0 pid
+  local -a pids=()
+  STORM_LINES=$(cat "$dir"/*.batch | wc -l)
+  t0=$(nr_now_us)
+  for f in "$dir"/*.batch; do
+    ip -n "$ns" -force -batch "$f" >/dev/null 2>&1 &
+    pids+=("$!")
+    NR_PIDS+=("$!")
+  done
+  for pid in "${pids[@]}"; do wait "$pid" || true; done
+  STORM_MS=$((($(nr_now_us) - t0) / 1000))
+}
+
+# side_load NS TAG PID OUT: 20 SIGHUPs to PID, 20 ms apart, then 10 concurrent
+# `nicroutectl status` (30 s each at most); writes "answered asked" to OUT.
+side_load() {
+  local ns=$1 tag=$2 pid=$3 out=$4 i ok=0
+  local -a clients=()
+  for ((i = 0; i < 20; i++)); do
+    kill -HUP "$pid" 2>/dev/null || true
+    sleep 0.02
+  done
+  for ((i = 0; i < 10; i++)); do
+    timeout 30 ip netns exec "$ns" "$NICROUTECTL" status --json --control-socket "$NR_TMP/$tag/control.sock" \
+      >/dev/null 2>&1 &
+    clients+=("$!")
+  done
+  for i in "${clients[@]}"; do wait "$i" && ok=$((ok + 1)); done
+  echo "$ok ${#clients[@]}" >"$out"
+}
+
+# link_storm NS PEER FIRST COUNT ROUNDS DIR: hot-plug NICs eth<FIRST>..eth<FIRST+COUNT-1>
+# (veths, peers in PEER answering as first hosts), give them an address, bring them up, and
+# unplug them again, ROUNDS times; in the last round the even ones stay. They are IPv4 only,
+# with no [Gateway] override: the first-host probe finds their gateway. Adds the kept NICs to
+# NICS/NETS/GWS.
+link_storm() {
+  local ns=$1 peer=$2 first=$3 count=$4 rounds=$5 dir=$6 base=${NETS[0]%.*.*} r k
+  mkdir -p "$dir"
+  for ((r = 0; r <= rounds; r++)); do
+    for ((k = first; k < first + count; k++)); do
+      printf 'link add eth%d address fa:16:3e:5a:00:%02x type veth peer name p%d netns %s\n' "$k" "$k" "$k" "$peer"
+    done >"$dir/plug.batch"
+    for ((k = first; k < first + count; k++)); do
+      echo "addr add $base.$k.1/24 dev p$k"
+      echo "link set p$k up"
+    done >"$dir/peer.batch"
+    for ((k = first; k < first + count; k++)); do
+      echo "addr add $base.$k.2/24 dev eth$k"
+      echo "link set eth$k up"
+    done >"$dir/up.batch"
+    for ((k = first; k < first + count; k++)); do
+      ((r == rounds && k % 2 == 0)) || echo "link del eth$k"
+    done >"$dir/unplug.batch"
+    ip -n "$ns" -force -batch "$dir/plug.batch" >/dev/null 2>&1 || true
+    ip -n "$peer" -force -batch "$dir/peer.batch" >/dev/null 2>&1 || true
+    ip -n "$ns" -force -batch "$dir/up.batch" >/dev/null 2>&1 || true
+    ip -n "$ns" -force -batch "$dir/unplug.batch" >/dev/null 2>&1 || true
+  done
+  for ((k = first; k < first + count; k++)); do
+    ((k % 2 == 0)) || continue
+    NICS+=("eth$k") NETS+=("$base.$k.0/24") GWS+=("$base.$k.1") NETS6+=("") GWS6+=("")
+  done
+}
+
+# churn_check NS TAG: on a NIC with many addresses, adding and removing one address of each
+# family adds and removes its rule and touches no route (the subnet route's `src` stays put).
+churn_check() {
+  local ns=$1 tag=$2 mon=$NR_TMP/$2/monitor-churn.log a4 a6 i mon_pid routes rules
+  a4=${NETS[1]%.*}.251 a6=${NETS6[1]%/*}251
+  nr_bg - "$mon" ip -n "$ns" -ts monitor route rule
+  mon_pid=$NR_LAST_PID
+  for ((i = 0; i < 25; i++)); do
+    ip -n "$ns" -4 rule add fwmark 0x96 lookup 96 priority 496
+    ip -n "$ns" -4 rule del fwmark 0x96 lookup 96 priority 496
+    wait_until 0.2 grep -q 'fwmark 0x96' "$mon" && break
+  done
+  ip -n "$ns" addr add "$a4/24" dev "${NICS[1]}"
+  ip -n "$ns" addr add "$a6/64" dev "${NICS[1]}" nodad
+  wait_until 10 has_nicroute_rule "$ns" "$a4" || true
+  wait_until 10 has_nicroute_rule "$ns" "$a6" || true
+  ip -n "$ns" addr del "$a4/24" dev "${NICS[1]}"
+  ip -n "$ns" addr del "$a6/64" dev "${NICS[1]}"
+  wait_until 10 has_no_nicroute_rule "$ns" "$a4" || true
+  wait_until 10 has_no_nicroute_rule "$ns" "$a6" || true
+  sleep 0.3
+  kill "$mon_pid" 2>/dev/null || true
+  wait "$mon_pid" 2>/dev/null || true
+  rules=$(grep -Ec "^\[[^]]+\] (Deleted )?[0-9]+:[[:space:]]+from ($a4|$a6) .*proto ($NICROUTE_PROTO_RE)( |\$)" "$mon" || true)
+  routes=$(grep -Ev "^\[[^]]+\] (Deleted )?[0-9]+:[[:space:]]" "$mon" | grep -E "proto ($NICROUTE_PROTO_RE)( |\$)" || true)
+  check "no churn: adding and removing $a4 and $a6 on ${NICS[1]} added and removed their 2 rules (rule events: $rules)" \
+    test "$rules" -eq 4
+  if [[ -z $routes ]]; then
+    nr_pass "no churn: an address coming and going on a busy NIC touches no route"
+  else
+    nr_fail "no churn: an address coming and going on a busy NIC touches no route ($(grep -c . <<<"$routes") route events)"
+    head -n 6 <<<"$routes" | cut -c1-200 | sed 's/^/#   /'
+  fi
+  check "no churn: exact state afterwards" wait_until 10 converged "$ns" "$tag"
+}
+
+part_storm() {
+  local ns=$NR_PREFIX-sv-$NR_ID peer=$NR_PREFIX-sp-$NR_ID tag=storm
+  local base_rss base_fd rss hwm fd drops0 drops1 resyncs rate n reloads side answered asked i
+  step "a. event storm: 4 NICs (IPv4 and IPv6), thousands of address changes per second, socket overrun"
+  mkdir -p "$NR_TMP/$tag"
+  multinic_create "$ns" "$peer" 4 10.50 5a "$NR_TMP/$tag/nicroute.conf" ipv6
+  rd_start "$ns" "$tag"
+  if ! wait_until 15 converged "$ns" "$tag"; then
+    nr_fail "storm: nicrouted installs the 4 NICs' rules and tables, both families (within 15 s)"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+    show_log "$tag"
+    return 0
+  fi
+  nr_pass "storm: nicrouted installs the 4 NICs' rules and tables, both families"
+  # Warm-up: one address comes and goes, so that what the runtime creates on first use (the
+  # timerfd of the first coalescing sleep) is part of the baseline, not taken for a leak.
+  ip -n "$ns" addr add "${NETS[0]%.*}.9/24" dev "${NICS[0]}"
+  wait_until 10 has_nicroute_rule "$ns" "${NETS[0]%.*}.9" || true
+  ip -n "$ns" addr del "${NETS[0]%.*}.9/24" dev "${NICS[0]}"
+  wait_until 10 converged "$ns" "$tag" || true
+  sleep 1
+  base_rss=$(proc_kb "$DPID" VmRSS) base_fd=$(fd_count "$DPID")
+  fd_list "$DPID" >"$NR_TMP/$tag/fds.before"
+  drops0=$(netlink_drops "$ns" "$DPID")
+  echo "# storm: baseline VmRSS $(kb_mb "$base_rss") MB, $base_fd fds"
+
+  # Phase 1: the daemon keeps up as best it can, while it is told to reload (SIGHUP) and asked
+  # for its status (nicroutectl, concurrently).
+  storm_files "$NR_TMP/$tag/s1" "$ROBUST_STORM_ROUNDS" 'k % 2 == 0'
+  reloads=$(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true)
+  side_load "$ns" "$tag" "$DPID" "$NR_TMP/$tag/side.out" &
+  side=$!
+  NR_PIDS+=("$side")
+  storm_run "$NR_TMP/$tag/s1" "$ns"
+  wait "$side" || true
+  rate=$((STORM_LINES * 1000 / (STORM_MS > 0 ? STORM_MS : 1)))
+  echo "# storm phase 1 (daemon running): $STORM_LINES address changes in $STORM_MS ms ($rate/s)"
+  read -r answered asked <"$NR_TMP/$tag/side.out" || answered=0 asked=unknown
+  check "storm phase 1: nicroutectl status answered during the storm ($answered of $asked concurrent clients)" \
+    test "$answered" = "$asked"
+  check "storm phase 1: SIGHUPs during the storm were taken as reloads (log: $(($(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true) - reloads)) reloads)" \
+    test "$(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true)" -gt "$reloads"
+  if wait_until 60 converged "$ns" "$tag"; then
+    nr_pass "storm phase 1: converged to the exact state ($(grep -c . <<<"$(rule_lines "$ns")") rules)"
+  else
+    nr_fail "storm phase 1: converged to the exact state within 60 s"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  drops1=$(netlink_drops "$ns" "$DPID")
+  echo "# storm phase 1: netlink drops on the daemon's sockets: $((drops1 - drops0))"
+
+  # Phase 2: the daemon is frozen while the storm runs, so its socket buffer overruns.
+  resyncs=$(grep -c 'ENOBUFS' "$NR_TMP/$tag/nicrouted.log" || true)
+  storm_files "$NR_TMP/$tag/s2" "$ROBUST_STORM_ROUNDS" 'k % 3 == 0'
+  kill -STOP "$DPID"
+  storm_run "$NR_TMP/$tag/s2" "$ns"
+  drops0=$drops1
+  drops1=$(netlink_drops "$ns" "$DPID")
+  kill -CONT "$DPID"
+  rate=$((STORM_LINES * 1000 / (STORM_MS > 0 ? STORM_MS : 1)))
+  echo "# storm phase 2 (daemon stopped): $STORM_LINES address changes in $STORM_MS ms ($rate/s); netlink drops: $((drops1 - drops0))"
+  check "storm phase 2: the daemon's netlink socket overran (kernel drop counter grew by $((drops1 - drops0)))" \
+    test "$((drops1 - drops0))" -gt 0
+  if wait_until 60 converged "$ns" "$tag"; then
+    nr_pass "storm phase 2: converged to the exact state after the overrun ($(grep -c . <<<"$(rule_lines "$ns")") rules)"
+  else
+    nr_fail "storm phase 2: converged to the exact state within 60 s after the overrun"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  n=$(grep -c 'ENOBUFS' "$NR_TMP/$tag/nicrouted.log" || true)
+  check "storm phase 2: the daemon reported the lost messages and resynced (log: $((n - resyncs)) new 'ENOBUFS' lines)" \
+    test "$((n - resyncs))" -ge 1
+  check "storm: nicrouted still running" rd_alive
+  check_state "$ns" "storm: exactly one rule per remaining address, one table per NIC, exactly the right routes"
+  check_oracle_sample "$ns" 6
+  hwm=$(proc_kb "$DPID" VmHWM)
+  churn_check "$ns" "$tag"
+
+  # Phase 3: NICs hot-plugged and unplugged in bursts, on top of the remaining addresses.
+  link_storm "$ns" "$peer" 4 8 "$ROBUST_STORM_ROUNDS" "$NR_TMP/$tag/links"
+  echo "# storm phase 3: 8 NICs plugged, addressed and unplugged $ROBUST_STORM_ROUNDS times, then 4 of them plugged to stay"
+  if wait_until 30 converged "$ns" "$tag"; then
+    nr_pass "storm phase 3: after the hot-plug bursts, the exact state for ${#NICS[@]} NICs ($(rule_count "$ns") rules, $(route_count "$ns") routes; gateways of the new NICs by first-host probe)"
+  else
+    nr_fail "storm phase 3: after the hot-plug bursts, the exact state for ${#NICS[@]} NICs within 30 s"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  check_oracle_sample "$ns" 2
+  check "storm phase 3: nicrouted still running" rd_alive
+
+  # Back to the starting NICs and addresses: the baseline's state, so memory must come back.
+  for ((i = 4; i < ${#NICS[@]}; i++)); do echo "link del ${NICS[$i]}"; done >"$NR_TMP/$tag/unplug.batch"
+  ip -n "$ns" -force -batch "$NR_TMP/$tag/unplug.batch" >/dev/null 2>&1 || true
+  NICS=("${NICS[@]:0:4}") NETS=("${NETS[@]:0:4}") GWS=("${GWS[@]:0:4}") NETS6=("${NETS6[@]:0:4}") GWS6=("${GWS6[@]:0:4}")
+  for ((i = 0; i < ${#NICS[@]}; i++)); do
+    addr_lines "$ns" | awk -v n="${NICS[$i]}" -v p="${NETS[$i]%.*}.2" -v p6="${NETS6[$i]%/*}2" \
+      '$1 == n && $2 != p && $2 != p6 { print "addr del " $2 (index($2, ":") ? "/64" : "/24") " dev " n }'
+  done >"$NR_TMP/$tag/undo.batch"
+  ip -n "$ns" -force -batch "$NR_TMP/$tag/undo.batch" >/dev/null 2>&1 || true
+  if wait_until 30 converged "$ns" "$tag"; then
+    nr_pass "storm: back to the first addresses, back to exactly 8 rules ($(rule_count "$ns"))"
+  else
+    nr_fail "storm: back to the first addresses, back to exactly 8 rules within 30 s"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  sleep 2
+  rss=$(proc_kb "$DPID" VmRSS) fd=$(fd_count "$DPID")
+  echo "# storm memory: VmRSS baseline $(kb_mb "$base_rss") MB, peak (VmHWM) $(kb_mb "$hwm") MB, after settle $(kb_mb "$rss") MB (+$(kb_mb $((rss - base_rss))) MB); fds $base_fd -> $fd"
+  check "storm: memory back near the baseline (VmRSS $(kb_mb "$base_rss") -> $(kb_mb "$rss") MB, bound +$(kb_mb "$ROBUST_RSS_SLACK_KB") MB; peak $(kb_mb "$hwm") MB)" \
+    test "$rss" -le "$((base_rss + ROBUST_RSS_SLACK_KB))"
+  if [[ $fd -le $base_fd ]]; then
+    nr_pass "storm: no descriptor leak ($base_fd -> $fd)"
+  else
+    nr_fail "storm: no descriptor leak ($base_fd -> $fd)"
+    diff "$NR_TMP/$tag/fds.before" <(fd_list "$DPID") | sed 's/^/#   /' || true
+  fi
+  [[ $NR_FAIL -gt 0 ]] && show_log "$tag" 15
+  nr_stop_pid "$DPID" 5
+  check "storm: SIGTERM: exit status 0 (got $NR_STOP_RC)" test "$NR_STOP_RC" = 0
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns del "$peer" 2>/dev/null || true
+}
+
+# =====================================================================================
+# b. soak: hot-plug/unplug cycles with traffic through the floating IP
+# =====================================================================================
+
+# leftovers_c: print nicroute rules and routes still referring to NIC C.
+leftovers_c() {
+  nicroute_rules "$NS_VM" | awk -v a="$ADDR_C" '$1 == a || $1 == a "/32"' | sed 's/^/rule /'
+  nicroute_routes "$NS_VM" | grep -E "(^|[ /])${ADDR_C%.*}\.|dev $NIC_C( |\$)" | sed 's/^/route /' || true
+}
+
+# nothing_left_c: true when leftovers_c prints nothing.
+nothing_left_c() { [[ -z $(leftovers_c) ]]; }
+
+part_soak() {
+  local tag=soak cycles=$ROBUST_SOAK_CYCLES c t0 pid servers=() rule_fail=0 ping_fail=0 tcp_fail=0 udp_fail=0 left_fail=0 ctl_fail=0
+  local table first_table="" table_changes=0 rss fd rss1=0 fd1=0 rssmax=0 fdmax=0 udp_pid warm elapsed
+  step "b. soak: $cycles hot-plug/unplug cycles of NIC C with traffic through its floating IP"
+  mkdir -p "$NR_TMP/$tag"
+  topo_create
+  router_create C
+  start_tcp_echo "$TCP_PORT"
+  servers+=("$NR_LAST_PID")
+  start_udp_echo "$ADDR_A" "$UDP_PORT"
+  servers+=("$NR_LAST_PID")
+  start_udp_echo "$ADDR_B" "$UDP_PORT"
+  servers+=("$NR_LAST_PID")
+  rd_start "$NS_VM" "$tag"
+  if ! wait_until 15 has_nicroute_rule "$NS_VM" "$ADDR_B"; then
+    nr_fail "soak: nicrouted installs the rule from $ADDR_B (within 15 s)"
+    show_log "$tag"
+    return 0
+  fi
+  nr_pass "soak: nicrouted installs the rule from $ADDR_B"
+  check "soak: traffic through floating IP B before the cycles" probe_tcp "$FIP_B" "$TCP_PORT" 5
+  warm=$(((cycles + 9) / 10)) # samples before this cycle are the warm-up
+  t0=$(nr_now_us)
+  for ((c = 1; c <= cycles; c++)); do
+    vm_nic_plug C
+    vm_nic_address C
+    if ! wait_until 10 has_nicroute_rule "$NS_VM" "$ADDR_C"; then
+      rule_fail=$((rule_fail + 1))
+      echo "#   cycle $c: no rule from $ADDR_C within 10 s"
+    fi
+    table=$(nicroute_table_of "$NS_VM" "$ADDR_C")
+    [[ -z $first_table ]] && first_table=$table
+    [[ $table == "$first_table" ]] || table_changes=$((table_changes + 1))
+    start_udp_echo "$ADDR_C" "$UDP_PORT"
+    udp_pid=$NR_LAST_PID
+    probe_ping "$FIP_C" 5 || { ping_fail=$((ping_fail + 1)); echo "#   cycle $c: ping via $FIP_C failed"; }
+    probe_tcp "$FIP_C" "$TCP_PORT" 5 || { tcp_fail=$((tcp_fail + 1)); echo "#   cycle $c: TCP via $FIP_C failed"; }
+    probe_udp "$FIP_C" "$UDP_PORT" 5 || { udp_fail=$((udp_fail + 1)); echo "#   cycle $c: UDP via $FIP_C failed"; }
+    kill "$udp_pid" 2>/dev/null || true
+    wait "$udp_pid" 2>/dev/null || true
+    # A control client every cycle too: descriptors of the control socket must not pile up.
+    rd_ctl_quiet "$NS_VM" "$tag" status --json || { ctl_fail=$((ctl_fail + 1)); echo "#   cycle $c: nicroutectl status failed"; }
+    vm_nic_unplug C
+    if ! wait_until 10 nothing_left_c; then
+      left_fail=$((left_fail + 1))
+      echo "#   cycle $c: left after unplug:"
+      leftovers_c | head -n 5 | sed 's/^/#     /'
+    fi
+    rss=$(proc_kb "$DPID" VmRSS) fd=$(fd_count "$DPID")
+    if ((c == warm)); then rss1=$rss fd1=$fd; fi
+    if ((c > warm)); then
+      ((rss > rssmax)) && rssmax=$rss
+      ((fd > fdmax)) && fdmax=$fd
+    fi
+    if ((c % 10 == 0 || c == cycles)); then echo "#   cycle $c: VmRSS $(kb_mb "$rss") MB, $fd fds"; fi
+  done
+  elapsed=$((($(nr_now_us) - t0) / 1000000))
+  ((cycles > warm)) || { rssmax=$rss1 fdmax=$fd1; }
+  echo "# soak: $cycles cycles in ${elapsed}s; failures: rule $rule_fail, ping $ping_fail, TCP $tcp_fail, UDP $udp_fail, leftovers $left_fail; table $first_table ($table_changes changes)"
+  echo "# soak: after warm-up (cycle $warm): VmRSS $(kb_mb "$rss1") MB, $fd1 fds; later max VmRSS $(kb_mb "$rssmax") MB, max $fdmax fds; last VmRSS $(kb_mb "$rss") MB, $fd fds"
+  check "soak: the rule appeared in all $cycles cycles ($rule_fail failures)" test "$rule_fail" -eq 0
+  check "soak: ping, TCP and UDP through floating IP C in all $cycles cycles (failures: $ping_fail/$tcp_fail/$udp_fail)" \
+    test $((ping_fail + tcp_fail + udp_fail)) -eq 0
+  check "soak: nicroutectl status answered in all $cycles cycles ($ctl_fail failures)" test "$ctl_fail" -eq 0
+  check "soak: no nicroute rule or route left after each unplug ($left_fail cycles with leftovers)" test "$left_fail" -eq 0
+  check "soak: NIC C keeps its table $first_table across re-plugs ($table_changes changes)" test "$table_changes" -eq 0
+  check "soak: no descriptor growth across cycles ($fd1 after warm-up, at most $fdmax later)" test "$fdmax" -le "$fd1"
+  # Allocator noise is not growth: the bound is 2 MB plus 8 kB per cycle, far below a leak of
+  # one NIC's worth of state per cycle multiplied by the cycles.
+  check "soak: no memory growth across cycles (VmRSS $(kb_mb "$rss1") MB after warm-up, at most $(kb_mb "$rssmax") MB later)" \
+    test "$rssmax" -le $((rss1 + 2048 + 8 * cycles))
+  check "soak: traffic through floating IP B after the cycles" probe_tcp "$FIP_B" "$TCP_PORT" 3
+  for a in "$ADDR_A" "$ADDR_B" "$ADDR6_A" "$ADDR6_B"; do
+    check "soak: exactly one nicroute rule from $a after the cycles" test "$(nicroute_rule_count "$NS_VM" "$a")" -eq 1
+  done
+  check "soak: nicrouted still running" rd_alive
+  [[ $NR_FAIL -gt 0 ]] && show_log "$tag" 15
+  nr_stop_pid "$DPID" 5
+  check "soak: SIGTERM: exit status 0 (got $NR_STOP_RC)" test "$NR_STOP_RC" = 0
+  for pid in "${servers[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  local ns
+  for ns in "$NS_VM" "$NS_CLIENT" "$NS_CT" "$NS_RTR_A" "$NS_RTR_B" "$NS_RTR_C"; do
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+
+# =====================================================================================
+# c. chaos: SIGKILL in the middle of a reconcile; another tool deleting rules in a loop
+# =====================================================================================
+
+# table_map NS: "nic table" for each NIC with a nicroute rule, sorted.
+table_map() {
+  local rules
+  rules=$(rule_lines "$1")
+  addr_lines "$1" | while read -r nic addr; do
+    awk -v a="$addr" -v n="$nic" '$1 == a { print n, $2; exit }' <<<"$rules"
+  done | sort -u
+}
+
+# killer_start NS N: SIGKILL the PID written to $NR_TMP/chaos/killer.pid as soon as the
+# kernel has announced N rule or route changes in NS (`ip monitor`, through a FIFO into awk);
+# returns once the monitor provably listens. killer_done says whether it struck.
+killer_start() {
+  local ns=$1 n=$2 fifo=$NR_TMP/chaos/killer.fifo i
+  rm -f "$fifo" "$NR_TMP/chaos/killer.pid" "$NR_TMP/chaos/killer.ready" "$NR_TMP/chaos/killer.done"
+  mkfifo "$fifo"
+  # mawk reads a pipe in blocks unless interactive; gawk reads what is there. (Output captured
+  # first: `awk | grep -q` under pipefail fails when grep exits before awk has written.)
+  local -a interactive=()
+  if [[ $(awk -W version 2>&1) == *mawk* ]]; then interactive=(-W interactive); fi
+  awk "${interactive[@]}" -v n="$n" -v dir="$NR_TMP/chaos" '
+    /fwmark 0x97/ { if (!ready) { ready = 1; printf "" > (dir "/killer.ready"); close(dir "/killer.ready") } next }
+    ready && ++seen >= n {
+      while ((getline pid < (dir "/killer.pid")) <= 0) { close(dir "/killer.pid"); system("sleep 0.001") }
+      system("kill -KILL " pid)
+      printf "" > (dir "/killer.done")
+      exit
+    }' <"$fifo" &
+  KILLER_AWK=$!
+  NR_PIDS+=("$KILLER_AWK")
+  ip -n "$ns" monitor rule route >"$fifo" 2>/dev/null &
+  KILLER_MON=$!
+  NR_PIDS+=("$KILLER_MON")
+  for ((i = 0; i < 25; i++)); do
+    ip -n "$ns" -4 rule add fwmark 0x97 lookup 97 priority 497
+    ip -n "$ns" -4 rule del fwmark 0x97 lookup 97 priority 497
+    wait_until 0.2 test -e "$NR_TMP/chaos/killer.ready" && return 0
+  done
+  echo "# the killer's ip monitor never reported its canary rule"
+}
+
+# killer_done: true once the killer has struck.
+killer_done() { [[ -e $NR_TMP/chaos/killer.done ]]; }
+
+# killer_stop: end the killer's monitor and awk.
+killer_stop() {
+  kill "$KILLER_MON" "$KILLER_AWK" 2>/dev/null || true
+  wait "$KILLER_MON" 2>/dev/null || true
+  wait "$KILLER_AWK" 2>/dev/null || true
+}
+
+# owned_count NS: nicroute rules plus routes.
+owned_count() { echo $(($(rule_count "$1") + $(route_count "$1"))); }
+
+# disturb NS ROUND: while no daemon runs, change what it will find: delete the rules and
+# routes of a random half of the NICs, remove one address and add another.
+disturb() {
+  local ns=$1 r=$2 i t x y
+  {
+    for ((i = 0; i < ${#NICS[@]}; i++)); do
+      ((RANDOM % 2)) || continue
+      t=$(awk -v n="${NICS[$i]}" '$1 == n { print $2 }' "$NR_TMP/chaos/tables.clean")
+      [[ -n $t ]] || continue
+      rule_lines "$ns" | awk -v t="$t" '$2 == t { print "rule del from " $1 " lookup " $2 " priority " $3 }'
+      echo "route flush table $t"
+    done
+  } >"$NR_TMP/chaos/disturb.batch"
+  ip -n "$ns" -4 -force -batch "$NR_TMP/chaos/disturb.batch" >/dev/null 2>&1 || true
+  x=$((r % ${#NICS[@]})) y=$(((r + 7) % ${#NICS[@]}))
+  ip -n "$ns" addr del "${NETS[$x]%.*}.$((17 - r % 4))/24" dev "${NICS[$x]}" 2>/dev/null || true
+  ip -n "$ns" addr add "${NETS[$y]%.*}.$((30 + r))/24" dev "${NICS[$y]}" 2>/dev/null || true
+}
+
+# fight_run NS rule|route TABLE SECONDS: another tool deletes nicroute's rules pointing at
+# TABLE (or flushes TABLE) whenever they are there, for SECONDS (bounded in rounds too), while
+# `ip -ts monitor` records what nicrouted puts back. Sets FIGHT_DELETES (deletions made),
+# FIGHT_READDS (objects put back), FIGHT_MAX / FIGHT_KEY (most re-adds of one object, which),
+# FIGHT_GAP (seconds between that object's last two re-adds), FIGHT_CPU_MS (daemon CPU).
+fight_run() {
+  local ns=$1 kind=$2 t=$3 secs=$4 mon end i ticks0 ticks1 mon_pid batch re
+  mon=$NR_TMP/chaos/monitor-$kind-fight.log batch=$NR_TMP/chaos/fight.batch
+  nr_bg - "$mon" ip -n "$ns" -ts monitor "$kind"
+  mon_pid=$NR_LAST_PID
+  for ((i = 0; i < 25; i++)); do
+    ip -n "$ns" -4 route add 192.0.2.98/32 dev lo table 98
+    ip -n "$ns" -4 rule add fwmark 0x98 lookup 98 priority 498
+    ip -n "$ns" -4 rule del fwmark 0x98 lookup 98 priority 498
+    ip -n "$ns" -4 route del 192.0.2.98/32 dev lo table 98
+    wait_until 0.2 grep -qE 'fwmark 0x98|192\.0\.2\.98' "$mon" && break
+  done
+  FIGHT_DELETES=0
+  ticks0=$(cpu_ticks "$DPID")
+  end=$(($(nr_now_us) + secs * 1000000))
+  for ((i = 0; i < secs * 200; i++)); do
+    (($(nr_now_us) < end)) || break
+    if [[ $kind == rule ]]; then
+      rule_lines "$ns" | awk -v t="$t" '$2 == t { print "rule del from " $1 " lookup " $2 " priority " $3 }' >"$batch"
+    else
+      ip -n "$ns" -4 route show table "$t" | sed 's/^/route del /; s/$/ table '"$t"'/' >"$batch"
+    fi
+    if [[ -s $batch ]]; then
+      FIGHT_DELETES=$((FIGHT_DELETES + $(grep -c . "$batch")))
+      ip -n "$ns" -4 -force -batch "$batch" >/dev/null 2>&1 || true
+    else
+      sleep 0.01
+    fi
+  done
+  ticks1=$(cpu_ticks "$DPID")
+  FIGHT_CPU_MS=$(((ticks1 - ticks0) * 1000 / $(getconf CLK_TCK)))
+  sleep 0.2
+  kill "$mon_pid" 2>/dev/null || true
+  wait "$mon_pid" 2>/dev/null || true
+  # What nicrouted put back: additions (not "Deleted") of a rule to TABLE / a route in TABLE,
+  # as "key timestamp".
+  if [[ $kind == rule ]]; then
+    re="^\[([^]]+)\] [0-9]+:[[:space:]]+from ([^ ]+) lookup $t( |\$)"
+  else
+    re="^\[([^]]+)\] ([^ ]+) .*table $t( |\$)"
+  fi
+  grep -v '^\[[^]]*\] Deleted ' "$mon" | grep -E "$re" | sed -E "s/$re.*/\1 \2/" |
+    while read -r ts key; do echo "$key $(date -d "$ts" +%s.%N)"; done >"$mon.readds"
+  FIGHT_READDS=$(grep -c . "$mon.readds" || true)
+  read -r FIGHT_MAX FIGHT_KEY FIGHT_GAP < <(awk '
+    { n[$1]++; if (n[$1] > 1) gap[$1] = $2 - last[$1]; last[$1] = $2 }
+    END { m = 0; w = "-"; for (a in n) if (n[a] > m) { m = n[a]; w = a }
+          printf "%d %s %.2f\n", m, w, (m > 1 ? gap[w] : 0) }' "$mon.readds")
+}
+
+# fight_checks LABEL WHAT: the verdicts on the last fight_run.
+fight_checks() {
+  local label=$1 what=$2 secs=$ROBUST_FIGHT_SECONDS bound
+  echo "# $label: ${secs}s, the other tool deleted $FIGHT_DELETES $what; nicrouted put back $FIGHT_READDS ($FIGHT_MAX at most for one object, $FIGHT_KEY; last gap ${FIGHT_GAP}s); daemon CPU $FIGHT_CPU_MS ms"
+  # The guard lets 5 re-adds through per 30 s, then backs off 1 s, 2 s, 4 s ... (so 7 in 4 s).
+  bound=$((6 + 2 * secs / 3))
+  ((bound > 15)) && bound=15
+  check "$label: no tight loop: at most $bound re-adds of one object in ${secs}s (got $FIGHT_MAX)" \
+    test "$FIGHT_MAX" -le "$bound"
+  check "$label: the other tool did delete and nicrouted did put back ($FIGHT_DELETES deletions, $FIGHT_READDS re-adds)" \
+    test "$FIGHT_DELETES" -gt 0 -a "$FIGHT_READDS" -gt 0
+  check "$label: the daemon backs off (the last gap between re-adds of $FIGHT_KEY is ${FIGHT_GAP}s, at least 0.9 s)" \
+    awk -v g="$FIGHT_GAP" 'BEGIN { exit !(g >= 0.9) }'
+  check "$label: reported in the log (a new 'backing off' warning)" wait_until 2 backoff_logged_after "${FIGHT_LOGGED:-0}"
+  FIGHT_LOGGED=$(backoff_logged)
+}
+
+# backoff_logged: how many back-off warnings the chaos daemon has logged.
+backoff_logged() { grep -c 'backing off' "$NR_TMP/chaos/nicrouted.log" || true; }
+
+# backoff_logged_after N: true when there are more than N.
+backoff_logged_after() { (($(backoff_logged) > $1)); }
+
+part_chaos() {
+  local ns=$NR_PREFIX-cv-$NR_ID peer=$NR_PREFIX-cp-$NR_ID tag=chaos i k total target got at mode
+  local dup_rules=0 partial=0 restarted_dead=0 missing
+  step "c. chaos: 16 NICs x 8 addresses, SIGKILL in the middle of reconciles, a rule-deleting tool"
+  mkdir -p "$NR_TMP/$tag"
+  multinic_create "$ns" "$peer" 16 10.60 cc "$NR_TMP/$tag/nicroute.conf"
+  {
+    for ((i = 0; i < 16; i++)); do
+      for k in 3 4 5 6 7 8 9; do echo "addr add 10.60.$i.$((10 + k))/24 dev eth$i"; done
+    done
+  } >"$NR_TMP/$tag/addrs.batch"
+  ip -n "$ns" -force -batch "$NR_TMP/$tag/addrs.batch" >/dev/null 2>&1
+  echo "# chaos: $(addr_lines "$ns" | grep -c .) addresses on 16 NICs"
+
+  # A clean run first: the reference (tables per NIC, kept in the state directory).
+  rd_start "$ns" "$tag"
+  if ! wait_until 30 converged "$ns" "$tag"; then
+    nr_fail "chaos: a clean start installs the exact state (within 30 s)"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+    show_log "$tag"
+    return 0
+  fi
+  total=$(owned_count "$ns")
+  table_map "$ns" >"$NR_TMP/$tag/tables.clean"
+  nr_pass "chaos: a clean start installs the exact state ($(rule_count "$ns") rules, $(route_count "$ns") routes)"
+  nr_stop_pid "$DPID" 5
+  rd_ctl "$ns" "$tag" flush >/dev/null 2>&1 || true
+  check "chaos: nicroutectl flush (one-shot) leaves nothing" test "$(owned_count "$ns")" -eq 0
+
+  for ((k = 1; k <= ROBUST_CHAOS_KILLS; k++)); do
+    ((k > 1)) && disturb "$ns" "$k"
+    missing=$((total - $(owned_count "$ns")))
+    if ((k % 2 && missing > 1)); then
+      # Kill right after the daemon's N-th change (N random among the changes to make), as
+      # the kernel announces it: a point in the middle of the reconcile.
+      mode="after change"
+      target=$((1 + RANDOM % (missing - 1)))
+      killer_start "$ns" "$target"
+      rd_start "$ns" "$tag"
+      echo "$DPID" >"$NR_TMP/$tag/killer.pid"
+      # (stderr: bash's "Killed" notice for the daemon the killer struck)
+      wait_until 10 killer_done 2>/dev/null || true
+      killer_stop 2>/dev/null
+    else
+      # Kill after a random delay, within about the time a start takes.
+      mode="after ms"
+      target=$((10 + RANDOM % 140))
+      rd_start "$ns" "$tag"
+      sleep "$(awk -v m="$target" 'BEGIN { printf "%.3f", m / 1000 }')"
+    fi
+    if rd_alive; then
+      rd_kill9
+    elif [[ $mode == "after change" && -e $NR_TMP/$tag/killer.done ]]; then
+      wait "$DPID" 2>/dev/null || true # the killer's SIGKILL
+    else
+      restarted_dead=$((restarted_dead + 1))
+    fi
+    at=$(owned_count "$ns")
+    ((at > 0 && at < total)) && partial=$((partial + 1))
+    n=$(rule_lines "$ns" | awk '{ print $1 }' | uniq -d | grep -c . || true)
+    dup_rules=$((dup_rules + n))
+    echo "#   kill $k ($mode $target): SIGKILL with $(rule_count "$ns") rules and $(route_count "$ns") routes installed ($(state_problems "$ns" | grep -c . || true) differences from the exact state)"
+  done
+  check "chaos: every SIGKILLed daemon was still running when killed ($restarted_dead had exited)" test "$restarted_dead" -eq 0
+  check "chaos: no duplicate rule at any SIGKILL ($dup_rules seen)" test "$dup_rules" -eq 0
+  echo "# chaos: $partial of $ROBUST_CHAOS_KILLS kills left a partial state"
+  check "chaos: some kills hit the middle of a reconcile ($partial of $ROBUST_CHAOS_KILLS left a partial state)" \
+    test "$partial" -ge 1
+
+  rd_start "$ns" "$tag"
+  if wait_until 30 converged "$ns" "$tag"; then
+    nr_pass "chaos: after the kills, a restart repairs the state (exact, and nothing left to plan)"
+  else
+    nr_fail "chaos: after the kills, a restart repairs the state within 30 s"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  check_state "$ns" "chaos: exactly one rule per address, no duplicate rules or routes ($(rule_count "$ns") rules, $(route_count "$ns") routes)"
+  check_same "chaos: every NIC keeps its table across the kills" "$NR_TMP/$tag/tables.clean" table_map "$ns"
+  check "chaos: nicrouted running after the restart (stale control socket taken over)" rd_alive
+  check "chaos: nicroutectl status answers" rd_ctl_quiet "$ns" "$tag" status --json
+  check_oracle_sample "$ns" 2
+
+  # Another tool deletes the rules of one NIC in a loop, then flushes another NIC's table.
+  local vt other_before other_after
+  vt=$(awk '$1 == "eth5" { print $2 }' "$NR_TMP/$tag/tables.clean")
+  other_before=$(rule_lines "$ns" | awk -v t="$vt" '$2 != t' | md5sum)
+  fight_run "$ns" rule "$vt" "$ROBUST_FIGHT_SECONDS"
+  fight_checks "rule fight" "rules of eth5 (table $vt)"
+  other_after=$(rule_lines "$ns" | awk -v t="$vt" '$2 != t' | md5sum)
+  check "rule fight: the other NICs' rules are untouched" test "$other_before" = "$other_after"
+  if wait_until 70 converged "$ns" "$tag"; then
+    nr_pass "rule fight: once the other tool stops, the rules of eth5 are back (exact state)"
+  else
+    nr_fail "rule fight: once the other tool stops, the rules of eth5 are back within the back-off"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  vt=$(awk '$1 == "eth6" { print $2 }' "$NR_TMP/$tag/tables.clean")
+  fight_run "$ns" route "$vt" "$ROBUST_FIGHT_SECONDS"
+  fight_checks "route fight" "routes of eth6 (table $vt)"
+  if wait_until 70 converged "$ns" "$tag"; then
+    nr_pass "route fight: once the other tool stops, table $vt is complete again (exact state)"
+  else
+    nr_fail "route fight: once the other tool stops, table $vt is complete again within the back-off"
+    state_problems "$ns" | head -n 10 | sed 's/^/#   /'
+  fi
+  check "chaos: nicrouted still running after the fights" rd_alive
+  [[ $NR_FAIL -gt 0 ]] && show_log "$tag" 15
+  nr_stop_pid "$DPID" 5
+  check "chaos: SIGTERM: exit status 0 (got $NR_STOP_RC)" test "$NR_STOP_RC" = 0
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns del "$peer" 2>/dev/null || true
+}
+
+for part in $ROBUST_PARTS; do
+  case $part in
+    storm) part_storm ;;
+    soak) part_soak ;;
+    chaos) part_chaos ;;
+    *) nr_fail "unknown part '$part' in ROBUST_PARTS" ;;
+  esac
+done
+
+echo "# robustness ($MODE) took $((($(nr_now_us) - T_START) / 1000000)) s"
+nr_summary_line
+[[ $NR_FAIL -eq 0 ]]
