@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of nicroute: the Swift test suites (pure core, netlink codec, real-kernel tests
-# in network namespaces), the OpenStack scenario in network namespaces, the unit and the
-# packages in a booted Debian (systemd-nspawn), and a short fuzz run.
+# in network namespaces), the OpenStack scenario and the robustness tests (storm, soak, chaos) in
+# network namespaces, the unit and the packages in a booted Debian (systemd-nspawn), and a short
+# fuzz run.
 # Installs what it needs on a fresh Debian 12 machine with the Swift toolchain. Run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -75,6 +76,8 @@ stage() {
 
 export NICROUTED=$PWD/.build/debug/nicrouted
 stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/openstack.sh
+stage "robustness: address storm with netlink overrun, hot-plug soak, SIGKILL chaos, fights" robustness \
+    bash Tests/Robustness/robustness.sh
 stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh
 stage "journal fields under a real systemd-journald" journal bash Tests/System/journal.sh
 
@@ -88,7 +91,7 @@ if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "doc
 log "fuzz smoke run (${FUZZ_SECONDS}s per target, every parser of untrusted bytes)"
 if bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"; then count "fuzz" 1 0; else count "fuzz" 0 1; fi
 
-leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrdemo-|nsn-|nsj-|nsb-)' || true)
+leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-)' || true)
 if ((leftover > 0)); then
     echo "leftover test namespaces:"; ip netns list
     count "namespace leak check" 0 1

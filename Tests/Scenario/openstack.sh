@@ -43,9 +43,11 @@ show_daemon_log() {
   fi
 }
 
-# start_daemon: start nicrouted in the VM with the test's arguments.
+# start_daemon: start nicrouted in the VM with the test's arguments (a control socket of its
+# own: another run at the same time, or a daemon on the machine, keeps the default one).
 start_daemon() {
-  nicrouted_start "$DAEMON_LOG" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf"
+  nicrouted_start "$DAEMON_LOG" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
+    --control-socket "$NR_TMP/control.sock"
 }
 
 # check_traffic X [TRIES]: ping, TCP and UDP through NIC X's floating IP all work.
