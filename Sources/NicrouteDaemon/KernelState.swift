@@ -2,14 +2,15 @@ import Netlink
 import NicrouteCore
 
 extension RouteNetlink {
-    /// A full picture of what the planner reads: links, addresses, routes and rules of both
-    /// families, and the neighbour caches. Each dump retries itself when interrupted.
+    /// A full picture of what the planner reads: links, addresses, routes (of every table but
+    /// `local`, which nothing reads) and rules of both families, and the neighbour caches. Each
+    /// dump retries itself when interrupted.
     /// - Throws: `NetlinkError` when a dump fails.
     public func snapshot(includeNeighbors: Bool = true) throws -> KernelSnapshot {
         KernelSnapshot(
             links: try links(),
             addresses: try addresses(),
-            routes: try routes(family: .inet) + routes(family: .inet6),
+            routes: try routes(family: .inet, skipLocal: true) + routes(family: .inet6, skipLocal: true),
             rules: try rules(family: .inet) + rules(family: .inet6),
             neighbors: includeNeighbors ? try neighbors(family: .inet) + neighbors(family: .inet6) : [])
     }
