@@ -14,6 +14,7 @@
 #   --trials N         latency trials per case (default 300; --quick 40)
 #   --idle S           idle observation window in seconds (default 60; --quick 15)
 #   --bin DIR          use nicrouted/nicroutectl from DIR instead of building
+#   --bin-commit TEXT  what the binaries in DIR were built from (recorded in the report)
 #   --out FILE         write the report to FILE (default docs/BENCHMARKS.md)
 #   --keep-tmp         keep the temp dir (daemon logs, raw samples) and print its path
 #
@@ -38,7 +39,7 @@ NR_ID=$$
 source "$REPO/Tests/Scenario/lib.sh"
 PY="$REPO/Tests/Bench/nlbench.py"
 
-QUICK=0 ONLY="latency,scale,footprint" TRIALS="" IDLE="" BIN="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
+QUICK=0 ONLY="latency,scale,footprint" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
 ARGS="$*"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -47,6 +48,7 @@ while [[ $# -gt 0 ]]; do
     --trials) TRIALS=$2; shift ;;
     --idle) IDLE=$2; shift ;;
     --bin) BIN=$2; shift ;;
+    --bin-commit) BIN_COMMIT=$2; shift ;;
     --out) OUT=$2; shift ;;
     --keep-tmp) KEEP=1 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -72,12 +74,14 @@ emit() { printf '%s\n' "$*" >>"$RES"; }
 say() { printf '# %s\n' "$*" >&2; }
 
 # ---- binaries ---------------------------------------------------------------------------
+BUILT_HERE=""
 if [[ -z $BIN ]]; then
   nr_find_swift || nr_die "swift not found (or pass --bin DIR)"
   say "building release binaries (swift build -c release --static-swift-stdlib --scratch-path .build-release)"
   (cd "$REPO" && swift build -c release --static-swift-stdlib --scratch-path .build-release) >"$NR_TMP/build.log" 2>&1 ||
     { tail -n 30 "$NR_TMP/build.log" >&2; nr_die "release build failed"; }
   BIN="$REPO/.build-release/release"
+  BUILT_HERE=1
 fi
 BIN=$(cd "$BIN" && pwd)
 NICROUTED="$BIN/nicrouted"
@@ -216,7 +220,12 @@ mem() { awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { print r, h }' "/pro
 # ---- header -----------------------------------------------------------------------------
 COMMIT=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 DIRTY=$(cd "$REPO" && git status --porcelain -- Sources Package.swift 2>/dev/null | grep -q . && echo " (with uncommitted changes to Sources)" || true)
-emit "Run $(date -u '+%Y-%m-%d %H:%M UTC'), commit \`$COMMIT\`$DIRTY, \`sudo bash scripts/bench.sh${ARGS:+ $ARGS}\`."
+if [[ -n $BUILT_HERE ]]; then
+  WHAT="binaries built from commit \`$COMMIT\`$DIRTY"
+else
+  WHAT="binaries from \`$BIN\`${BIN_COMMIT:+ (built from $BIN_COMMIT)}, script at commit \`$COMMIT\`"
+fi
+emit "Run $(date -u '+%Y-%m-%d %H:%M UTC'), $WHAT, \`sudo bash scripts/bench.sh${ARGS:+ $ARGS}\`."
 emit ""
 emit "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM, kernel $(uname -r), load average at start $(cut -d' ' -f1-3 /proc/loadavg). Binaries: release, \`--static-swift-stdlib\` ($(du -k "$NICROUTED" | cut -f1) kB nicrouted)."
 emit ""
@@ -294,8 +303,8 @@ if want scale; then
   emit "link events on an unmanaged veth (MTU toggles, 30-60 ms apart), each a full pass with no change, duration from"
   emit "the debug log; and \`nicroutectl reconfigure\` round trips (process start included). Milliseconds."
   emit ""
-  emit "| NICs x addrs | objects | start -> READY (median, min-max) | first pass (median) | ip -batch (median, min-max) | ratio READY / batch | no-op pass p50 / p99 / max | reconfigure round trip (median) | RSS / HWM / anonymous (MB) |"
-  emit "|---|---|---|---|---|---|---|---|---|"
+  emit "| NICs x addrs | objects | start -> READY (median, min-max) | first pass (median) | ip -batch (median, min-max) | ratio READY / batch | ratio first pass / batch | no-op pass p50 / p99 / max | reconfigure round trip (median) | RSS / HWM / anonymous (MB) |"
+  emit "|---|---|---|---|---|---|---|---|---|---|"
   for n in 64 8 1; do
     say "scale: $n NICs x 16 addresses"
     ns_pair
@@ -345,7 +354,8 @@ if want scale; then
     read -r _ _ _ nmax np50 np99 _ < <(stats "$NR_TMP/noop-$n.txt" 0 1000)
     read -r _ _ cmed _ _ < <(stats "$NR_TMP/reconf-$n.txt" 0 1000)
     ratio=$(awk -v a="$rmed" -v b="$bmed" 'BEGIN { printf "%.2f", a / b }')
-    emit "| $n x 16 | $objects | $rmed ($rmin-$rmax) | $fmed | $bmed ($bmin-$bmax) | $ratio | $np50 / $np99 / $nmax | $cmed | $(awk -v r="$rss" -v h="$hwm" -v a="$ranon" 'BEGIN { printf "%.1f / %.1f / %.1f", r / 1024, h / 1024, a / 1024 }') |"
+    fratio=$(awk -v a="$fmed" -v b="$bmed" 'BEGIN { printf "%.2f", a / b }')
+    emit "| $n x 16 | $objects | $rmed ($rmin-$rmax) | $fmed | $bmed ($bmin-$bmax) | $ratio | $fratio | $np50 / $np99 / $nmax | $cmed | $(awk -v r="$rss" -v h="$hwm" -v a="$ranon" 'BEGIN { printf "%.1f / %.1f / %.1f", r / 1024, h / 1024, a / 1024 }') |"
     cp "$NR_TMP/scale-$n-0.log" "$NR_TMP/keep-scale-$n.log" 2>/dev/null || true
   done
   emit ""
@@ -371,6 +381,15 @@ if want footprint; then
   read -r ranon rfile < <(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { print a, f }' "/proc/$DPID/status")
   threads=$(ls "/proc/$DPID/task" | wc -l)
   daemon_stop
+  # The same idle daemon without a watchdog: nothing should wake it at all.
+  IDLE0=$(((IDLE + 1) / 2))
+  notify_listen
+  daemon_start "$NR_TMP/idle0.log"
+  wait_ready 1 20 >/dev/null || nr_die "nicrouted not READY (footprint, no watchdog)"
+  sleep 2
+  python3 "$PY" ctxwatch "$DPID" "$IDLE0" >"$NR_TMP/ctxsw0.txt"
+  read -r vol0 invol0 _ <"$NR_TMP/ctxsw0.txt"
+  daemon_stop
   # Start -> READY: the first start installs (from empty), the others adopt what is there.
   : >"$NR_TMP/start.txt"
   for ((k = 0; k < STARTS; k++)); do
@@ -393,6 +412,7 @@ if want footprint; then
   emit "| threads at the end (seen during the window; born; ended) | $threads ($seen; $born; $ended) |"
   emit "| watchdog pings per minute | $(per_min $((pings1 - pings0))) |"
   emit "| context switches per minute, all threads: voluntary (wake-ups) / involuntary | $(per_min "$vol") / $(per_min "$invol") |"
+  emit "| without WATCHDOG_USEC ($IDLE0 s): context switches per minute, voluntary / involuntary | $(awk -v v="$vol0" -v s="$IDLE0" 'BEGIN { printf "%.1f", v * 60 / s }') / $(awk -v v="$invol0" -v s="$IDLE0" 'BEGIN { printf "%.1f", v * 60 / s }') |"
   emit "| voluntary context switches per watchdog ping | $(awk -v s="$vol" -v p=$((pings1 - pings0)) 'BEGIN { if (p > 0) printf "%.1f", s / p; else print "no ping" }') |"
   read -r n smin smed smax _ < <(stats "$NR_TMP/start.txt" 0 1000)
   emit "| start -> READY, 3 NICs ($n starts: the first from empty) | median $smed ms (min $smin, max $smax) |"

@@ -67,7 +67,8 @@ public final class NicrouteDaemon: Service {
     public func run() async throws {
         let state = LoopState(configuration: try options.configuration.load())
         let client = try RouteNetlink()
-        let subscription = try RouteNetlinkSubscription(groups: MulticastGroup.routing + [.neighbor])
+        let subscription = try RouteNetlinkSubscription(
+            groups: MulticastGroup.routing + [.neighbor], filter: TriggerBox.worthDecoding)
         let reconciler = Reconciler(
             client: client, configuration: state.configuration, store: StateStore(directory: options.stateDirectory),
             logger: logger)
