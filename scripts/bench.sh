@@ -262,7 +262,7 @@ if want latency; then
   ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
     --trials "$((TRIALS / 2))" --out "$NR_TMP/lat-secondary0.txt"
   daemon_stop
-  emit "## a. Reaction latency: address added -> its rule in the kernel"
+  emit "### a. Reaction latency: address added -> its rule in the kernel"
   emit ""
   emit "nicrouted \`--manage 'eth*'\` on 3 veth NICs (eth0, eth1 with one address each, eth2 none; gateways from"
   emit "\`[Gateway]\`). Each trial adds an address through rtnetlink (RTM_NEWADDR, as \`ip addr add\`), waits for"
@@ -290,7 +290,7 @@ fi
 
 # ---- b. scale -----------------------------------------------------------------------------
 if want scale; then
-  emit "## b. Full reconcile from empty, no-op reconcile"
+  emit "### b. Full reconcile from empty, no-op reconcile"
   emit ""
   emit "N veth NICs x 16 IPv4 addresses (ethI: 10.(10+I).0.2-17/24, a \`[Gateway]\` override 10.(10+I).0.1 each, so"
   emit "no neighbour probe and no ARP is involved: deterministic), main default route on eth0, IPv6 off. nicroute"
@@ -400,7 +400,7 @@ if want footprint; then
     daemon_stop
   done
   per_min() { awk -v d="$1" -v s="$IDLE" 'BEGIN { printf "%.1f", d * 60 / s }'; }
-  emit "## c. Footprint"
+  emit "### c. Footprint"
   emit ""
   emit "3 managed NICs x 2 addresses, started with \`WATCHDOG_USEC=20000000\` (a ping every 10 s expected) and a"
   emit "NOTIFY_SOCKET we bind; observed for $IDLE s with nothing changing, from 2 s after READY."
