@@ -3,6 +3,10 @@ import NicrouteCore
 import Synchronization
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A request/response rtnetlink client: dumps, and add/replace/delete with `NLM_F_ACK`.
 ///
 /// Calls are serialized; each waits for the kernel's answer to its own sequence number.
@@ -10,6 +14,8 @@ public final class RouteNetlink: Sendable {
     private struct State: ~Copyable {
         var socket: NetlinkSocket
         var sequence: UInt32
+        /// Dumps made with `remember`: their bytes and what was decoded from them, by kind.
+        var remembered: [String: (bytes: [UInt8], objects: any Sendable)] = [:]
     }
     private let state: Mutex<State>
     /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is retried.
@@ -30,29 +36,39 @@ public final class RouteNetlink: Sendable {
     }
 
     /// Every address of `family` (nil: both). Equivalent to `ip address show`.
-    public func addresses(family: AddressFamily? = nil) throws -> [InterfaceAddress] {
-        try dump(MessageType.getAddress, family: family, what: "addresses").compactMap {
-            if case .address(let a) = $0 { return a } else { return nil }
-        }
+    ///
+    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    public func addresses(family: AddressFamily? = nil, remember: Bool = false) throws -> [InterfaceAddress] {
+        try typedDump(
+            MessageType.getAddress, family: family, what: "addresses",
+            key: remember ? "addresses \(family.map(\.description) ?? "all")" : nil
+        ) { if case .address(let a) = $0 { a } else { nil } }
     }
 
     /// Every route of `family` in every table. Equivalent to `ip route show table all`.
     ///
-    /// - Parameter skipLocal: leave out the kernel's `local` table (255: one route per local and
-    ///   broadcast address), which is skipped before it is decoded.
-    public func routes(family: AddressFamily, skipLocal: Bool = false) throws -> [Route] {
+    /// - Parameters:
+    ///   - skipLocal: leave out the kernel's `local` table (255: one route per local and
+    ///     broadcast address), which is skipped before it is decoded.
+    ///   - remember: keep this dump's bytes and result, and answer the next dump that brings the
+    ///     same bytes with the same routes, without decoding them again. Every call still reads
+    ///     the kernel's whole answer: only the decoding is saved.
+    public func routes(family: AddressFamily, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
         // rtm_table (the byte at offset 4 of struct rtmsg) is exact for tables below 256.
         let skip: ((ByteReader) -> Bool)? =
             skipLocal ? { p in (try? p.read(UInt8.self, at: 4)) == UInt8(RoutingTable.local) } : nil
-        return try dump(MessageType.getRoute, family: family, what: "routes", skip: skip).compactMap {
-            if case .route(let r) = $0 { return r } else { return nil }
-        }
+        return try typedDump(
+            MessageType.getRoute, family: family, what: "routes", skip: skip,
+            key: remember ? "routes \(family) \(skipLocal)" : nil
+        ) { if case .route(let r) = $0 { r } else { nil } }
     }
 
     /// Every rule of `family`. Equivalent to `ip rule show`.
-    public func rules(family: AddressFamily) throws -> [Rule] {
-        try dump(MessageType.getRule, family: family, what: "rules").compactMap {
-            if case .rule(let r) = $0 { return r } else { return nil }
+    ///
+    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    public func rules(family: AddressFamily, remember: Bool = false) throws -> [Rule] {
+        try typedDump(MessageType.getRule, family: family, what: "rules", key: remember ? "rules \(family)" : nil) {
+            if case .rule(let r) = $0 { r } else { nil }
         }
     }
 
@@ -69,15 +85,54 @@ public final class RouteNetlink: Sendable {
     public func dump(
         _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil
     ) throws -> [RouteObject] {
+        // One object the decoder cannot read is skipped, not the whole picture.
+        try rawDump(type, family: family, what: what, skip: skip, fingerprint: false).messages.compactMap {
+            try? RouteCodec.decode($0)
+        }
+    }
+
+    /// A dump decoded into `T`s; with a `key`, remembered (see `routes(family:skipLocal:remember:)`).
+    private func typedDump<T: Sendable>(
+        _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil, key: String?,
+        _ extract: (RouteObject) -> T?
+    ) throws -> [T] {
+        let (messages, fingerprint) = try rawDump(
+            type, family: family, what: what, skip: skip, fingerprint: key != nil)
+        if let key, let last = state.withLock({ $0.remembered[key] }), let value = last.objects as? [T],
+            Self.sameBytes(last.bytes, fingerprint)
+        {
+            return value
+        }
+        let value = messages.compactMap { message in (try? RouteCodec.decode(message))?.flatMap(extract) }
+        if let key { state.withLock { $0.remembered[key] = (fingerprint, value) } }
+        return value
+    }
+
+    /// True when `a` and `b` hold the same bytes.
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+        }
+    }
+
+    /// The messages of a dump, retrying when the kernel flags it as interrupted; with
+    /// `fingerprint`, also the type, length and payload of each message kept (not the headers,
+    /// whose sequence numbers differ from dump to dump).
+    private func rawDump(
+        _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)?, fingerprint: Bool
+    ) throws -> (messages: [NetlinkMessage], fingerprint: [UInt8]) {
         for _ in 0..<Self.dumpRetries {
-            let (objects, interrupted) = try state.withLock { state in
+            let (messages, bytes, interrupted) = try state.withLock { state in
                 state.sequence &+= 1
                 let seq = state.sequence
                 try state.socket.send(RouteCodec.dumpRequest(type, family: family, sequence: seq))
-                var objects: [RouteObject] = []
+                var messages: [NetlinkMessage] = []
+                var bytes: [UInt8] = []
                 var interrupted = false
                 while true {
                     let datagram = try state.socket.receive()
+                    if fingerprint { bytes.reserveCapacity(bytes.count + datagram.count) }
                     for message in try NetlinkMessage.split(datagram) where message.header.sequence == seq {
                         if message.header.flags & MessageFlags.dumpInterrupted != 0 { interrupted = true }
                         switch message.header.type {
@@ -86,7 +141,7 @@ public final class RouteNetlink: Sendable {
                             if code < 0 {
                                 throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: 0 &- code))
                             }
-                            return (objects, interrupted)
+                            return (messages, bytes, interrupted)
                         case MessageType.error:
                             let (errno, text) = try RouteCodec.decodeError(message)
                             throw NetlinkError(
@@ -95,13 +150,17 @@ public final class RouteNetlink: Sendable {
                             continue
                         default:
                             if let skip, skip(message.payload) { continue }
-                            // One object the decoder cannot read is skipped, not the whole picture.
-                            if let object = try? RouteCodec.decode(message) { objects.append(object) }
+                            messages.append(message)
+                            if fingerprint {
+                                withUnsafeBytes(of: message.header.type) { bytes += $0 }
+                                withUnsafeBytes(of: UInt32(message.payload.count)) { bytes += $0 }
+                                bytes += message.payload.slice
+                            }
                         }
                     }
                 }
             }
-            if !interrupted { return objects }
+            if !interrupted { return (messages, bytes) }
         }
         throw NetlinkError(
             operation: "dump \(what): interrupted \(Self.dumpRetries) times", errno: .resourceTemporarilyUnavailable)

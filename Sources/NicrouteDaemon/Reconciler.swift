@@ -17,6 +17,9 @@ public final class Reconciler {
     private var lastPass: (snapshot: KernelSnapshot, plan: Plan, failed: [Change])?
     /// The objects the last pass left installed, once derived from `lastPass`.
     private var installedCache: Set<Change.ObjectKey>?
+    /// The inputs of the last plan that had nothing to do: the same kernel picture, hints and
+    /// slots under the same configuration make the same plan, so it is not made again.
+    private var quiet: (snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan)?
     /// First-host probes: when each candidate may be probed again (the wait doubles up to a
     /// minute, so a subnet whose first host never answers costs almost nothing).
     private var probes: [IPAddress: (next: Double, step: Double)] = [:]
@@ -60,7 +63,10 @@ public final class Reconciler {
     }
 
     /// Replaces the configuration (after a successful reload).
-    public func update(_ configuration: Configuration) { self.configuration = configuration }
+    public func update(_ configuration: Configuration) {
+        self.configuration = configuration
+        quiet = nil
+    }
 
     /// Reads the kernel and plans, without changing anything (`nicroutectl plan`).
     /// - Throws: `NetlinkError` when a dump fails.
@@ -92,6 +98,9 @@ public final class Reconciler {
         var snapshot = try client.snapshot(includeNeighbors: false)
         let dumped = monotonicSeconds()
         let hints = hints(for: snapshot)
+        if let quiet, quiet.plan.slots == slots, quiet.hints == hints, quiet.snapshot == snapshot {
+            return (snapshot, quiet.plan, dumped)
+        }
         var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
         let families = Set(plan.neighborProbes.map(\.address.family))
         if !families.isEmpty {
@@ -100,6 +109,7 @@ public final class Reconciler {
             }
             plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
         }
+        quiet = plan.changes.isEmpty && plan.neighborProbes.isEmpty ? (snapshot, hints, plan) : nil
         return (snapshot, plan, dumped)
     }
 
@@ -248,6 +258,7 @@ public final class Reconciler {
         }
         lastPass = nil
         installedCache = []
+        quiet = nil
         return changes.map { $0.ipCommand(linkName: { names[$0] }) }
     }
 }

@@ -324,6 +324,30 @@ struct KernelTests {
         #expect(try netlink.rules(family: .inet).filter { $0.proto == .nicroute }.isEmpty)
     }
 
+    @Test("a remembered dump follows the kernel's changes and equals a plain dump")
+    func rememberedDump() throws {
+        let ns = try addressedPair()
+        defer { ns.delete() }
+        let netlink = try RouteNetlink(networkNamespace: ns.path)
+        let before = try netlink.routes(family: .inet, remember: true)
+        #expect(try netlink.routes(family: .inet, remember: true) == before)
+        let route = Route(
+            family: .inet, table: 1000, destination: IPPrefix("198.51.100.0/24")!, proto: .nicroute, scope: .link,
+            outputInterface: try ns.index(of: "eth0"))
+        let rule = Rule(family: .inet, priority: 1000, table: 1000, source: IPPrefix("10.0.0.1/32"), proto: .nicroute)
+        let rulesBefore = try netlink.rules(family: .inet, remember: true)
+        try netlink.add(route)
+        try netlink.add(rule)
+        let during = try netlink.routes(family: .inet, remember: true)
+        #expect(during.contains { $0.matches(route) })
+        #expect(during == (try netlink.routes(family: .inet)))
+        #expect(try netlink.rules(family: .inet, remember: true).contains(rule))
+        try netlink.delete(route)
+        try netlink.delete(rule)
+        #expect(try netlink.routes(family: .inet, remember: true) == before)
+        #expect(try netlink.rules(family: .inet, remember: true) == rulesBefore)
+    }
+
     @Test("an IPv6 rule to table 0 is EINVAL with the extended-ack message")
     func ruleToTableZero() throws {
         let ns = try TestNamespace()
