@@ -149,9 +149,11 @@ notify_listen() {
 }
 
 # ready_count: READY=1 messages so far.
+# shellcheck disable=SC2317 # called through wait_until
 ready_count() { grep -c 'READY=1' "$NR_TMP/notify.log" || true; }
 
 # ready_at_least N: true once N READY=1 messages arrived.
+# shellcheck disable=SC2317 # called through wait_until
 ready_at_least() { [[ $(ready_count) -ge $1 ]]; }
 
 # wait_ready N TIMEOUT: wait for the Nth READY=1; prints its wall-clock time in us.
@@ -201,10 +203,10 @@ flush_owned() {
 # stats FILE [COL] [SCALE]: "n min median max p50 p99 mean".
 stats() { python3 "$PY" stats "$@"; }
 
-# fmt_stats LABEL FILE COL SCALE UNIT: a markdown table row from stats.
+# fmt_row LABEL FILE COL SCALE: a markdown table row of the stats of FILE's column COL (divided by SCALE).
 fmt_row() {
-  local label=$1 n min med max p50 p99 mean
-  read -r n min med max p50 p99 mean < <(stats "$2" "$3" "$4")
+  local label=$1 n min med max p50 p99
+  read -r n min med max p50 p99 _ < <(stats "$2" "$3" "$4")
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$n" "$min" "$med" "$max" "$p50" "$p99"
 }
 
@@ -219,7 +221,10 @@ mem() { awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { print r, h }' "/pro
 
 # ---- header -----------------------------------------------------------------------------
 COMMIT=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(cd "$REPO" && git status --porcelain -- Sources Package.swift 2>/dev/null | grep -q . && echo " (with uncommitted changes to Sources)" || true)
+DIRTY=""
+if (cd "$REPO" && git status --porcelain -- Sources Package.swift 2>/dev/null | grep -q .); then
+  DIRTY=" (with uncommitted changes to Sources)"
+fi
 if [[ -n $BUILT_HERE ]]; then
   WHAT="binaries built from commit \`$COMMIT\`$DIRTY"
 else
@@ -320,7 +325,7 @@ if want scale; then
       log="$NR_TMP/scale-$n-$t.log"
       daemon_start "$log"
       tready=$(wait_ready 1 120) || nr_die "nicrouted not READY ($n NICs)"
-      echo "$(( (tready - DSTART) ))" >>"$NR_TMP/ready-$n.txt"
+      echo "$((tready - DSTART))" >>"$NR_TMP/ready-$n.txt"
       pass_durations "$log" startup | head -n 1 | awk '{ print $1 }' >>"$NR_TMP/first-$n.txt"
       if [[ $t -eq 0 ]]; then
         # No-op passes on the installed state, and reconfigure round trips.
@@ -392,7 +397,7 @@ if want footprint; then
   pings1=$(grep -c 'WATCHDOG=1' "$NR_TMP/notify.log" || true)
   read -r rss hwm < <(mem "$DPID")
   read -r ranon rfile < <(awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { print a, f }' "/proc/$DPID/status")
-  threads=$(ls "/proc/$DPID/task" | wc -l)
+  threads=$(find "/proc/$DPID/task" -mindepth 1 -maxdepth 1 | wc -l)
   daemon_stop
   # The same idle daemon without a watchdog: nothing should wake it at all.
   IDLE0=$(((IDLE + 1) / 2))
