@@ -51,10 +51,14 @@ public struct ByteReader: Sendable {
 
     /// The window as an IPv4 or IPv6 address; throws for any other length.
     public func address() throws -> IPAddress {
-        guard let a = IPAddress(bytes: slice) else {
-            throw NetlinkDecodingError("address of \(count) bytes", at: range.lowerBound)
+        // Read as big-endian words: no generic byte loop for the thousands of addresses of a dump.
+        switch count {
+        case 4: return IPAddress(v4: UInt32(bigEndian: try read(UInt32.self, at: 0)))
+        case 16:
+            return IPAddress(
+                v6: UInt64(bigEndian: try read(UInt64.self, at: 0)), UInt64(bigEndian: try read(UInt64.self, at: 8)))
+        default: throw NetlinkDecodingError("address of \(count) bytes", at: range.lowerBound)
         }
-        return a
     }
 
     /// The window as a MAC address (6 bytes), nil for other hardware address lengths.
@@ -72,11 +76,14 @@ public struct ByteReader: Sendable {
 public struct Attributes: Sendable {
     /// `NLA_TYPE_MASK`: the type without `NLA_F_NESTED` and `NLA_F_NET_BYTEORDER`.
     public static let typeMask: UInt16 = 0x3fff
-    private var table: [UInt16: ByteReader] = [:]
+    /// The attributes in message order. A message holds a dozen at most, so a linear search
+    /// beats hashing (this runs for every object of every dump).
+    private var entries: [(type: UInt16, value: ByteReader)] = []
 
     /// Parses a run of `struct rtattr`s filling `reader`'s window.
     public init(_ reader: ByteReader) throws {
         var offset = 0
+        entries.reserveCapacity(16)
         while offset + 4 <= reader.count {
             let length = Int(try reader.read(UInt16.self, at: offset))
             let type = try reader.read(UInt16.self, at: offset + 2) & Self.typeMask
@@ -87,7 +94,7 @@ public struct Attributes: Sendable {
                 throw NetlinkDecodingError(
                     "attribute of \(length) bytes overruns its container", at: reader.range.lowerBound + offset)
             }
-            table[type] = try reader.window(at: offset + 4, length: length - 4)
+            entries.append((type, try reader.window(at: offset + 4, length: length - 4)))
             offset += (length + 3) & ~3
         }
         // Trailing bytes shorter than a header are padding only if they are within alignment.
@@ -96,9 +103,9 @@ public struct Attributes: Sendable {
         }
     }
 
-    public subscript(type: UInt16) -> ByteReader? { table[type] }
-    public subscript<T: BinaryInteger>(type: T) -> ByteReader? { table[UInt16(truncatingIfNeeded: type)] }
-    public var types: [UInt16] { table.keys.sorted() }
+    public subscript(type: UInt16) -> ByteReader? { entries.last(where: { $0.type == type })?.value }
+    public subscript<T: BinaryInteger>(type: T) -> ByteReader? { self[UInt16(truncatingIfNeeded: type)] }
+    public var types: [UInt16] { Set(entries.map(\.type)).sorted() }
 }
 
 /// The fixed `struct nlmsghdr`.

@@ -3,6 +3,10 @@ import NicrouteCore
 import Synchronization
 import SystemPackage
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A request/response rtnetlink client: dumps, and add/replace/delete with `NLM_F_ACK`.
 ///
 /// Calls are serialized; each waits for the kernel's answer to its own sequence number.
@@ -10,6 +14,8 @@ public final class RouteNetlink: Sendable {
     private struct State: ~Copyable {
         var socket: NetlinkSocket
         var sequence: UInt32
+        /// Dumps made with `remember`: their bytes and what was decoded from them, by kind.
+        var remembered: [String: (bytes: [UInt8], objects: any Sendable)] = [:]
     }
     private let state: Mutex<State>
     /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is retried.
@@ -30,23 +36,39 @@ public final class RouteNetlink: Sendable {
     }
 
     /// Every address of `family` (nil: both). Equivalent to `ip address show`.
-    public func addresses(family: AddressFamily? = nil) throws -> [InterfaceAddress] {
-        try dump(MessageType.getAddress, family: family, what: "addresses").compactMap {
-            if case .address(let a) = $0 { return a } else { return nil }
-        }
+    ///
+    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    public func addresses(family: AddressFamily? = nil, remember: Bool = false) throws -> [InterfaceAddress] {
+        try typedDump(
+            MessageType.getAddress, family: family, what: "addresses",
+            key: remember ? "addresses \(family.map(\.description) ?? "all")" : nil
+        ) { if case .address(let a) = $0 { a } else { nil } }
     }
 
     /// Every route of `family` in every table. Equivalent to `ip route show table all`.
-    public func routes(family: AddressFamily) throws -> [Route] {
-        try dump(MessageType.getRoute, family: family, what: "routes").compactMap {
-            if case .route(let r) = $0 { return r } else { return nil }
-        }
+    ///
+    /// - Parameters:
+    ///   - skipLocal: leave out the kernel's `local` table (255: one route per local and
+    ///     broadcast address), which is skipped before it is decoded.
+    ///   - remember: keep this dump's bytes and result, and answer the next dump that brings the
+    ///     same bytes with the same routes, without decoding them again. Every call still reads
+    ///     the kernel's whole answer: only the decoding is saved.
+    public func routes(family: AddressFamily, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
+        // rtm_table (the byte at offset 4 of struct rtmsg) is exact for tables below 256.
+        let skip: ((ByteReader) -> Bool)? =
+            skipLocal ? { p in (try? p.read(UInt8.self, at: 4)) == UInt8(RoutingTable.local) } : nil
+        return try typedDump(
+            MessageType.getRoute, family: family, what: "routes", skip: skip,
+            key: remember ? "routes \(family) \(skipLocal)" : nil
+        ) { if case .route(let r) = $0 { r } else { nil } }
     }
 
     /// Every rule of `family`. Equivalent to `ip rule show`.
-    public func rules(family: AddressFamily) throws -> [Rule] {
-        try dump(MessageType.getRule, family: family, what: "rules").compactMap {
-            if case .rule(let r) = $0 { return r } else { return nil }
+    ///
+    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    public func rules(family: AddressFamily, remember: Bool = false) throws -> [Rule] {
+        try typedDump(MessageType.getRule, family: family, what: "rules", key: remember ? "rules \(family)" : nil) {
+            if case .rule(let r) = $0 { r } else { nil }
         }
     }
 
@@ -58,16 +80,59 @@ public final class RouteNetlink: Sendable {
     }
 
     /// Dumps objects of `type`, retrying when the kernel flags the dump as interrupted.
-    public func dump(_ type: UInt16, family: AddressFamily?, what: String) throws -> [RouteObject] {
+    ///
+    /// - Parameter skip: given a message's payload, true when it is not wanted: it is not decoded.
+    public func dump(
+        _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil
+    ) throws -> [RouteObject] {
+        // One object the decoder cannot read is skipped, not the whole picture.
+        try rawDump(type, family: family, what: what, skip: skip, fingerprint: false).messages.compactMap {
+            try? RouteCodec.decode($0)
+        }
+    }
+
+    /// A dump decoded into `T`s; with a `key`, remembered (see `routes(family:skipLocal:remember:)`).
+    private func typedDump<T: Sendable>(
+        _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil, key: String?,
+        _ extract: (RouteObject) -> T?
+    ) throws -> [T] {
+        let (messages, fingerprint) = try rawDump(
+            type, family: family, what: what, skip: skip, fingerprint: key != nil)
+        if let key, let last = state.withLock({ $0.remembered[key] }), let value = last.objects as? [T],
+            Self.sameBytes(last.bytes, fingerprint)
+        {
+            return value
+        }
+        let value = messages.compactMap { message in (try? RouteCodec.decode(message))?.flatMap(extract) }
+        if let key { state.withLock { $0.remembered[key] = (fingerprint, value) } }
+        return value
+    }
+
+    /// True when `a` and `b` hold the same bytes.
+    static func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        guard !a.isEmpty else { return true }
+        return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+        }
+    }
+
+    /// The messages of a dump, retrying when the kernel flags it as interrupted; with
+    /// `fingerprint`, also the type, length and payload of each message kept (not the headers,
+    /// whose sequence numbers differ from dump to dump).
+    private func rawDump(
+        _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)?, fingerprint: Bool
+    ) throws -> (messages: [NetlinkMessage], fingerprint: [UInt8]) {
         for _ in 0..<Self.dumpRetries {
-            let (objects, interrupted) = try state.withLock { state in
+            let (messages, bytes, interrupted) = try state.withLock { state in
                 state.sequence &+= 1
                 let seq = state.sequence
                 try state.socket.send(RouteCodec.dumpRequest(type, family: family, sequence: seq))
-                var objects: [RouteObject] = []
+                var messages: [NetlinkMessage] = []
+                var bytes: [UInt8] = []
                 var interrupted = false
                 while true {
                     let datagram = try state.socket.receive()
+                    if fingerprint { bytes.reserveCapacity(bytes.count + datagram.count) }
                     for message in try NetlinkMessage.split(datagram) where message.header.sequence == seq {
                         if message.header.flags & MessageFlags.dumpInterrupted != 0 { interrupted = true }
                         switch message.header.type {
@@ -76,7 +141,7 @@ public final class RouteNetlink: Sendable {
                             if code < 0 {
                                 throw NetlinkError(operation: "dump \(what)", errno: Errno(rawValue: 0 &- code))
                             }
-                            return (objects, interrupted)
+                            return (messages, bytes, interrupted)
                         case MessageType.error:
                             let (errno, text) = try RouteCodec.decodeError(message)
                             throw NetlinkError(
@@ -84,13 +149,18 @@ public final class RouteNetlink: Sendable {
                         case MessageType.noop, MessageType.overrun:
                             continue
                         default:
-                            // One object the decoder cannot read is skipped, not the whole picture.
-                            if let object = try? RouteCodec.decode(message) { objects.append(object) }
+                            if let skip, skip(message.payload) { continue }
+                            messages.append(message)
+                            if fingerprint {
+                                withUnsafeBytes(of: message.header.type) { bytes += $0 }
+                                withUnsafeBytes(of: UInt32(message.payload.count)) { bytes += $0 }
+                                bytes += message.payload.slice
+                            }
                         }
                     }
                 }
             }
-            if !interrupted { return objects }
+            if !interrupted { return (messages, bytes) }
         }
         throw NetlinkError(
             operation: "dump \(what): interrupted \(Self.dumpRetries) times", errno: .resourceTemporarilyUnavailable)
@@ -157,7 +227,7 @@ public final class RouteNetlink: Sendable {
 
     /// Sends one request with `NLM_F_REQUEST | NLM_F_ACK | flags` and waits for its ack.
     private func change(
-        _ operation: String, object: String, flags: UInt16, tolerate: Set<Errno>,
+        _ operation: String, object: @autoclosure () -> String, flags: UInt16, tolerate: Set<Errno>,
         _ build: (UInt32, UInt16) throws -> [UInt8]
     ) throws -> Bool {
         try state.withLock { state in
@@ -171,9 +241,126 @@ public final class RouteNetlink: Sendable {
                     if code == 0 { return true }
                     let errno = Errno(rawValue: code)
                     if tolerate.contains(errno) { return false }
-                    throw NetlinkError(operation: operation, errno: errno, kernelMessage: text, object: object)
+                    throw NetlinkError(operation: operation, errno: errno, kernelMessage: text, object: object())
                 }
             }
         }
+    }
+
+    // MARK: Batches
+
+    /// How many requests `apply(_:)` sends in one datagram. Their acks must fit the socket's
+    /// receive buffer (about 1 KiB of accounting each, against the default 208 KiB).
+    public static let batchSize = 32
+
+    /// Applies `changes` in order, `batchSize` requests per datagram, each with its own ack;
+    /// returns each one's outcome in the same order. The kernel handles the requests of a
+    /// datagram one after the other and goes on after a failure, so this is `apply` one by one
+    /// without a round trip per change. "Already exists" on add and "no such" on delete count
+    /// as done (false).
+    public func apply(_ changes: [Change]) -> [Result<Bool, NetlinkError>] {
+        var results = [Result<Bool, NetlinkError>](
+            repeating: .failure(NetlinkError(operation: "apply", errno: .ioError)), count: changes.count)
+        state.withLock { state in
+            var start = 0
+            while start < changes.count {
+                let end = min(start + Self.batchSize, changes.count)
+                var datagram: [UInt8] = []
+                var pending: [(sequence: UInt32, index: Int)] = []
+                for i in start..<end {
+                    state.sequence &+= 1
+                    do {
+                        datagram += try Self.request(for: changes[i], sequence: state.sequence)
+                        pending.append((state.sequence, i))
+                    } catch {
+                        results[i] = .failure(Self.failure(changes[i], errno: .invalidArgument, text: "\(error)"))
+                    }
+                }
+                start = end
+                guard !pending.isEmpty else { continue }
+                // Acks come in request order; a request the kernel skipped without an ack
+                // (EINTR) is known to be over once a later one is answered.
+                var next = 0
+                do {
+                    try state.socket.send(datagram)
+                    while next < pending.count {
+                        for message in try NetlinkMessage.split(try state.socket.receive())
+                        where message.header.type == MessageType.error {
+                            guard
+                                let k = pending[next...].firstIndex(where: { $0.sequence == message.header.sequence })
+                            else { continue }
+                            for skipped in pending[next..<k] {
+                                results[skipped.index] = .failure(
+                                    Self.failure(changes[skipped.index], errno: .interrupted, text: nil))
+                            }
+                            let (code, text) = try RouteCodec.decodeError(message)
+                            let change = changes[pending[k].index]
+                            if code == 0 {
+                                results[pending[k].index] = .success(true)
+                            } else if Self.tolerated(change).contains(Errno(rawValue: code)) {
+                                results[pending[k].index] = .success(false)
+                            } else {
+                                results[pending[k].index] = .failure(
+                                    Self.failure(change, errno: Errno(rawValue: code), text: text))
+                            }
+                            next = k + 1
+                        }
+                    }
+                } catch {
+                    // The socket failed (or acks were lost): what was not answered failed.
+                    let errno = (error as? NetlinkError)?.errno ?? .ioError
+                    for p in pending[next...] {
+                        results[p.index] = .failure(Self.failure(changes[p.index], errno: errno, text: "\(error)"))
+                    }
+                }
+            }
+        }
+        return results
+    }
+
+    /// The request `apply` sends for `change`, as `add`/`replace`/`delete` would.
+    static func request(for change: Change, sequence: UInt32) throws -> [UInt8] {
+        let ack = MessageFlags.request | MessageFlags.ack
+        switch change {
+        case .addRoute(let r):
+            return try RouteCodec.routeRequest(
+                MessageType.newRoute, flags: ack | MessageFlags.create | MessageFlags.exclusive, route: r,
+                sequence: sequence)
+        case .replaceRoute(let r):
+            return try RouteCodec.routeRequest(
+                MessageType.newRoute, flags: ack | MessageFlags.create | MessageFlags.replace, route: r,
+                sequence: sequence)
+        case .deleteRoute(let r):
+            return try RouteCodec.routeRequest(MessageType.deleteRoute, flags: ack, route: r, sequence: sequence)
+        case .addRule(let r):
+            return try RouteCodec.ruleRequest(
+                MessageType.newRule, flags: ack | MessageFlags.create | MessageFlags.exclusive, rule: r,
+                sequence: sequence)
+        case .deleteRule(let r):
+            return try RouteCodec.ruleRequest(MessageType.deleteRule, flags: ack, rule: r, sequence: sequence)
+        }
+    }
+
+    /// The errors that mean "already done" for `change`, as the single calls tolerate them.
+    static func tolerated(_ change: Change) -> Set<Errno> {
+        switch change {
+        case .addRoute, .addRule: [.fileExists]
+        case .replaceRoute: []
+        case .deleteRoute, .deleteRule: [.noSuchProcess, .noSuchFileOrDirectory]
+        }
+    }
+
+    /// The error `change` failed with, named as the single calls name it.
+    static func failure(_ change: Change, errno: Errno, text: String?) -> NetlinkError {
+        let operation: String
+        let object: String
+        switch change {
+        case .addRoute(let r): (operation, object) = ("add route", IPCommand.route("add", r))
+        case .replaceRoute(let r): (operation, object) = ("replace route", IPCommand.route("replace", r))
+        case .deleteRoute(let r): (operation, object) = ("delete route", IPCommand.route("del", r))
+        case .addRule(let r): (operation, object) = ("add rule", IPCommand.rule("add", r))
+        case .deleteRule(let r): (operation, object) = ("delete rule", IPCommand.rule("del", r))
+        }
+        return NetlinkError(operation: operation, errno: errno, kernelMessage: text, object: object)
     }
 }

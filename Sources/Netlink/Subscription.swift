@@ -54,11 +54,18 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
     private let stream: AsyncStream<RouteEvent>
     private let wake: WakeSignal
 
+    /// Given a notification's header and its undecoded payload, true when it is worth decoding
+    /// and delivering.
+    public typealias Filter = @Sendable (NetlinkHeader, ByteReader) -> Bool
+
     /// Subscribes to `groups`, in `networkNamespace` if given.
+    ///
+    /// - Parameter filter: drops notifications before they are decoded (nil: none), so that a
+    ///   consumer's own changes echoed back by the thousand cost little.
     /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
     public init(
         groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil,
-        receiveBufferSize: Int = 4 << 20
+        receiveBufferSize: Int = 4 << 20, filter: Filter? = nil
     ) throws {
         let socket = try NetlinkSocket(
             groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
@@ -67,7 +74,7 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
         let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(
             bufferingPolicy: .bufferingNewest(Self.bufferLimit))
         self.stream = stream
-        let reader = Reader(socket: socket, wake: wake, continuation: continuation)
+        let reader = Reader(socket: socket, wake: wake, continuation: continuation, filter: filter)
         try DetachedThread.start { reader.run() }
         continuation.onTermination = { _ in wake.signal() }
     }
@@ -97,11 +104,16 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
         let socket: NetlinkSocket
         let wake: WakeSignal
         let continuation: AsyncStream<RouteEvent>.Continuation
+        let filter: Filter?
 
-        init(socket: NetlinkSocket, wake: WakeSignal, continuation: AsyncStream<RouteEvent>.Continuation) {
+        init(
+            socket: NetlinkSocket, wake: WakeSignal, continuation: AsyncStream<RouteEvent>.Continuation,
+            filter: Filter?
+        ) {
             self.socket = socket
             self.wake = wake
             self.continuation = continuation
+            self.filter = filter
         }
 
         /// Reads until cancelled; ends the stream (without a resync) on an error that is not
@@ -156,6 +168,7 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
                     default:
                         continue
                     }
+                    if let filter, !filter(message.header, message.payload) { continue }
                     guard let object = try? RouteCodec.decode(message) else { continue }
                     if case .dropped = continuation.yield(isNew ? .added(object) : .removed(object)) {
                         // The consumer fell behind and the oldest events were dropped: make sure

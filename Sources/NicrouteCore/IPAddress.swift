@@ -38,14 +38,20 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// An address from its network-order bytes: 4 for IPv4, 16 for IPv6; nil for any other length.
     public init?<C: Collection>(bytes: C) where C.Element == UInt8 {
-        var acc: [UInt64] = [0, 0]
+        // No allocation: the codec decodes thousands of these per kernel dump.
+        var high: UInt64 = 0
+        var low: UInt64 = 0
         switch bytes.count {
         case 4:
-            for b in bytes { acc[1] = acc[1] << 8 | UInt64(b) }
-            self.init(v4: UInt32(acc[1]))
+            for b in bytes { low = low << 8 | UInt64(b) }
+            self.init(v4: UInt32(low))
         case 16:
-            for (i, b) in bytes.enumerated() { acc[i / 8] = acc[i / 8] << 8 | UInt64(b) }
-            self.init(v6: acc[0], acc[1])
+            var i = 0
+            for b in bytes {
+                if i < 8 { high = high << 8 | UInt64(b) } else { low = low << 8 | UInt64(b) }
+                i += 1
+            }
+            self.init(v6: high, low)
         default:
             return nil
         }

@@ -2,7 +2,7 @@
 public struct KernelSnapshot: Hashable, Sendable {
     public var links: [Link]
     public var addresses: [InterfaceAddress]
-    /// Routes of every table, both families.
+    /// Routes of both families, of every table (the daemon's snapshot leaves out `local`).
     public var routes: [Route]
     /// Rules of both families.
     public var rules: [Rule]
@@ -56,6 +56,21 @@ public enum Change: Hashable, Sendable {
             "route \(r.family) \(r.table) \(r.destination) \(r.effectiveMetric) \(r.tos)"
         case .addRule(let r), .deleteRule(let r): IPCommand.rule("", r)
         }
+    }
+
+    /// The object's identity as a hashable value, cheap to compute for thousands of objects: a
+    /// route's key (the fields the kernel tells routes apart by), a rule's fields.
+    public var objectKey: ObjectKey {
+        switch self {
+        case .addRoute(let r), .replaceRoute(let r), .deleteRoute(let r): .route(r.key)
+        case .addRule(let r), .deleteRule(let r): .rule(r)
+        }
+    }
+
+    /// A kernel object's identity, independent of the verb (see `objectKey`).
+    public enum ObjectKey: Hashable, Sendable {
+        case route(Route.Key)
+        case rule(Rule)
     }
 
     /// The interface the change concerns, if any.
@@ -194,6 +209,16 @@ public struct Planner: Sendable {
             let key = SlotTable.key(link)
             return (macCount[key] ?? 0) > 1 ? "name:\(link.name)" : key
         }
+        // Each managed NIC's distinct subnets (not host prefixes), computed once: every other NIC's
+        // table routes them via its own gateway.
+        var subnetsByLink: [Int32: [IPPrefix]] = [:]
+        for index in managedIndexes {
+            var seen = Set<IPPrefix>()
+            subnetsByLink[index] = (addressesByLink[index] ?? []).filter { !$0.prefix.isHost }.map(\.subnet).filter {
+                seen.insert($0).inserted
+            }
+        }
+
         var slotTable = slots
         slotTable.assign(
             managedLinks.filter { addressesByLink[$0.index] != nil }.map(slotKey), capacity: configuration.slotCount)
@@ -223,7 +248,7 @@ public struct Planner: Sendable {
                 desiredRoutes += tableRoutes(
                     link: link, family: family, table: table, own: own, gateway: choice?.gateway,
                     mainRoutes: mainRoutes, managed: managedIndexes, links: linksByIndex,
-                    otherAddresses: addressesByLink.filter { managedIndexes.contains($0.key) && $0.key != link.index })
+                    otherSubnets: subnetsByLink.lazy.filter { $0.key != link.index }.flatMap(\.value))
                 for a in own {
                     desiredRules.append(
                         Rule(
@@ -290,7 +315,7 @@ public struct Planner: Sendable {
     /// The routes of one NIC's table for one family.
     func tableRoutes(
         link: Link, family: AddressFamily, table: UInt32, own: [InterfaceAddress], gateway: IPAddress?,
-        mainRoutes: [Route], managed: Set<Int32>, links: [Int32: Link], otherAddresses: [Int32: [InterfaceAddress]]
+        mainRoutes: [Route], managed: Set<Int32>, links: [Int32: Link], otherSubnets: some Sequence<IPPrefix>
     ) -> [Route] {
         var byDestination: [IPPrefix: Route] = [:]
         var order: [IPPrefix] = []
@@ -336,8 +361,7 @@ public struct Planner: Sendable {
                 $0.outputInterface.map { managed.contains($0) && $0 != link.index } ?? false
             }
             .map(\.destination)
-            others += otherAddresses.values.flatMap { $0 }.filter { $0.family == family && !$0.prefix.isHost }.map(
-                \.subnet)
+            others += otherSubnets.filter { $0.address.family == family }
             for dst in others {
                 put(
                     Route(
@@ -356,15 +380,31 @@ public struct Planner: Sendable {
     /// Compares desired objects with the kernel's; only nicroute's own objects are changed.
     static func diff(desiredRoutes: [Route], desiredRules: [Rule], current: KernelSnapshot) -> ([Change], [String]) {
         var conflicts: [String] = []
-        var existingByKey: [Route.Key: [Route]] = [:]
-        for r in current.routes { existingByKey[r.key, default: []].append(r) }
+        // Each key's first route, and the rare further routes with the same key; `wanted` marks
+        // the routes whose key is desired. (Indexes, not arrays per key: this runs on every pass
+        // over thousands of routes.)
+        let routes = current.routes
+        var firstByKey: [Route.Key: Int] = [:]
+        firstByKey.reserveCapacity(routes.count)
+        var moreByKey: [Route.Key: [Int]] = [:]
+        for (i, r) in routes.enumerated() {
+            let key = r.key
+            if firstByKey[key] == nil { firstByKey[key] = i } else { moreByKey[key, default: []].append(i) }
+        }
+        var wanted = [Bool](repeating: false, count: routes.count)
         var adds: [Change] = []
-        let desiredKeys = Set(desiredRoutes.map(\.key))
         for want in desiredRoutes {
-            let existing = existingByKey[want.key] ?? []
-            if existing.contains(where: { $0.matches(want) }) { continue }
-            if let mine = existing.first(where: isOwned) {
-                _ = mine
+            let key = want.key
+            guard let first = firstByKey[key] else {
+                adds.append(.addRoute(want))
+                continue
+            }
+            let more = moreByKey[key] ?? []
+            wanted[first] = true
+            for i in more { wanted[i] = true }
+            if routes[first].matches(want) || more.contains(where: { routes[$0].matches(want) }) { continue }
+            let existing = [routes[first]] + more.map { routes[$0] }
+            if existing.contains(where: isOwned) {
                 adds.append(.replaceRoute(want))
             } else if let foreign = existing.first {
                 conflicts.append(
@@ -378,25 +418,28 @@ public struct Planner: Sendable {
         let routeAdds =
             adds.filter { if case .addRoute(let r) = $0 { r.gateway == nil } else { false } }
             + adds.filter { if case .addRoute(let r) = $0 { r.gateway != nil } else { true } }
-        let routeDeletes = current.routes.filter { isOwned($0) && !desiredKeys.contains($0.key) }.map(
-            Change.deleteRoute)
+        let routeDeletes = routes.indices.filter { !wanted[$0] && isOwned(routes[$0]) }.map {
+            Change.deleteRoute(routes[$0])
+        }
 
         let desiredRuleSet = Set(desiredRules)
         let ownedRules = current.rules.filter(isOwned)
-        let present = Set(ownedRules)
+        // How many times each owned rule is there (a duplicate of a desired rule is removed too).
+        var counts: [Rule: Int] = [:]
+        for r in ownedRules { counts[r, default: 0] += 1 }
         var ruleAdds: [Change] = []
         var seen = Set<Rule>()
-        for r in desiredRules where !present.contains(r) && seen.insert(r).inserted { ruleAdds.append(.addRule(r)) }
+        for r in desiredRules where counts[r] == nil && seen.insert(r).inserted { ruleAdds.append(.addRule(r)) }
         var ruleDeletes: [Change] = []
         var deleted = Set<Rule>()
         for r in ownedRules where !desiredRuleSet.contains(r) && deleted.insert(r).inserted {
             ruleDeletes.append(.deleteRule(r))
         }
-        // A duplicate of a desired rule (same fields twice) is removed too, keeping one.
-        var counts: [Rule: Int] = [:]
-        for r in ownedRules { counts[r, default: 0] += 1 }
-        for (r, n) in counts.sorted(by: { IPCommand.rule("", $0.key) < IPCommand.rule("", $1.key) })
-        where n > 1 && desiredRuleSet.contains(r) {
+        // (Duplicates are rare: only they are sorted, by their `ip` spelling, for a stable order.)
+        let duplicates = counts.filter { $0.value > 1 && desiredRuleSet.contains($0.key) }
+        for (r, n) in duplicates.map({ (IPCommand.rule("", $0.key), $0.key, $0.value) }).sorted(by: { $0.0 < $1.0 })
+            .map({ ($0.1, $0.2) })
+        {
             ruleDeletes += Array(repeating: .deleteRule(r), count: n - 1)
         }
         return (routeAdds + ruleAdds + ruleDeletes + routeDeletes, conflicts)

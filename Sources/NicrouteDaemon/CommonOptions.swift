@@ -1,6 +1,10 @@
 import Logging
 import NicrouteCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Bootstraps swift-log once: the journal when stderr is connected to it (running under
 /// systemd), plain stderr otherwise.
 public enum DaemonLogging {
@@ -12,6 +16,10 @@ public enum DaemonLogging {
                 return handler
             }
         } else {
+            // The stream handler stamps each line with localtime(), and glibc re-reads (stats)
+            // /etc/localtime on every call while TZ is unset: ":/etc/localtime" names the same
+            // zone, read once. (Measured: 7% of a 5000-change reconcile.)
+            if getenv("TZ") == nil { setenv("TZ", ":/etc/localtime", 0) }
             LoggingSystem.bootstrap { label in
                 var handler = StreamLogHandler.standardError(label: label)
                 handler.logLevel = level

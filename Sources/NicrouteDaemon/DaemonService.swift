@@ -58,16 +58,17 @@ public final class NicrouteDaemon: Service {
         var sentStatus = ""
         /// Preflight findings already logged, so each is logged once while it holds.
         var loggedFindings: Set<String> = []
-        /// The NICs and addresses the findings were last computed for (not on every pass: the
-        /// check reads /proc).
-        var findingsKey = ""
+        /// The NICs and subnets the findings were last computed for (not on every pass: the
+        /// check reads /proc); nil forces a new check.
+        var findingsKey: [FindingsKey]?
         init(configuration: Configuration) { self.configuration = configuration }
     }
 
     public func run() async throws {
         let state = LoopState(configuration: try options.configuration.load())
         let client = try RouteNetlink()
-        let subscription = try RouteNetlinkSubscription(groups: MulticastGroup.routing + [.neighbor])
+        let subscription = try RouteNetlinkSubscription(
+            groups: MulticastGroup.routing + [.neighbor], filter: TriggerBox.worthDecoding)
         let reconciler = Reconciler(
             client: client, configuration: state.configuration, store: StateStore(directory: options.stateDirectory),
             logger: logger)
@@ -101,10 +102,13 @@ public final class NicrouteDaemon: Service {
                 state.timer?.cancel()
                 if let at = report.retryAt { schedule(after: at - now) }
                 logFindings(report.plan)
+                let t = report.timings
                 logger.debug(
                     "reconciled",
                     metadata: [
                         "why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)",
+                        "duration_us": "\(Int((monotonicSeconds() - now) * 1e6))", "snapshot_us": "\(t.snapshot)",
+                        "plan_us": "\(t.plan)", "apply_us": "\(t.apply)",
                     ])
             } catch {
                 state.lastReport = nil
@@ -115,7 +119,12 @@ public final class NicrouteDaemon: Service {
 
         /// Logs each preflight finding once, as a warning, when it first appears.
         func logFindings(_ plan: Plan) {
-            let key = plan.nics.map { "\($0.link.name) \($0.addresses.map(\.prefix))" }.joined(separator: ";")
+            let key = plan.nics.map { nic in
+                FindingsKey(
+                    name: nic.link.name,
+                    subnets: Set(nic.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet))
+                        .sorted())
+            }
             guard key != state.findingsKey else { return }
             state.findingsKey = key
             let findings = Preflight.findings(
@@ -286,7 +295,7 @@ public final class NicrouteDaemon: Service {
                         if pending.reload {
                             notifier.reloading()
                             if reload() == nil { state.paused = false }
-                            state.findingsKey = ""
+                            state.findingsKey = nil
                         }
                         pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
                         if pending.reload { announceReady() } else { updateStatus() }
@@ -311,6 +320,14 @@ public final class NicrouteDaemon: Service {
         }
         logger.info("stopping; nicroute's rules and routes stay in place")
     }
+}
+
+/// What the preflight findings depend on, per NIC: its name (sysctls) and IPv4 subnets (two
+/// NICs on one subnet). Compared on every pass, so a value rather than text; a new address in a
+/// known subnet does not cause a new check (which reads /proc).
+struct FindingsKey: Hashable {
+    var name: String
+    var subnets: [IPPrefix]
 }
 
 /// A flag set by one task and read by another.

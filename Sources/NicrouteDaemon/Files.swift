@@ -29,8 +29,12 @@ enum Files {
     static func exists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
     /// The names in a directory, sorted; empty when it cannot be read.
-    static func list(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
+    static func list(_ directory: String) -> [String] { listing(directory) ?? [] }
+
+    /// The names in a directory, sorted; empty when it does not exist, nil when it exists but
+    /// cannot be listed (its files may still be readable by name).
+    static func listing(_ directory: String) -> [String]? {
+        guard let dir = opendir(directory) else { return errno == ENOENT || errno == ENOTDIR ? [] : nil }
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {

@@ -15,19 +15,24 @@ public struct GatewayHintCollector: Sendable {
 
     /// Hints per link index, best first.
     public func hints(for links: [Link]) -> [Int32: [GatewayHint]] {
+        guard !links.isEmpty else { return [:] }
         let networkData = loadNetworkData()
+        // Each lease directory is listed once per call, not once per NIC, and only files that
+        // exist are opened: on a machine with one DHCP client most directories are absent.
+        let dirs = Directories(root: root)
         var out: [Int32: [GatewayHint]] = [:]
         for link in links {
             var hints: [GatewayHint] = []
             func add(_ g: IPAddress?, _ source: GatewaySource) {
                 if let g { hints.append(GatewayHint(gateway: g, source: source)) }
             }
-            add(
-                Files.readText(root + "/run/systemd/netif/leases/\(link.index)").flatMap(LeaseParser.networkd),
-                .networkd)
-            add(dhclient(link.name), .dhclient)
-            add(networkManager(link.name), .networkManager)
-            add(dhcpcd(link.name), .dhcpcd)
+            let networkd = "/run/systemd/netif/leases/\(link.index)"
+            if dirs.mayExist(networkd) {
+                add(Files.readText(root + networkd).flatMap(LeaseParser.networkd), .networkd)
+            }
+            add(dhclient(link.name, dirs), .dhclient)
+            add(networkManager(link.name, dirs), .networkManager)
+            add(dhcpcd(link.name, dirs), .dhcpcd)
             if let mac = link.mac, let gw = networkData[mac] {
                 add(gw.ipv4, .networkData)
                 add(gw.ipv6, .networkData)
@@ -37,10 +42,39 @@ public struct GatewayHintCollector: Sendable {
         return out
     }
 
-    private func dhclient(_ name: String) -> IPAddress? {
+    /// The lease directories' listings, read once per `hints(for:)`.
+    struct Directories {
+        /// Directory -> its names; nil when it exists but cannot be listed.
+        var listings: [String: Set<String>?] = [:]
+        var sorted: [String: [String]] = [:]
+
+        init(root: String) {
+            for dir in [
+                "/run/systemd/netif/leases", "/var/lib/dhcp", "/var/lib/dhclient", "/var/lib/NetworkManager",
+                "/var/lib/dhcpcd", "/var/lib/dhcpcd5",
+            ] {
+                let names = Files.listing(root + dir)
+                listings[dir] = names.map(Set.init)
+                sorted[dir] = names ?? []
+            }
+        }
+
+        /// False when `path`'s directory was listed and does not hold it.
+        func mayExist(_ path: String) -> Bool {
+            guard let slash = path.lastIndex(of: "/") else { return true }
+            let dir = String(path[..<slash])
+            guard let entry = listings[dir], let names = entry else { return true }
+            return names.contains(String(path[path.index(after: slash)...]))
+        }
+
+        /// The sorted names of a listed directory.
+        func names(_ dir: String) -> [String] { sorted[dir] ?? [] }
+    }
+
+    private func dhclient(_ name: String, _ dirs: Directories) -> IPAddress? {
         for dir in ["/var/lib/dhcp", "/var/lib/dhclient"] {
             // Interface-specific files first, then shared ones; the newest lease block wins inside.
-            let files = Files.list(root + dir).filter { $0.hasSuffix(".leases") || $0.hasSuffix(".lease") }
+            let files = dirs.names(dir).filter { $0.hasSuffix(".leases") || $0.hasSuffix(".lease") }
             for file in files.filter({ $0.contains(name) }) + files.filter({ !$0.contains(name) }) {
                 if let text = Files.readText(root + dir + "/" + file),
                     let g = LeaseParser.dhclient(text, interface: name)
@@ -52,9 +86,9 @@ public struct GatewayHintCollector: Sendable {
         return nil
     }
 
-    private func networkManager(_ name: String) -> IPAddress? {
+    private func networkManager(_ name: String, _ dirs: Directories) -> IPAddress? {
         let dir = root + "/var/lib/NetworkManager"
-        for file in Files.list(dir) where file.hasSuffix("-\(name).lease") {
+        for file in dirs.names("/var/lib/NetworkManager") where file.hasSuffix("-\(name).lease") {
             guard let text = Files.readText(dir + "/" + file) else { continue }
             let g =
                 file.hasPrefix("dhclient-") ? LeaseParser.dhclient(text, interface: name) : LeaseParser.networkd(text)
@@ -63,11 +97,11 @@ public struct GatewayHintCollector: Sendable {
         return nil
     }
 
-    private func dhcpcd(_ name: String) -> IPAddress? {
+    private func dhcpcd(_ name: String, _ dirs: Directories) -> IPAddress? {
         for path in [
             "/var/lib/dhcpcd/\(name).lease", "/var/lib/dhcpcd/dhcpcd-\(name).lease",
             "/var/lib/dhcpcd5/dhcpcd-\(name).lease",
-        ] {
+        ] where dirs.mayExist(path) {
             if let bytes = Files.read(root + path), let g = LeaseParser.dhcpcd(bytes) { return g }
         }
         return nil

@@ -11,9 +11,15 @@ public final class Reconciler {
     public let store: StateStore
     private var slots: SlotTable
     private var guardRail = ReinstallGuard()
-    /// Identities of the objects the last pass left installed (to tell a re-install from a
-    /// first install).
-    private var installed: Set<String> = []
+    /// What the last pass saw and did, from which the objects it left installed are derived
+    /// (to tell a re-install from a first install) only when a later pass wants to add
+    /// something: a no-op pass does not hash every object it owns.
+    private var lastPass: (snapshot: KernelSnapshot, plan: Plan, failed: [Change])?
+    /// The objects the last pass left installed, once derived from `lastPass`.
+    private var installedCache: Set<Change.ObjectKey>?
+    /// The inputs of the last plan that had nothing to do: the same kernel picture, hints and
+    /// slots under the same configuration make the same plan, so it is not made again.
+    private var quiet: (snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan)?
     /// First-host probes: when each candidate may be probed again (the wait doubles up to a
     /// minute, so a subnet whose first host never answers costs almost nothing).
     private var probes: [IPAddress: (next: Double, step: Double)] = [:]
@@ -34,6 +40,18 @@ public final class Reconciler {
         public var deferred: [Change] = []
         /// When the loop should run again by itself (a back-off or a probe retry), if ever.
         public var retryAt: Double?
+        /// Where the pass spent its time.
+        public var timings = Timings()
+    }
+
+    /// How long each phase of a pass took, in microseconds (for the debug log and benchmarks).
+    public struct Timings: Sendable {
+        /// Dumping the kernel's links, addresses, routes, rules (and neighbours).
+        public var snapshot = 0
+        /// Reading gateway hints and planning.
+        public var plan = 0
+        /// Applying the changes, saving slots, sending probes.
+        public var apply = 0
     }
 
     public init(client: RouteNetlink, configuration: Configuration, store: StateStore, logger: Logger) {
@@ -45,7 +63,10 @@ public final class Reconciler {
     }
 
     /// Replaces the configuration (after a successful reload).
-    public func update(_ configuration: Configuration) { self.configuration = configuration }
+    public func update(_ configuration: Configuration) {
+        self.configuration = configuration
+        quiet = nil
+    }
 
     /// Reads the kernel and plans, without changing anything (`nicroutectl plan`).
     /// - Throws: `NetlinkError` when a dump fails.
@@ -58,28 +79,56 @@ public final class Reconciler {
 
     /// Plans from `snapshot` without changing anything.
     public func plan(from snapshot: KernelSnapshot) -> Plan {
-        // Lease files are read for managed NICs only: nobody else's gateway matters, and this
-        // runs on every pass.
+        planner.plan(snapshot: snapshot, slots: slots, hints: hints(for: snapshot))
+    }
+
+    /// Gateway hints from lease files and the config drive. Read for managed NICs only: nobody
+    /// else's gateway matters, and this runs on every pass.
+    private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
         let planner = self.planner
-        let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
+        return GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
             .hints(for: snapshot.links.filter(planner.isManaged))
-        return planner.plan(snapshot: snapshot, slots: slots, hints: hints)
+    }
+
+    /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so
+    /// they are dumped only when the plan asks for a probe, and the plan is then made again with
+    /// them: the same plan as from a full snapshot, without two dumps on almost every pass.
+    /// - Throws: `NetlinkError` when a dump fails.
+    func observe() throws -> (snapshot: KernelSnapshot, plan: Plan, dumped: Double) {
+        var snapshot = try client.snapshot(includeNeighbors: false)
+        let dumped = monotonicSeconds()
+        let hints = hints(for: snapshot)
+        if let quiet, quiet.plan.slots == slots, quiet.hints == hints, quiet.snapshot == snapshot {
+            return (snapshot, quiet.plan, dumped)
+        }
+        var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
+        let families = Set(plan.neighborProbes.map(\.address.family))
+        if !families.isEmpty {
+            for family in AddressFamily.allCases where families.contains(family) {
+                snapshot.neighbors += try client.neighbors(family: family)
+            }
+            plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
+        }
+        quiet = plan.changes.isEmpty && plan.neighborProbes.isEmpty ? (snapshot, hints, plan) : nil
+        return (snapshot, plan, dumped)
     }
 
     /// Runs one pass at time `now` (seconds on a monotonic clock).
     /// - Throws: `NetlinkError` only when the kernel cannot be read; failed changes are in the
     ///   report, and the others are still applied.
     public func reconcile(now: Double) throws -> Report {
-        let snapshot = try client.snapshot()
-        let plan = plan(from: snapshot)
+        let start = monotonicSeconds()
+        let (snapshot, plan, planStart) = try observe()
+        let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        var admitted: [Change] = []
         for change in plan.changes {
             // Only a re-add of something that vanished is a possible fight; a replace updates a
             // route that is still there (a new gateway, say).
             let isReAdd: Bool =
                 switch change {
-                case .addRoute, .addRule: installed.contains(change.objectIdentity)
+                case .addRoute, .addRule: installed().contains(change.objectKey)
                 default: false
                 }
             if isReAdd {
@@ -98,11 +147,15 @@ public final class Reconciler {
                     continue
                 }
             }
-            do {
-                try client.apply(change)
+            admitted.append(change)
+        }
+        // In order, several per datagram: one round trip per batch, not per change.
+        for (change, result) in zip(admitted, client.apply(admitted)) {
+            switch result {
+            case .success:
                 report.applied.append(change)
                 logChange(change, names: names, nics: plan.nics)
-            } catch {
+            case .failure(let error):
                 report.failed.append((change, "\(error)"))
                 let key = "\(change.objectIdentity) \(error)"
                 let metadata: Logger.Metadata = ["command": "\(change.ipCommand(linkName: { names[$0] }))"]
@@ -115,9 +168,8 @@ public final class Reconciler {
         }
         let failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
         loggedFailures.formIntersection(failing)
-        installed = Set(plan.changes.filter(\.isAddition).map(\.objectIdentity))
-            .union(desiredIdentities(snapshot: snapshot, plan: plan))
-            .subtracting(report.failed.map(\.change.objectIdentity))
+        lastPass = (snapshot, plan, report.failed.map(\.change))
+        installedCache = nil
         for conflict in plan.conflicts where loggedConflicts.insert(conflict).inserted {
             logger.warning("left alone: \(conflict)")
         }
@@ -148,20 +200,37 @@ public final class Reconciler {
         if let next = probes.values.map(\.next).min() { deadlines.append(next) }
         if failureStep > 0 { deadlines.append(now + failureStep) }
         report.retryAt = deadlines.min()
+        let end = monotonicSeconds()
+        report.timings = Timings(
+            snapshot: Int((planStart - start) * 1e6), plan: Int((applyStart - planStart) * 1e6),
+            apply: Int((end - applyStart) * 1e6))
         return report
     }
 
+    /// The objects the last pass left installed: what it added or found in place and kept,
+    /// minus what failed.
+    private func installed() -> Set<Change.ObjectKey> {
+        if let installedCache { return installedCache }
+        guard let (snapshot, plan, failed) = lastPass else { return [] }
+        let keys = Set(plan.changes.filter(\.isAddition).map(\.objectKey))
+            .union(desiredIdentities(snapshot: snapshot, plan: plan))
+            .subtracting(failed.map(\.objectKey))
+        installedCache = keys
+        return keys
+    }
+
     /// The identities of objects already in place that the plan wants kept.
-    private func desiredIdentities(snapshot: KernelSnapshot, plan: Plan) -> Set<String> {
-        var ids = Set<String>()
-        for r in snapshot.routes where Planner.isOwned(r) { ids.insert(Change.addRoute(r).objectIdentity) }
-        for r in snapshot.rules where Planner.isOwned(r) { ids.insert(Change.addRule(r).objectIdentity) }
-        let deleting = Set(plan.changes.filter { !$0.isAddition }.map(\.objectIdentity))
+    private func desiredIdentities(snapshot: KernelSnapshot, plan: Plan) -> Set<Change.ObjectKey> {
+        var ids = Set<Change.ObjectKey>()
+        for r in snapshot.routes where Planner.isOwned(r) { ids.insert(.route(r.key)) }
+        for r in snapshot.rules where Planner.isOwned(r) { ids.insert(.rule(r)) }
+        let deleting = Set(plan.changes.filter { !$0.isAddition }.map(\.objectKey))
         return ids.subtracting(deleting)
     }
 
     private func logChange(_ change: Change, names: [Int32: String], nics: [ManagedNIC]) {
-        var metadata: Logger.Metadata = ["command": "\(change.ipCommand(linkName: { names[$0] }))"]
+        let command = change.ipCommand(linkName: { names[$0] })
+        var metadata: Logger.Metadata = ["command": "\(command)"]
         switch change {
         case .addRoute(let r), .replaceRoute(let r), .deleteRoute(let r):
             metadata["table"] = "\(r.table)"
@@ -171,7 +240,7 @@ public final class Reconciler {
             if let nic = nics.first(where: { $0.table == r.table }) { metadata["link"] = "\(nic.link.name)" }
         }
         metadata["action"] = "\(change.isAddition ? "add" : "delete")"
-        logger.notice("\(change.ipCommand(linkName: { names[$0] }))", metadata: metadata)
+        logger.notice("\(command)", metadata: metadata)
     }
 
     /// Removes everything nicroute owns (`nicroutectl flush`): its rules, then its routes.
@@ -187,7 +256,9 @@ public final class Reconciler {
             try client.apply(change)
             logChange(change, names: names, nics: [])
         }
-        installed = []
+        lastPass = nil
+        installedCache = []
+        quiet = nil
         return changes.map { $0.ipCommand(linkName: { names[$0] }) }
     }
 }

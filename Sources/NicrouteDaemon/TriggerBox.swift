@@ -87,6 +87,17 @@ final class TriggerBox: Sendable {
         if wake { continuation.yield() }
     }
 
+    /// False for notifications that `isRelevant` would turn down whatever the interest, told from
+    /// the undecoded bytes: nicroute's own routes added outside the main table (the echo of its
+    /// own changes, thousands in a full reconcile). rtm_table (byte 4 of struct rtmsg) is the
+    /// table itself below 256 and RT_TABLE_COMPAT above; rtm_protocol is byte 5.
+    static func worthDecoding(_ header: NetlinkHeader, _ payload: ByteReader) -> Bool {
+        guard header.type == MessageType.newRoute, payload.count >= 8,
+            let table = try? payload.read(UInt8.self, at: 4), let proto = try? payload.read(UInt8.self, at: 5)
+        else { return true }
+        return proto != RouteProtocol.nicroute.rawValue || UInt32(table) == RoutingTable.main
+    }
+
     /// Links and addresses always matter; routes in the main table or in nicroute's tables;
     /// rules and routes of nicroute's that went away; neighbours being probed.
     static func isRelevant(_ object: RouteObject, added: Bool, interest: Interest) -> Bool {

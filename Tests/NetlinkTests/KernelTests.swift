@@ -289,6 +289,65 @@ struct KernelTests {
         }
     }
 
+    @Test("a batch applies in order across datagrams, goes on after a failure and says which change failed")
+    func batch() throws {
+        let ns = try addressedPair()
+        defer { ns.delete() }
+        let netlink = try RouteNetlink(networkNamespace: ns.path)
+        // 80 rules (three datagrams), one of them already there, and in the middle a route whose
+        // gateway is not reachable.
+        let rules = (0..<80).map { i in
+            Rule(family: .inet, priority: 1000, table: 1000, source: IPPrefix("10.1.\(i).0/24"), proto: .nicroute)
+        }
+        let unreachable = Route(
+            family: .inet, table: 1000, destination: IPPrefix("198.51.100.0/24")!, proto: .nicroute,
+            gateway: IPAddress("10.9.0.254"), outputInterface: try ns.index(of: "eth0"))
+        try netlink.add(rules[5])
+        let changes = rules[..<40].map(Change.addRule) + [.addRoute(unreachable)] + rules[40...].map(Change.addRule)
+        let results = netlink.apply(changes)
+        #expect(results.count == changes.count)
+        for (i, result) in results.enumerated() {
+            switch (i, result) {
+            case (5, .success(let added)): #expect(added == false)  // EEXIST counts as done
+            case (40, .failure(let error)):
+                #expect(error.errno == .networkUnreachable)
+                #expect(error.operation == "add route")
+                #expect(error.object == IPCommand.route("add", unreachable))
+            case (_, .success(let added)): #expect(added == true && i != 40)
+            case (_, .failure(let error)): Issue.record("change \(i) failed: \(error)")
+            }
+        }
+        #expect(Set(try netlink.rules(family: .inet).filter { $0.proto == .nicroute }) == Set(rules))
+        let deletions = rules.map(Change.deleteRule)
+        #expect(netlink.apply(deletions).allSatisfy { (try? $0.get()) == true })
+        #expect(netlink.apply(deletions).allSatisfy { (try? $0.get()) == false })  // ENOENT counts as done
+        #expect(try netlink.rules(family: .inet).filter { $0.proto == .nicroute }.isEmpty)
+    }
+
+    @Test("a remembered dump follows the kernel's changes and equals a plain dump")
+    func rememberedDump() throws {
+        let ns = try addressedPair()
+        defer { ns.delete() }
+        let netlink = try RouteNetlink(networkNamespace: ns.path)
+        let before = try netlink.routes(family: .inet, remember: true)
+        #expect(try netlink.routes(family: .inet, remember: true) == before)
+        let route = Route(
+            family: .inet, table: 1000, destination: IPPrefix("198.51.100.0/24")!, proto: .nicroute, scope: .link,
+            outputInterface: try ns.index(of: "eth0"))
+        let rule = Rule(family: .inet, priority: 1000, table: 1000, source: IPPrefix("10.0.0.1/32"), proto: .nicroute)
+        let rulesBefore = try netlink.rules(family: .inet, remember: true)
+        try netlink.add(route)
+        try netlink.add(rule)
+        let during = try netlink.routes(family: .inet, remember: true)
+        #expect(during.contains { $0.matches(route) })
+        #expect(during == (try netlink.routes(family: .inet)))
+        #expect(try netlink.rules(family: .inet, remember: true).contains(rule))
+        try netlink.delete(route)
+        try netlink.delete(rule)
+        #expect(try netlink.routes(family: .inet, remember: true) == before)
+        #expect(try netlink.rules(family: .inet, remember: true) == rulesBefore)
+    }
+
     @Test("an IPv6 rule to table 0 is EINVAL with the extended-ack message")
     func ruleToTableZero() throws {
         let ns = try TestNamespace()

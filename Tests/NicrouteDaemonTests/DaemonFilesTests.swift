@@ -164,6 +164,30 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(pending.events == 1)
     }
 
+    /// The pre-decode filter drops exactly the added routes `isRelevant` turns down whatever the
+    /// interest: nicroute's own, outside the main table (tables above 255 included).
+    @Test(arguments: [
+        (MessageType.newRoute, UInt32(10003), RouteProtocol.nicroute, false),
+        (MessageType.newRoute, 300, .nicroute, false),
+        (MessageType.newRoute, 254, .nicroute, true),
+        (MessageType.newRoute, 10003, .static, true),
+        (MessageType.newRoute, 254, .boot, true),
+        (MessageType.deleteRoute, 10003, .nicroute, true),
+    ])
+    func echoesOfOwnRoutesAreNotDecoded(
+        _ type: UInt16, _ table: UInt32, _ proto: RouteProtocol, _ decoded: Bool
+    )
+        throws
+    {
+        let route = Route(family: .inet, table: table, destination: IPPrefix("10.0.0.0/8")!, proto: proto)
+        let bytes = try RouteCodec.routeRequest(type, flags: 0, route: route, sequence: 1)
+        let message = try #require(try NetlinkMessage.split(bytes).first)
+        #expect(TriggerBox.worthDecoding(message.header, message.payload) == decoded)
+        if !decoded {
+            #expect(!TriggerBox.isRelevant(.route(route), added: true, interest: .init(tables: 0...4_000_000)))
+        }
+    }
+
     @Test func addressChangesAreRememberedForTheStatusLine() {
         let box = TriggerBox()
         box.setInterest(.init(tables: nil, probes: [], linkNames: [3: "eth1"], managed: [3]))
