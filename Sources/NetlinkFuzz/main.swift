@@ -11,6 +11,7 @@
 //   dhcpcd-lease    dhcpcd's raw DHCP message: LeaseParser.dhcpcd
 //   network-data    the config drive's network_data.json: LeaseParser.networkData
 //   json            JSONValue.parse(utf8:) itself
+//   slots           the state file /var/lib/nicroute/slots: SlotTable(parsing:), assign, serialized
 //
 // Each must throw or return nil, never trap; where a parser has a round trip, the target checks
 // it too and aborts (a crash for libFuzzer) when it does not hold. The text targets also hold
@@ -44,6 +45,7 @@ enum FuzzTarget: String, CaseIterable {
     case dhcpcdLease = "dhcpcd-lease"
     case networkData = "network-data"
     case json
+    case slots
 
     /// The target NICROUTE_FUZZ_TARGET names (`netlink` when it is unset); nil for an unknown name.
     static let selected: FuzzTarget? = {
@@ -70,6 +72,7 @@ enum FuzzTarget: String, CaseIterable {
             Self.networkData(bytes)
             Self.addresses(Self.text(bytes))
         case .json: Self.json(bytes)
+        case .slots: Self.slots(bytes)
         }
     }
 
@@ -81,6 +84,21 @@ enum FuzzTarget: String, CaseIterable {
         guard !condition else { return }
         printError("nicroute-fuzz: invariant violated: \(reason())")
         abort()
+    }
+
+    /// The bytes as the slot state file (the daemon's own, but a disk or a hand edit may have
+    /// mangled it): the parsed table round-trips through its persisted form, and assigning slots
+    /// keeps them unique and inside the band.
+    static func slots(_ bytes: [UInt8]) {
+        var table = SlotTable(parsing: Self.text(bytes))
+        let again = SlotTable(parsing: table.serialized())
+        check(again == table, "slots \(table.slots) came back as \(again.slots)")
+        let keys = ["52:54:00:00:00:01", "name:eth1"] + table.slots.keys.sorted().prefix(3)
+        let capacity = bytes.count % 7 + 1
+        table.assign(keys, capacity: capacity)
+        let values = Array(table.slots.values)
+        check(values.allSatisfy { $0 < capacity }, "a slot outside 0..<\(capacity): \(table.slots)")
+        check(Set(values).count == values.count, "two keys share a slot: \(table.slots)")
     }
 
     /// Decodes `bytes` as one datagram from the kernel, and re-encodes what it decoded.

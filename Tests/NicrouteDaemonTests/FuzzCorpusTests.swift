@@ -27,7 +27,7 @@ struct Seed: Sendable, CustomTestStringConvertible {
 
 @Suite struct FuzzCorpusTests {
     static let targets = [
-        "control", "config", "networkd-lease", "dhclient-lease", "dhcpcd-lease", "network-data", "json",
+        "control", "config", "networkd-lease", "dhclient-lease", "dhcpcd-lease", "network-data", "json", "slots",
     ]
 
     static func files(_ target: String) -> [String] {
@@ -102,6 +102,10 @@ struct Seed: Sendable, CustomTestStringConvertible {
                 let value = try parsed.get()
                 #expect(try JSONValue.parse(value.serialized()) == value)
             }
+        case "slots":
+            let table = SlotTable(parsing: try seed.text)
+            #expect(table.slots.isEmpty == seed.holdsNothing)
+            #expect(SlotTable(parsing: table.serialized()) == table)
         default:
             Issue.record("no replay for target \(seed.target)")
         }
