@@ -123,6 +123,9 @@ public final class Reconciler {
         var report = Report(plan: plan, snapshot: snapshot)
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         var admitted: [Change] = []
+        // Objects this pass starts backing off from: one warning for all of them (a tool that
+        // flushes every rule would otherwise log one line per rule at each step).
+        var backingOff: [(command: String, fights: Int, retryIn: Int)] = []
         for change in plan.changes {
             // Only a re-add of something that vanished is a possible fight; a replace updates a
             // route that is still there (a new gateway, say).
@@ -137,17 +140,22 @@ public final class Reconciler {
                 {
                     report.deferred.append(change)
                     if firstTime {
-                        logger.warning(
-                            "another tool keeps deleting nicroute's object; backing off",
-                            metadata: [
-                                "object": "\(change.ipCommand(linkName: { names[$0] }))", "reinstalls": "\(fights)",
-                                "retry_in_s": "\(Int((until - now).rounded(.up)))",
-                            ])
+                        backingOff.append(
+                            (change.ipCommand(linkName: { names[$0] }), fights, Int((until - now).rounded(.up))))
                     }
                     continue
                 }
             }
             admitted.append(change)
+        }
+        if let first = backingOff.first {
+            let objects = backingOff.count == 1 ? "object" : "\(backingOff.count) objects"
+            var metadata: Logger.Metadata = [
+                "object": "\(first.command)", "reinstalls": "\(backingOff.map(\.fights).max() ?? first.fights)",
+                "retry_in_s": "\(backingOff.map(\.retryIn).min() ?? first.retryIn)",
+            ]
+            if backingOff.count > 1 { metadata["objects"] = "\(backingOff.count)" }
+            logger.warning("another tool keeps deleting nicroute's \(objects); backing off", metadata: metadata)
         }
         // In order, several per datagram: one round trip per batch, not per change.
         for (change, result) in zip(admitted, client.apply(admitted)) {
