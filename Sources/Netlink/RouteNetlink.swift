@@ -18,8 +18,15 @@ public final class RouteNetlink: Sendable {
         var remembered: [String: (bytes: [UInt8], objects: any Sendable)] = [:]
     }
     private let state: Mutex<State>
-    /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is retried.
-    public static let dumpRetries = 8
+    /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is tried in all.
+    /// The first retries follow at once; later ones wait 1, 2, 4 ... 20 ms (about 1 s in all), so
+    /// that a storm of changes (a DHCP client, a hot-plug burst) has gaps to be read in.
+    public static let dumpRetries = 64
+
+    /// The pause before attempt `attempt` (0-based) of an interrupted dump, in milliseconds.
+    static func dumpRetryDelayMs(_ attempt: Int) -> Int {
+        attempt < 3 ? 0 : min(1 << (attempt - 3), 20)
+    }
 
     /// Opens a client socket, in `networkNamespace` (a path such as `/run/netns/NAME`) if given.
     public init(networkNamespace: String? = nil) throws {
@@ -122,7 +129,8 @@ public final class RouteNetlink: Sendable {
     private func rawDump(
         _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)?, fingerprint: Bool
     ) throws -> (messages: [NetlinkMessage], fingerprint: [UInt8]) {
-        for _ in 0..<Self.dumpRetries {
+        for attempt in 0..<Self.dumpRetries {
+            if case let ms = Self.dumpRetryDelayMs(attempt), ms > 0 { usleep(UInt32(ms * 1000)) }
             let (messages, bytes, interrupted) = try state.withLock { state in
                 state.sequence &+= 1
                 let seq = state.sequence

@@ -183,3 +183,13 @@ struct ConstantsTests {
         ])
     func codecInternals(_ c: Constant) { #expect(c.ours == c.kernel) }
 }
+
+/// An interrupted dump (NLM_F_DUMP_INTR) is retried at once a few times, then with pauses that
+/// grow to 20 ms: about a second in all before the caller hears of it (a storm of changes must
+/// leave a gap to be read in, and `nicroutectl status` must not fail at the first burst).
+@Test func interruptedDumpsAreRetriedForAboutASecond() {
+    let delays = (0..<RouteNetlink.dumpRetries).map(RouteNetlink.dumpRetryDelayMs)
+    #expect(delays.prefix(8) == [0, 0, 0, 1, 2, 4, 8, 16])
+    #expect(delays.max() == 20)
+    #expect((900...1500).contains(delays.reduce(0, +)))
+}

@@ -406,10 +406,17 @@ side_load() {
   done
   for ((i = 0; i < 10; i++)); do
     timeout 30 ip netns exec "$ns" "$NICROUTECTL" status --json --control-socket "$NR_TMP/$tag/control.sock" \
-      >/dev/null 2>&1 &
+      >/dev/null 2>"$out.client$i" &
     clients+=("$!")
   done
-  for i in "${clients[@]}"; do wait "$i" && ok=$((ok + 1)); done
+  for i in "${!clients[@]}"; do
+    if wait "${clients[$i]}"; then
+      ok=$((ok + 1))
+    else
+      # Shown under the check: why a client got no answer.
+      sed "s/^/#   client $i: /" "$out.client$i" >>"$out.errors"
+    fi
+  done
   echo "$ok ${#clients[@]}" >"$out"
 }
 
@@ -523,6 +530,7 @@ part_storm() {
   read -r answered asked <"$NR_TMP/$tag/side.out" || answered=0 asked=unknown
   check "storm phase 1: nicroutectl status answered during the storm ($answered of $asked concurrent clients)" \
     test "$answered" = "$asked"
+  [[ ! -s $NR_TMP/$tag/side.out.errors ]] || cat "$NR_TMP/$tag/side.out.errors"
   check "storm phase 1: SIGHUPs during the storm were taken as reloads (log: $(($(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true) - reloads)) reloads)" \
     test "$(grep -c 'configuration reloaded' "$NR_TMP/$tag/nicrouted.log" || true)" -gt "$reloads"
   if wait_until 60 converged "$ns" "$tag"; then
