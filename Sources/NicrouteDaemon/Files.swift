@@ -58,7 +58,8 @@ enum Files {
     }
 
     /// Writes `text` to `path` atomically: a temporary file in the same directory, fsync,
-    /// rename. A crash leaves the old or the new content, never a torn file.
+    /// rename, fsync of the directory. A crash leaves the old or the new content, never a torn
+    /// file, and once this returns the new content survives a power loss.
     static func writeAtomically(_ text: String, to path: String) throws(FileError) {
         let temp = path + ".tmp"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
@@ -82,6 +83,15 @@ enum Files {
             let e = errno
             unlink(temp)
             throw FileError(path: path, operation: "rename", errno: e)
+        }
+        // The rename is a change of the directory: without this a power loss may undo it and
+        // bring the old content back.
+        let slash = path.lastIndex(of: "/")
+        let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            close(dfd)
         }
     }
 }
