@@ -4,13 +4,13 @@
 # nothing in the root namespace, deleted on every exit path) and writes its figures to
 # docs/BENCHMARKS.md, between the "generated" markers (text outside them is kept).
 #
-#   sudo bash scripts/bench.sh                      # everything, full trial counts (~6 min + build)
+#   sudo bash scripts/bench.sh                      # everything, full trial counts (~10 min + build)
 #   sudo bash scripts/bench.sh --quick              # fewer trials, 15 s idle window (a smoke run)
-#   sudo bash scripts/bench.sh --only latency,scale # a subset: latency, scale, footprint
+#   sudo bash scripts/bench.sh --only latency,scale # a subset: latency, scale, footprint, robustness
 #
 # Options:
 #   --quick            fewer trials everywhere
-#   --only LIST        comma-separated subset of: latency, scale, footprint
+#   --only LIST        comma-separated subset of: latency, scale, footprint, robustness
 #   --trials N         latency trials per case (default 300; --quick 40)
 #   --idle S           idle observation window in seconds (default 60; --quick 15)
 #   --bin DIR          use nicrouted/nicroutectl from DIR instead of building
@@ -29,6 +29,8 @@
 #              reconfigure` round trips on that state; the daemon's memory there.
 #   footprint  idle RSS/HWM and context switches of every thread over the idle window, with
 #              WATCHDOG_USEC=20 s and a NOTIFY_SOCKET we bind (pings counted); start -> READY.
+#   robustness Tests/Robustness/robustness.sh --long with the same binaries (storm with socket
+#              overrun, 200 hot-plug cycles with traffic, 30 SIGKILLs, fights): its figures.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,7 +41,7 @@ NR_ID=$$
 source "$REPO/Tests/Scenario/lib.sh"
 PY="$REPO/Tests/Bench/nlbench.py"
 
-QUICK=0 ONLY="latency,scale,footprint" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
+QUICK=0 ONLY="latency,scale,footprint,robustness" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
 ARGS="$*"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -441,6 +443,29 @@ if want footprint; then
   emit '```'
   emit ""
   emit "Targets: resident memory < 15 MB; no wake-ups but the watchdog."
+  emit ""
+fi
+
+# ---- d. robustness at full size ------------------------------------------------------------
+# Tests/Robustness/robustness.sh --long with these binaries: the storm (socket overrun on
+# purpose), 200 hot-plug cycles with traffic, 30 SIGKILLs, 15 s fights. Its checks must pass;
+# its figure lines (the "# ..." lines it prints) go into the report as they are.
+if want robustness; then
+  size=--long
+  ((QUICK)) && size=""  # --quick: the test suite's fast sizes
+  say "robustness: Tests/Robustness/robustness.sh ${size:-(fast)} (${size:+4-7 minutes}${size:-about 90 s})"
+  rc=0
+  NICROUTED="$NICROUTED" NICROUTECTL="$NICROUTECTL" bash "$REPO/Tests/Robustness/robustness.sh" $size \
+    >"$NR_TMP/robustness.log" 2>&1 || rc=$?
+  emit "### d. Robustness at full size"
+  emit ""
+  emit "\`Tests/Robustness/robustness.sh ${size:-(fast sizes: --quick)}\` with the same binaries (exit status $rc): $(grep -E '^robustness: ' "$NR_TMP/robustness.log" | tail -n 1)."
+  emit "Its figure lines:"
+  emit ""
+  emit '```'
+  grep -E '^# (mode|storm|soak|chaos|rule fight|route fight|robustness)' "$NR_TMP/robustness.log" >>"$RES" || true
+  emit '```'
+  grep -E '^not ok' "$NR_TMP/robustness.log" | sed 's/^/    /' >>"$RES" || true
   emit ""
 fi
 

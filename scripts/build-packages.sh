@@ -6,9 +6,10 @@
 #
 #   sudo bash scripts/build-packages.sh [--version V] [OUTDIR]
 #
-# V defaults to packaging/VERSION on a tagged release commit (v0.1.0), else
-# VERSION+git<commits>.<hash> (a newer build sorts higher). Installs debhelper, lintian, rpm and
-# g++ when missing (Debian 12). Prints the paths of the two packages at the end.
+# V defaults to packaging/VERSION on its release tag (v0.1.0), else VERSION~git<commits>.<hash>:
+# a snapshot on the way to VERSION, which sorts below the release itself and above older
+# snapshots (packaging/VERSION names the next release: bump it right after tagging). Installs
+# debhelper, lintian, rpm and g++ when missing (Debian 12). Prints the two packages' paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -18,7 +19,7 @@ OUT=""
 while (($#)); do
     case $1 in
         --version) VERSION=${2:?--version needs a value}; shift 2 ;;
-        -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         -*) echo "build-packages: unknown option $1" >&2; exit 2 ;;
         *) OUT=$1; shift ;;
     esac
@@ -47,7 +48,7 @@ if [[ -z $VERSION ]]; then
     if git describe --exact-match --tags HEAD 2>/dev/null | grep -qx "v$base"; then
         VERSION=$base
     else
-        VERSION="$base+git$(git rev-list --count HEAD).$(git rev-parse --short=8 HEAD)"
+        VERSION="$base~git$(git rev-list --count HEAD).$(git rev-parse --short=8 HEAD)"
     fi
 fi
 [[ $VERSION =~ ^[0-9][0-9A-Za-z.+~]*$ ]] || { echo "build-packages: bad version '$VERSION'" >&2; exit 2; }
@@ -102,16 +103,28 @@ cp -a packaging/debian "$src/debian"
 stage "$src/stage" deb
 top=$(dpkg-parsechangelog -l "$src/debian/changelog" -S Version)
 if [[ $top != "$VERSION" ]]; then
-    # A snapshot build: an entry of its own on top of the released ones.
+    # A snapshot build: an entry of its own on top of the releases older than it (the entry of
+    # the release it leads to, if already written, is newer and stays out).
     {
         echo "nicroute ($VERSION) unstable; urgency=medium"
         echo
-        echo "  * Snapshot build of $(git rev-parse --short=12 HEAD)."
+        echo "  * Snapshot build of $(git rev-parse --short=12 HEAD) on the way to $base."
         echo
         echo " -- nicroute developers <nicroute@packages.invalid>  $(date -R)"
-        echo
-        cat packaging/debian/changelog
-    } >"$src/debian/changelog"
+        # One file per entry, without the blank line that separates it from the next.
+        awk -v dir="$work" '/^nicroute \(/ { n++; f = sprintf("%s/entry.%03d", dir, n); trailer = 0 }
+            /^ -- / { print > f; trailer = 1; next }
+            trailer && /^$/ { next }
+            { print > f }' packaging/debian/changelog
+        for entry in "$work"/entry.*; do
+            v=$(sed -nE '1s/^nicroute \(([^)]+)\).*/\1/p' "$entry")
+            if dpkg --compare-versions "$v" lt "$VERSION"; then
+                echo
+                cat "$entry"
+            fi
+        done
+    } >"$src/debian/changelog.new"
+    mv "$src/debian/changelog.new" "$src/debian/changelog"
 fi
 (cd "$src" && dpkg-buildpackage -b -us -uc --no-sign) >"$work/deb.log" 2>&1 || {
     tail -n 40 "$work/deb.log" >&2
@@ -124,7 +137,15 @@ mv "$work/nicroute_${VERSION}_$arch.deb" "$deb"
 log "$(dpkg-deb -f "$deb" Package Version Depends | tr '\n' ' ')"
 
 # lintian: every remaining tag must be one we explained.
-lintian --no-tag-display-limit --display-info "$deb" >"$work/lintian.txt" 2>&1 || true
+command -v lintian >/dev/null || { echo "build-packages: lintian is not installed" >&2; exit 1; }
+lrc=0
+lintian --no-tag-display-limit --display-info "$deb" >"$work/lintian.txt" 2>&1 || lrc=$?
+# 1: tags of severity error were found (judged below like any other tag); more: lintian failed.
+if ((lrc > 1)); then
+    cat "$work/lintian.txt" >&2
+    echo "build-packages: lintian failed (exit $lrc)" >&2
+    exit 1
+fi
 tags=$(sed -nE 's/^[EWIPX]: nicroute[^:]*: ([a-z0-9.+-]+).*/\1/p' "$work/lintian.txt" | sort -u || true)
 expected=$(grep -vE '^(#|$)' packaging/debian/lintian-expected | awk '{ print $1 }' | sort -u || true)
 unexplained=$(comm -23 <(printf '%s\n' "$tags" | sed '/^$/d') <(printf '%s\n' "$expected"))

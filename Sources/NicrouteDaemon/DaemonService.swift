@@ -223,7 +223,9 @@ public final class NicrouteDaemon: Service {
         }
 
         let controlPath = options.controlSocket ?? state.configuration.controlSocket
-        var policy = ControlPolicy(serviceUID: getuid())
+        // The service's own uid (for ExecReload=) only when systemd started us: a daemon started
+        // by hand as a shared user (nobody) must not hand that user's other processes the keys.
+        var policy = ControlPolicy(serviceUID: getenv("INVOCATION_ID") != nil ? getuid() : nil)
         if let name = state.configuration.controlGroup {
             if let group = getgrnam(name) {
                 policy.group = (name, group.pointee.gr_gid)

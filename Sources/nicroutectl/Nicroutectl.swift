@@ -78,11 +78,13 @@ struct SharedOptions: ParsableArguments {
     }
 
     /// A reconciler over the kernel for the one-shot mode.
-    func reconciler() throws -> Reconciler {
+    ///
+    /// - Parameter configuration: nil reads the configuration files (an invalid one is an error).
+    func reconciler(configuration: Configuration? = nil) throws -> Reconciler {
         DaemonLogging.bootstrap(level: .notice, identifier: "nicroutectl")
         return Reconciler(
-            client: try RouteNetlink(), configuration: try loadConfiguration(), store: StateStore(directory: stateDir),
-            logger: Logger(label: "nicroutectl"))
+            client: try RouteNetlink(), configuration: try configuration ?? loadConfiguration(),
+            store: StateStore(directory: stateDir), logger: Logger(label: "nicroutectl"))
     }
 
     /// One-shot changes need root.
@@ -217,7 +219,10 @@ extension Nicroutectl {
                     removed = answer["removed"]?.arrayValue?.compactMap(\.stringValue) ?? []
                 } else {
                     try shared.requireRoot("flush")
-                    removed = try shared.reconciler().flush()
+                    // What nicroute owns is told by the routing protocol alone, whatever the
+                    // configuration says: an invalid file must not keep a flush (or a package's
+                    // removal) from cleaning up.
+                    removed = try shared.reconciler(configuration: Configuration()).flush()
                 }
                 for line in removed { print(line) }
                 print("\(removed.count) object(s) removed.")

@@ -4,22 +4,23 @@
 #
 #   sudo bash Tests/System/package.sh
 #
-# Builds the packages twice with scripts/build-packages.sh (an "old" build, version V~old, and
-# the current one, V+git...: a newer build), which also runs lintian and compares the .rpm's
+# Builds the packages twice with scripts/build-packages.sh (an "old" build, version V~~old, and
+# the current one, V~git...: a newer build), which also runs lintian and compares the .rpm's
 # file list with the .deb's. Then, in the container (eth0 10.10.10.29/24 with the default route,
 # eth1 20.20.20.16/24; veths are not managed by default, so a drop-in says Manage=eth*, as a
 # user's would):
 #   install  `apt-get install ./old.deb`: the service is enabled and active, the rules for both
 #            addresses are in (named "nicroute" by the shipped rt_protos.d file), the kernel
-#            routes traffic from eth1's address out of eth1; `systemctl reload` works; with
-#            systemd-networkd started, the shipped networkd drop-in keeps it from deleting the
-#            rules (no deletion seen by `ip monitor rule`) and the preflight has no finding;
+#            routes traffic from eth1's address out of eth1; `systemctl reload` works;
+#            with systemd-networkd managing eth1, the preflight names its foreign-rule clean-up
+#            when the shipped drop-in is masked and not when it is in place;
 #   upgrade  `apt-get install ./new.deb` while the host polls `ip rule` in the container's
 #            namespace and `ip monitor rule` records every change: no poll without both rules,
 #            no nicroute rule deleted, the daemon restarted (new PID), no duplicate rule;
-#   remove   `apt-get remove`: the service is gone and no rule or route with protocol 110 is
-#            left in the kernel;
-#   purge    `apt-get purge`: no file is left that was not there before the install;
+#   remove   `apt-get remove`, with an invalid drop-in written just before: the service is gone
+#            and no rule or route with protocol 110 is left in the kernel;
+#   purge    `apt-get purge`: no file is left that was not there before the install, and none
+#            is gone but /etc/nicroute (where the test's own drop-in was);
 #   DIB      the element's install.d script with DIB_NICROUTE_MANAGE: installs, enables, writes
 #            the Manage= drop-in.
 #
@@ -43,6 +44,8 @@ T0=$SECONDS
 
 in_ct() { nsb_exec "$@"; }
 prop() { in_ct systemctl show -P "$1" nicrouted.service; }
+is_active() { [[ $(prop ActiveState) == active ]]; }
+networkd_active() { [[ $(in_ct systemctl is-active systemd-networkd.service) == active ]]; }
 apt_ct() { NSB_EXEC_TIMEOUT=120 in_ct env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 "$@"; }
 diagnose() {
     in_ct systemctl status --no-pager -l nicrouted.service 2>&1 | indent || true
@@ -70,7 +73,7 @@ nsb_init
 if [[ -z ${NICROUTE_PKG_OLD:-} || -z ${NICROUTE_PKG_NEW:-} ]]; then
     base=$(tr -d ' \n' <"$REPO/packaging/VERSION")
     mkdir -p "$NSB_WORK/dist-old" "$NSB_WORK/dist-new"
-    if out=$(bash "$REPO/scripts/build-packages.sh" --version "$base~old" "$NSB_WORK/dist-old" 2>"$NSB_WORK/build-old.log") &&
+    if out=$(bash "$REPO/scripts/build-packages.sh" --version "$base~~old" "$NSB_WORK/dist-old" 2>"$NSB_WORK/build-old.log") &&
         out2=$(bash "$REPO/scripts/build-packages.sh" "$NSB_WORK/dist-new" 2>"$NSB_WORK/build-new.log"); then
         NICROUTE_PKG_OLD=$(grep '\.deb$' <<<"$out")
         NICROUTE_PKG_NEW=$(grep '\.deb$' <<<"$out2")
@@ -134,7 +137,7 @@ else
     tail -n 20 <<<"$out" | indent
 fi
 enabled=$(in_ct systemctl is-enabled nicrouted.service)
-if [[ $enabled == enabled ]] && wait_for 20 test "$(prop ActiveState)" = active; then
+if [[ $enabled == enabled ]] && wait_for 20 is_active; then
     ok "after install: nicrouted.service enabled and active ($(prop StatusText))"
 else
     not_ok "after install: enabled ($enabled) and active ($(prop ActiveState))"
@@ -163,27 +166,43 @@ else
     not_ok "man nicroute.conf(5) and the bash completion are installed"
 fi
 
-# The shipped networkd drop-in: networkd starts (it would remove foreign rules by default) and
-# leaves ours alone; the preflight reads the drop-in and has nothing to say about it.
-ip -n "$NSB_NS" monitor rule >"$NSB_WORK/networkd-monitor.log" 2>&1 &
-mon=$!
-sleep 0.2
-if in_ct systemctl start systemd-networkd.service && wait_for 10 test "$(in_ct systemctl is-active systemd-networkd.service)" = active; then
+# The shipped networkd drop-in, with networkd managing eth1. What is checked is that the file
+# lies where networkd reads its settings: masked, the preflight (which reads them as networkd
+# does) names ManageForeignRoutingPolicyRules=yes; shipped, it has no finding. Whether networkd
+# deletes the rules is recorded (`ip monitor rule`) but not asserted: networkd 252 under
+# systemd-nspawn was not seen deleting them even with the drop-in masked.
+printf '[Match]\nName=eth1\n\n[Network]\nAddress=20.20.20.16/24\n' |
+    in_ct tee /etc/systemd/network/50-eth1.network >/dev/null
+in_ct mkdir -p /etc/systemd/networkd.conf.d
+# networkd_run LOG: (re)start networkd while `ip monitor rule` records; prints the number of
+# nicroute rules deleted.
+networkd_run() {
+    local mon
+    ip -n "$NSB_NS" monitor rule >"$1" 2>&1 &
+    mon=$!
+    sleep 0.2
+    in_ct systemctl restart systemd-networkd.service && wait_for 10 networkd_active
     sleep 2
     kill "$mon" 2>/dev/null
     wait "$mon" 2>/dev/null
-    deleted=$(grep -cE '^Deleted.*proto (nicroute|110)' "$NSB_WORK/networkd-monitor.log")
-    if ((deleted == 0)) && rules_ok && ! in_ct nicroutectl status 2>&1 | grep -q ManageForeign; then
-        ok "systemd-networkd started with the shipped drop-in: no nicroute rule deleted, no preflight finding"
-    else
-        not_ok "systemd-networkd leaves the rules alone: $deleted deleted; $(in_ct nicroutectl status 2>&1 | grep -m1 ManageForeign)"
-        indent <"$NSB_WORK/networkd-monitor.log"
-    fi
-    in_ct systemctl stop systemd-networkd.service systemd-networkd.socket
+    grep -cE '^Deleted.*proto (nicroute|110)' "$1"
+}
+finding() { in_ct nicroutectl status 2>&1 | grep -m1 -o 'systemd-networkd removes foreign routing policy rules' || true; }
+in_ct ln -sf /dev/null /etc/systemd/networkd.conf.d/80-nicroute.conf
+deleted_masked=$(networkd_run "$NSB_WORK/networkd-monitor-masked.log")
+masked_finding=$(finding)
+in_ct systemctl stop systemd-networkd.service systemd-networkd.socket
+in_ct rm -f /etc/systemd/networkd.conf.d/80-nicroute.conf
+deleted=$(networkd_run "$NSB_WORK/networkd-monitor.log")
+shipped_finding=$(finding)
+if [[ -n $masked_finding && -z $shipped_finding ]] && rules_ok; then
+    ok "networkd drop-in in effect: masked, the preflight reports '$masked_finding'; shipped, no finding (rules deleted by networkd: $deleted_masked masked, $deleted shipped)"
 else
-    kill "$mon" 2>/dev/null
-    not_ok "systemctl start systemd-networkd"
+    not_ok "networkd drop-in: finding masked '${masked_finding:-none}', shipped '${shipped_finding:-none}'"
 fi
+in_ct systemctl stop systemd-networkd.service systemd-networkd.socket
+in_ct rm -f /etc/systemd/network/50-eth1.network
+in_ct rmdir /etc/systemd/networkd.conf.d 2>/dev/null
 
 # 2. upgrade, with the rules watched all along: `ip monitor rule` sees every deletion, and a
 # poll every few milliseconds sees whether both rules are there.
@@ -204,7 +223,7 @@ poller=$!
 sleep 0.3
 out=$(apt_ct install --no-install-recommends /var/tmp/pkg/new.deb 2>&1)
 rc=$?
-wait_for 20 test "$(prop ActiveState)" = active
+wait_for 20 is_active
 sleep 1  # the new daemon's first pass has run (READY); keep watching a moment longer
 touch "$NSB_WORK/upgrade-done"
 wait "$poller"
@@ -238,12 +257,14 @@ else
     nicroute_rules | indent
 fi
 
-# 3. remove: the service stops and nothing nicroute installed stays in the kernel.
+# 3. remove: the service stops and nothing nicroute installed stays in the kernel, even with a
+# configuration file the administrator broke just before (the flush does not need it).
+printf '[Routing]\nTables=10-300\n' | in_ct tee /etc/nicroute/nicroute.conf.d/99-broken.conf >/dev/null
 out=$(apt_ct remove nicroute 2>&1)
 rc=$?
 left=$(kernel_objects)
 if ((rc == 0)) && [[ -z $left ]] && ! in_ct test -e /usr/bin/nicrouted; then
-    ok "apt-get remove: no rule or route with protocol 110 left in the kernel, binaries gone"
+    ok "apt-get remove (with an invalid drop-in in place): no rule or route with protocol 110 left in the kernel, binaries gone"
 else
     not_ok "apt-get remove (exit $rc) leaves no nicroute rule or route"
     indent <<<"$left"
@@ -264,11 +285,15 @@ added=$(comm -13 "$NSB_WORK/before.files" "$NSB_WORK/after.files")
 # (/.nicroute-tree-complete marks the test's cached tree.)
 named=$(in_ct find / -xdev \( -path /proc -o -path /sys -o -path /var/log -o -path /var/tmp \) -prune -o -name '*nicroute*' \
     ! -path /.nicroute-tree-complete -print)
-if ((rc == 0)) && [[ -z $added && -z $named ]] && ! in_ct dpkg-query -W nicroute >/dev/null 2>&1; then
-    ok "apt-get purge: no file left behind ($(wc -l <"$NSB_WORK/after.files") paths compared; none named *nicroute*)"
+# What purge took away that was there before: only /etc/nicroute (the administrator's drop-in
+# this test wrote there: purge removes nicroute's whole configuration directory, documented).
+removed=$(comm -23 "$NSB_WORK/before.files" "$NSB_WORK/after.files" | grep -vE '^/etc/nicroute(/|$)' || true)
+if ((rc == 0)) && [[ -z $added && -z $named && -z $removed ]] && ! in_ct dpkg-query -W nicroute >/dev/null 2>&1; then
+    ok "apt-get purge: no file left behind, none taken that was there before but /etc/nicroute ($(wc -l <"$NSB_WORK/after.files") paths compared)"
 else
     not_ok "apt-get purge (exit $rc) leaves files behind"
-    printf '%s\n' "$added" "$named" | sed '/^$/d' | indent
+    printf '%s\n' "$added" "$named" | sed '/^$/d; s/^/left: /' | indent
+    printf '%s\n' "$removed" | sed '/^$/d; s/^/removed: /' | indent
 fi
 
 # 5. The diskimage-builder element's install step (what DIB runs in the image's chroot), here in
