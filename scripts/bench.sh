@@ -457,7 +457,7 @@ if want robustness; then
   rc=0
   NICROUTED="$NICROUTED" NICROUTECTL="$NICROUTECTL" bash "$REPO/Tests/Robustness/robustness.sh" $size \
     >"$NR_TMP/robustness.log" 2>&1 || rc=$?
-  emit "### d. Robustness at full size"
+  emit "### d. Robustness${size:+ at full size}"
   emit ""
   emit "\`Tests/Robustness/robustness.sh ${size:-(fast sizes: --quick)}\` with the same binaries (exit status $rc): $(grep -E '^robustness: ' "$NR_TMP/robustness.log" | tail -n 1)."
   emit "Its figure lines:"
