@@ -30,7 +30,7 @@ let package = Package(
         .target(
             name: "Netlink",
             dependencies: [
-                "NicrouteCore", "CNetlink",
+                "NicrouteCore", "CNetlink", "CPosix",
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
@@ -42,14 +42,16 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
 
-        // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED).
+        // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED, pthread_setname_np).
         .target(name: "CPosix"),
+        // Swift concurrency's global executor without libdispatch's 1 s timer (nicrouted installs it).
+        .target(name: "CGlobalExecutor"),
 
         // The daemon's wiring: kernel picture, reconcile loop, gateway sources, state directory.
         .target(
             name: "NicrouteDaemon",
             dependencies: [
-                "NicrouteCore", "Netlink", "CSystemd", "CPosix",
+                "NicrouteCore", "Netlink", "CSystemd", "CPosix", "CGlobalExecutor",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -59,7 +61,7 @@ let package = Package(
         .executableTarget(
             name: "nicrouted",
             dependencies: [
-                "NicrouteDaemon",
+                "NicrouteDaemon", "CGlobalExecutor",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

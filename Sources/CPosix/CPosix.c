@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include "CPosix.h"
@@ -17,3 +18,5 @@ int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
     *gid = cred.gid;
     return 0;
 }
+
+int cposix_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }

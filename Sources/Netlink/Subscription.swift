@@ -1,4 +1,5 @@
 import CNetlink
+import CPosix
 import NicrouteCore
 import Synchronization
 import SystemPackage
@@ -75,7 +76,7 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
             bufferingPolicy: .bufferingNewest(Self.bufferLimit))
         self.stream = stream
         let reader = Reader(socket: socket, wake: wake, continuation: continuation, filter: filter)
-        try DetachedThread.start { reader.run() }
+        try DetachedThread.start(name: "nicroute-events") { reader.run() }
         continuation.onTermination = { _ in wake.signal() }
     }
 
@@ -188,19 +189,26 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
 /// Starts detached threads for blocking loops (the netlink reader, the control socket), which
 /// must not occupy Swift concurrency's small cooperative pool.
 public enum DetachedThread {
-    /// Runs `body` on a new detached thread.
+    /// Runs `body` on a new detached thread called `name` (at most 15 bytes, as `ps -L` and
+    /// `top -H` show it; otherwise a thread keeps the name of the thread that started it).
     /// - Throws: `NetlinkError` when `pthread_create` fails.
-    public static func start(_ body: @escaping @Sendable () -> Void) throws {
+    public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws {
         final class Box: @unchecked Sendable {
+            let name: String
             let body: @Sendable () -> Void
-            init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+            init(_ name: String, _ body: @escaping @Sendable () -> Void) {
+                self.name = name
+                self.body = body
+            }
         }
-        let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        let box = Unmanaged.passRetained(Box(String(name.utf8.prefix(15))!, body)).toOpaque()
         var thread = pthread_t()
         let rc = pthread_create(
             &thread, nil,
             { arg in
-                Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue().body()
+                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+                _ = cposix_set_thread_name(box.name)
+                box.body()
                 return nil
             }, box)
         guard rc == 0 else {

@@ -102,7 +102,7 @@ public final class ControlServer: Sendable {
         wakeRead = pipeFDs[0]
         wakeWrite = pipeFDs[1]
         do {
-            try DetachedThread.start { [self] in acceptLoop() }
+            try DetachedThread.start(name: "nicroute-listen") { [self] in acceptLoop() }
         } catch {
             // The object is fully initialized: deinit closes the pipe; the listener is closed here.
             close(fd)
@@ -153,7 +153,7 @@ public final class ControlServer: Sendable {
                 continue
             }
             do {
-                try DetachedThread.start { [self] in
+                try DetachedThread.start(name: "nicroute-client") { [self] in
                     serve(client)
                     close(client)
                     active.wrappingSubtract(1, ordering: .acquiringAndReleasing)

@@ -79,7 +79,7 @@ public final class NicrouteDaemon: Service {
         func schedule(after seconds: Double) {
             state.timer?.cancel()
             state.timer = Task {
-                try? await Task.sleep(for: .seconds(max(seconds, 0.001)))
+                try? await ExecutorSleep.sleep(for: .seconds(max(seconds, 0.001)))
                 if !Task.isCancelled { box.requestReconcile() }
             }
         }
@@ -273,7 +273,7 @@ public final class NicrouteDaemon: Service {
                     // and systemd restarts the service.
                     group.addTask {
                         while !Task.isCancelled {
-                            try? await Task.sleep(for: interval / 2)
+                            try? await ExecutorSleep.sleep(for: interval / 2)
                             box.requestWatchdog()
                         }
                     }
@@ -286,7 +286,7 @@ public final class NicrouteDaemon: Service {
                     }
                     if pending.needsPass {
                         // Coalesce the burst: wait a few ms, then take what else arrived.
-                        try? await Task.sleep(for: options.coalescing)
+                        try? await ExecutorSleep.sleep(for: options.coalescing)
                         pending.merge(box.take())
                         if pending.watchdog { notifier.watchdog() }
                         if pending.resync { logger.warning("netlink messages were lost (ENOBUFS): full resync") }

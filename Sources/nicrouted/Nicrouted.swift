@@ -1,8 +1,15 @@
 import ArgumentParser
+import CGlobalExecutor
 import Logging
 import NicrouteCore
 import NicrouteDaemon
 import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 @main
 struct Nicrouted: AsyncParsableCommand {
@@ -47,6 +54,21 @@ struct Nicrouted: AsyncParsableCommand {
 
     @Flag(name: .long, help: "Check the configuration, print it, and exit.")
     var checkConfig = false
+
+    /// Installs nicroute's global executor before the first task exists, then parses and runs.
+    ///
+    /// libdispatch's global executor, the default, keeps a 1 s timer running for the rest of the
+    /// process once a task has run (see `GlobalExecutor.c`); an idle nicrouted should wake for the
+    /// watchdog only. Two threads: passes run one at a time anyway, and the second keeps the control
+    /// socket answering during a long pass.
+    static func main() async {
+        let rc = nicroute_global_executor_install(2)
+        if rc != 0 {
+            let message = "nicrouted: cannot start the executor's threads (errno \(rc)); using libdispatch's\n"
+            _ = message.withCString { write(2, $0, strlen($0)) }
+        }
+        await main(nil)
+    }
 
     func validate() throws {
         guard Logger.Level(rawValue: logLevel) != nil else {

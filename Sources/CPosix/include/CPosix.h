@@ -1,6 +1,6 @@
 // POSIX/Linux calls that need _GNU_SOURCE, which Glibc's Swift module does not export:
-// accept4(2), pipe2(2) and SO_PEERCRED's struct ucred. Thin wrappers keep the feature macros
-// out of Swift.
+// accept4(2), pipe2(2), SO_PEERCRED's struct ucred and pthread_setname_np(3). Thin wrappers
+// keep the feature macros out of Swift.
 #ifndef NICROUTE_CPOSIX_H
 #define NICROUTE_CPOSIX_H
 #include <sys/types.h>
@@ -11,4 +11,6 @@ int cposix_accept_cloexec(int fd);
 int cposix_pipe_cloexec(int fds[2]);
 /// SO_PEERCRED of a connected Unix socket; 0 on success, -1 with errno.
 int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
+/// pthread_setname_np(pthread_self(), name): at most 15 bytes; 0 or an error number.
+int cposix_set_thread_name(const char *name);
 #endif
