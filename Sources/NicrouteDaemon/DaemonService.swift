@@ -84,11 +84,11 @@ public final class NicrouteDaemon: Service {
             }
         }
 
-        func pass(_ why: String) {
+        func pass(_ why: String, addressesOnly: Bool = false) {
             guard !state.paused else { return }
             let now = monotonicSeconds()
             do {
-                let report = try reconciler.reconcile(now: now)
+                let report = try reconciler.reconcile(now: now, addressesOnly: addressesOnly)
                 state.lastReport = report
                 box.setInterest(
                     TriggerBox.Interest(
@@ -108,7 +108,7 @@ public final class NicrouteDaemon: Service {
                     metadata: [
                         "why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)",
                         "duration_us": "\(Int((monotonicSeconds() - now) * 1e6))", "snapshot_us": "\(t.snapshot)",
-                        "plan_us": "\(t.plan)", "apply_us": "\(t.apply)",
+                        "plan_us": "\(t.plan)", "apply_us": "\(t.apply)", "read": "\(report.read.rawValue)",
                     ])
             } catch {
                 state.lastReport = nil
@@ -299,7 +299,9 @@ public final class NicrouteDaemon: Service {
                             if reload() == nil { state.paused = false }
                             state.findingsKey = nil
                         }
-                        pass(pending.reload ? "reload" : pending.resync ? "resync" : "events")
+                        pass(
+                            pending.reload ? "reload" : pending.resync ? "resync" : "events",
+                            addressesOnly: !pending.beyondAddresses)
                         if pending.reload { announceReady() } else { updateStatus() }
                     }
                     for call in pending.controls { call.reply(control(call.command)) }

@@ -42,6 +42,16 @@ public final class Reconciler {
         public var retryAt: Double?
         /// Where the pass spent its time.
         public var timings = Timings()
+        /// What the pass read from the kernel.
+        public var read = Reading.everything
+    }
+
+    /// What a pass read from the kernel (the debug log's `read=`).
+    public enum Reading: String, Sendable {
+        /// Links, addresses, routes and rules (and neighbours when probing).
+        case everything
+        /// The addresses only: they were the last quiet pass's, whose picture stood.
+        case addresses
     }
 
     /// How long each phase of a pass took, in microseconds (for the debug log and benchmarks).
@@ -93,13 +103,32 @@ public final class Reconciler {
     /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so
     /// they are dumped only when the plan asks for a probe, and the plan is then made again with
     /// them: the same plan as from a full snapshot, without two dumps on almost every pass.
+    ///
+    /// - Parameter addressesOnly: nothing but address announcements came since the last pass
+    ///   (the caller knows: no link, route or rule event, no resync, timer or reload). When the
+    ///   last pass found nothing to do and the addresses read now are the ones it saw (a DHCP
+    ///   renewal: new lifetimes, same addresses), the rest of its picture stands: the kernel
+    ///   changes routes and rules without announcing it only when addresses or links change
+    ///   (an address removed, a link down), and any announced change would have come as an
+    ///   event. Otherwise, and always without the parameter, the whole picture is read.
     /// - Throws: `NetlinkError` when a dump fails.
-    func observe() throws -> (snapshot: KernelSnapshot, plan: Plan, dumped: Double) {
+    func observe(
+        addressesOnly: Bool = false
+    ) throws -> (
+        snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: Reading
+    ) {
+        if addressesOnly, let quiet, quiet.plan.slots == slots {
+            let addresses = try client.addresses(remember: true)
+            let dumped = monotonicSeconds()
+            if addresses == quiet.snapshot.addresses, hints(for: quiet.snapshot) == quiet.hints {
+                return (quiet.snapshot, quiet.plan, dumped, .addresses)
+            }
+        }
         var snapshot = try client.snapshot(includeNeighbors: false)
         let dumped = monotonicSeconds()
         let hints = hints(for: snapshot)
         if let quiet, quiet.plan.slots == slots, quiet.hints == hints, quiet.snapshot == snapshot {
-            return (snapshot, quiet.plan, dumped)
+            return (snapshot, quiet.plan, dumped, .everything)
         }
         var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
         let families = Set(plan.neighborProbes.map(\.address.family))
@@ -110,17 +139,20 @@ public final class Reconciler {
             plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
         }
         quiet = plan.changes.isEmpty && plan.neighborProbes.isEmpty ? (snapshot, hints, plan) : nil
-        return (snapshot, plan, dumped)
+        return (snapshot, plan, dumped, .everything)
     }
 
     /// Runs one pass at time `now` (seconds on a monotonic clock).
     /// - Throws: `NetlinkError` only when the kernel cannot be read; failed changes are in the
     ///   report, and the others are still applied.
-    public func reconcile(now: Double) throws -> Report {
+    ///
+    /// - Parameter addressesOnly: see `observe(addressesOnly:)`.
+    public func reconcile(now: Double, addressesOnly: Bool = false) throws -> Report {
         let start = monotonicSeconds()
-        let (snapshot, plan, planStart) = try observe()
+        let (snapshot, plan, planStart, read) = try observe(addressesOnly: addressesOnly)
         let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
+        report.read = read
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         var admitted: [Change] = []
         // Objects this pass starts backing off from: one warning for all of them (a tool that

@@ -21,6 +21,11 @@ final class TriggerBox: Sendable {
         /// The watchdog interval elapsed: the loop proves it is alive by answering.
         var watchdog = false
         var events = 0
+        /// Something besides address announcements happened (another event, relevant or not, a
+        /// resync, a timer, a reload): the next pass reads the whole kernel picture. While only
+        /// addresses were announced, a pass may read the addresses alone (see
+        /// `Reconciler.observe(addressesOnly:)`).
+        var beyondAddresses = false
         /// The latest address change on a managed NIC, e.g. "eth1 +10.20.20.17".
         var lastChange: String?
         /// The latest address change per NIC name, e.g. "eth1" -> "+10.20.20.17".
@@ -35,6 +40,7 @@ final class TriggerBox: Sendable {
             reconcile = reconcile || later.reconcile
             reload = reload || later.reload
             resync = resync || later.resync
+            beyondAddresses = beyondAddresses || later.beyondAddresses
             watchdog = watchdog || later.watchdog
             events += later.events
             lastChange = later.lastChange ?? lastChange
@@ -69,9 +75,11 @@ final class TriggerBox: Sendable {
             switch event {
             case .resyncNeeded:
                 s.pending.resync = true
+                s.pending.beyondAddresses = true
                 relevant = true
             case .added(let object), .removed(let object):
                 let added: Bool = if case .added = event { true } else { false }
+                if case .address = object {} else { s.pending.beyondAddresses = true }
                 relevant = Self.isRelevant(object, added: added, interest: s.interest)
                 // Link-local and host-scope addresses get no rules: not a change worth naming.
                 if case .address(let a) = object, a.scope == .universe, !a.address.isIPv6LinkLocal,
@@ -116,7 +124,10 @@ final class TriggerBox: Sendable {
     }
 
     func requestReconcile() {
-        state.withLock { $0.pending.reconcile = true }
+        state.withLock {
+            $0.pending.reconcile = true
+            $0.pending.beyondAddresses = true
+        }
         continuation.yield()
     }
 
@@ -126,7 +137,10 @@ final class TriggerBox: Sendable {
     }
 
     func requestReload() {
-        state.withLock { $0.pending.reload = true }
+        state.withLock {
+            $0.pending.reload = true
+            $0.pending.beyondAddresses = true
+        }
         continuation.yield()
     }
 

@@ -162,6 +162,41 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         let pending = box.take()
         #expect(pending.reconcile == wakes)
         #expect(pending.events == 1)
+        // None of these is an address: the next pass reads the whole picture.
+        #expect(pending.beyondAddresses)
+    }
+
+    /// Address announcements alone let the next pass read only the addresses; anything else
+    /// recorded before that pass (an event of another kind, relevant or not, a timer, a reload)
+    /// makes it read everything.
+    @Test func onlyAddressAnnouncementsAllowAnAddressOnlyPass() {
+        let box = TriggerBox()
+        box.setInterest(.init(tables: 10000...10999, probes: [], linkNames: [3: "eth1"], managed: [3]))
+        let renewal = RouteEvent.added(
+            .address(InterfaceAddress(linkIndex: 3, address: IPAddress("10.20.20.17")!, prefixLength: 24)))
+        box.post(renewal)
+        box.post(renewal)
+        var pending = box.take()
+        #expect(pending.reconcile && !pending.beyondAddresses)
+
+        box.post(renewal)
+        box.post(.added(.route(Route(family: .inet, table: 77, destination: IPPrefix("10.0.0.0/8")!, proto: .static))))
+        pending = box.take()
+        #expect(pending.beyondAddresses, "an irrelevant route event still counts")
+
+        box.post(renewal)
+        box.requestReconcile()
+        #expect(box.take().beyondAddresses, "a timer")
+
+        box.post(renewal)
+        box.requestReload()
+        #expect(box.take().beyondAddresses, "a reload")
+
+        box.post(renewal)
+        pending = box.take()
+        box.post(.resyncNeeded)
+        pending.merge(box.take())
+        #expect(pending.beyondAddresses, "merged with a later resync")
     }
 
     /// The pre-decode filter drops exactly the added routes `isRelevant` turns down whatever the

@@ -47,7 +47,7 @@ show_daemon_log() {
 # own: another run at the same time, or a daemon on the machine, keeps the default one).
 start_daemon() {
   nicrouted_start "$DAEMON_LOG" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
-    --control-socket "$NR_TMP/control.sock"
+    --control-socket "$NR_TMP/control.sock" --log-level debug
 }
 
 # check_traffic X [TRIES]: ping, TCP and UDP through NIC X's floating IP all work.
@@ -383,6 +383,47 @@ kill -HUP "$NICROUTED_PID"
 check "reload with the default configuration restores the rule from $ADDR_B" \
   wait_until 3 has_nicroute_rule "$NS_VM" "$ADDR_B"
 check_one_rule_per_address "after reloads"
+
+# =====================================================================================
+step "5d. address renewals (a DHCP client resetting lifetimes)"
+# While nothing but addresses is announced and they are the ones the last quiet pass saw, a pass
+# reads the addresses alone (its debug line says read=addresses) and changes nothing; a new
+# address, or a renewal arriving with any other change, makes it read everything.
+renew_a() { ip -n "$NS_VM" addr change "$ADDR_A/${NET_A#*/}" dev "$NIC_A" valid_lft "$1" preferred_lft "$1"; }
+# reconciled_since LINE PATTERN: the daemon's "reconciled" lines after line LINE that match.
+reconciled_since() { tail -n +"$(($1 + 1))" "$DAEMON_LOG" | grep ' reconciled' | grep -E -- "$2" || true; }
+renew_a 3600 # the first renewal makes the address non-permanent: a change of the picture
+sleep 0.3
+L0=$(wc -l <"$DAEMON_LOG")
+for ((i = 0; i < 5; i++)); do
+  renew_a 3600
+  sleep 0.1
+done
+sleep 0.3
+if [[ $NICROUTED != manual ]]; then # the stand-in writes no debug log
+  n=$(reconciled_since "$L0" 'read=addresses' | grep -c 'changes=0' || true)
+  check "renewals: passes read the addresses only and change nothing ($n of 5)" test "$n" -ge 3
+  check "renewals: no pass after them changed anything" test -z "$(reconciled_since "$L0" 'changes=[1-9]')"
+fi
+L0=$(wc -l <"$DAEMON_LOG")
+while read -r src table prio; do
+  [[ $src == "$ADDR_B" || $src == "$ADDR_B/32" ]] || continue
+  ip -n "$NS_VM" -4 rule del from "$ADDR_B" lookup "$table" priority "$prio"
+done < <(nicroute_rules "$NS_VM")
+renew_a 3600
+check "a renewal with a deleted rule: the rule from $ADDR_B is back" wait_until 3 has_nicroute_rule "$NS_VM" "$ADDR_B"
+if [[ $NICROUTED != manual ]]; then
+  check "... by a pass that read everything" \
+    test -n "$(reconciled_since "$L0" 'read=everything' | grep -E 'changes=[1-9]')"
+fi
+ADDR_A2=${ADDR_A%.*}.77
+ip -n "$NS_VM" addr add "$ADDR_A2/${NET_A#*/}" dev "$NIC_A"
+check "a new address after renewals gets its rule ($ADDR_A2)" wait_until 3 has_nicroute_rule "$NS_VM" "$ADDR_A2"
+ip -n "$NS_VM" addr del "$ADDR_A2/${NET_A#*/}" dev "$NIC_A"
+check "its removal withdraws the rule" wait_until 3 has_no_nicroute_rule "$NS_VM" "$ADDR_A2"
+renew_a forever
+check_one_rule_per_address "after renewals"
+check_oracle 3
 
 # =====================================================================================
 step "5c. another tool keeps deleting nicroute's rule"
