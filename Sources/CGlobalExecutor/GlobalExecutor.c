@@ -86,6 +86,7 @@ static struct {
     // the others wait without one, so an idle process has a single timed wait, if any.
     int keeperWaiting;
     uint64_t keeperDeadline;
+    int idleWaiting;  // threads in the untimed wait
 } executor = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static atomic_int installed;
@@ -204,7 +205,10 @@ static SWIFT_CC void enqueueGlobalWithDeadline(
     default: original(sec, nsec, tsec, tnsec, clock, job); return;  // a clock this file does not know
     }
     // The deadline on its own clock, as a delay from now, onto CLOCK_MONOTONIC.
-    uint64_t target = sec < 0 ? 0 : (uint64_t)sec * 1000000000ull + (uint64_t)(nsec < 0 ? 0 : nsec);
+    uint64_t target;
+    if (sec < 0) target = 0;
+    else if ((uint64_t)sec >= UINT64_MAX / 1000000000ull - 1) target = UINT64_MAX;  // "never", saturated
+    else target = (uint64_t)sec * 1000000000ull + (uint64_t)(nsec < 0 ? 0 : nsec);
     uint64_t current = now(id);
     enqueueAfter(target > current ? target - current : 0, (Work){job, NULL, NULL});
 }
@@ -226,6 +230,10 @@ static void *worker(void *argument) {
         if (expired > 1) pthread_cond_signal(&executor.wake);  // more than this thread can take now
         Work work;
         if (popReady(&work)) {
+            // Timers must not wait for this work to end: hand the timed wait to an idle thread.
+            if (executor.timerCount > 0 && !executor.keeperWaiting && executor.idleWaiting > 0) {
+                pthread_cond_signal(&executor.wake);  // only untimed waiters wait now
+            }
             pthread_mutex_unlock(&executor.lock);
             if (work.job) swift_job_run(work.job, generic); else work.callback(work.context);
             pthread_mutex_lock(&executor.lock);
@@ -239,7 +247,9 @@ static void *worker(void *argument) {
             pthread_cond_timedwait(&executor.wake, &executor.lock, &until);
             executor.keeperWaiting = 0;
         } else {
+            executor.idleWaiting++;
             pthread_cond_wait(&executor.wake, &executor.lock);
+            executor.idleWaiting--;
         }
     }
     return NULL;
@@ -256,10 +266,13 @@ int nicroute_global_executor_install(int threads) {
     pthread_cond_init(&executor.wake, &attributes);
     pthread_condattr_destroy(&attributes);
 
-    // Workers block every signal (as libdispatch's do), so that SIGTERM and SIGHUP reach the
-    // signal sources, never a worker.
+    // Workers block the asynchronous signals (as libdispatch's do), so that SIGTERM and SIGHUP
+    // reach the signal sources, never a worker; faults stay deliverable, so that a crash or a trap
+    // in a job reaches Swift's backtracer (threads started from jobs inherit this mask).
     sigset_t all, previous;
     sigfillset(&all);
+    int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS, SIGABRT};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) sigdelset(&all, faults[i]);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
     pthread_attr_t threadAttributes;
     pthread_attr_init(&threadAttributes);

@@ -67,12 +67,12 @@ public final class NicrouteDaemon: Service {
     public func run() async throws {
         let state = LoopState(configuration: try options.configuration.load())
         let client = try RouteNetlink()
+        let box = TriggerBox()
         let subscription = try RouteNetlinkSubscription(
-            groups: MulticastGroup.routing + [.neighbor], filter: TriggerBox.worthDecoding)
+            groups: MulticastGroup.routing + [.neighbor], filter: box.filter)
         let reconciler = Reconciler(
             client: client, configuration: state.configuration, store: StateStore(directory: options.stateDirectory),
             logger: logger)
-        let box = TriggerBox()
         let logger = self.logger
         let notifier = self.notifier
 

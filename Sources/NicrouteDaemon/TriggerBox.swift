@@ -21,8 +21,9 @@ final class TriggerBox: Sendable {
         /// The watchdog interval elapsed: the loop proves it is alive by answering.
         var watchdog = false
         var events = 0
-        /// Something besides address announcements happened (another event, relevant or not, a
-        /// resync, a timer, a reload): the next pass reads the whole kernel picture. While only
+        /// Something besides address announcements happened since the last pass (another event,
+        /// relevant or not, decoded or not, a resync, a timer, a reload): the next pass reads the
+        /// whole kernel picture. While only
         /// addresses were announced, a pass may read the addresses alone (see
         /// `Reconciler.observe(addressesOnly:)`).
         var beyondAddresses = false
@@ -58,6 +59,9 @@ final class TriggerBox: Sendable {
     }
 
     private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool)>((Pending(), Interest(), false))
+    /// A notification was dropped before decoding (`worthDecoding`): an event all the same, so
+    /// the next pass reads everything.
+    private let undecoded = Atomic<Bool>(false)
     let wakes: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
 
@@ -93,6 +97,15 @@ final class TriggerBox: Sendable {
             return relevant
         }
         if wake { continuation.yield() }
+    }
+
+    /// The subscription's filter: `worthDecoding`, remembering what it drops (see `undecoded`).
+    var filter: RouteNetlinkSubscription.Filter {
+        { [self] header, payload in
+            let worth = Self.worthDecoding(header, payload)
+            if !worth { undecoded.store(true, ordering: .relaxed) }
+            return worth
+        }
     }
 
     /// False for notifications that `isRelevant` would turn down whatever the interest, told from
@@ -144,11 +157,16 @@ final class TriggerBox: Sendable {
         continuation.yield()
     }
 
-    /// Takes everything recorded since the last call.
+    /// Takes everything recorded since the last call. `beyondAddresses` stays recorded until a
+    /// take that needs a pass: a wake for the watchdog or a control request alone does not spend
+    /// it, so that it covers everything since the last pass.
     func take() -> Pending {
         state.withLock { s in
-            defer { s.pending = Pending() }
-            return s.pending
+            if undecoded.exchange(false, ordering: .relaxed) { s.pending.beyondAddresses = true }
+            let taken = s.pending
+            s.pending = Pending()
+            s.pending.beyondAddresses = taken.beyondAddresses && !taken.needsPass
+            return taken
         }
     }
 

@@ -197,6 +197,29 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         box.post(.resyncNeeded)
         pending.merge(box.take())
         #expect(pending.beyondAddresses, "merged with a later resync")
+
+        // A wake without a pass (the watchdog's) does not spend it: it covers everything since
+        // the last pass.
+        box.post(.removed(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("10.20.20.1")!, state: .failed))))
+        box.requestWatchdog()
+        pending = box.take()
+        #expect(pending.watchdog && !pending.needsPass)
+        box.post(renewal)
+        #expect(box.take().beyondAddresses, "an irrelevant event before a watchdog wake")
+        box.post(renewal)
+        #expect(!box.take().beyondAddresses, "spent by the pass")
+    }
+
+    /// Notifications the subscription's filter drops undecoded (nicroute's own routes echoed
+    /// back, or someone else's with its protocol) still count as events beyond addresses.
+    @Test func notificationsDroppedUndecodedStillCount() throws {
+        let box = TriggerBox()
+        let route = Route(family: .inet, table: 1001, destination: IPPrefix("0.0.0.0/0")!, proto: .nicroute)
+        let bytes = try RouteCodec.routeRequest(MessageType.newRoute, flags: 0, route: route, sequence: 1)
+        let message = try #require(try NetlinkMessage.split(bytes).first)
+        #expect(!box.filter(message.header, message.payload))
+        box.post(.added(.address(InterfaceAddress(linkIndex: 3, address: IPAddress("10.20.20.17")!, prefixLength: 24))))
+        #expect(box.take().beyondAddresses)
     }
 
     /// The pre-decode filter drops exactly the added routes `isRelevant` turns down whatever the

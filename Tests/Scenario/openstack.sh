@@ -392,6 +392,9 @@ step "5d. address renewals (a DHCP client resetting lifetimes)"
 renew_a() { ip -n "$NS_VM" addr change "$ADDR_A/${NET_A#*/}" dev "$NIC_A" valid_lft "$1" preferred_lft "$1"; }
 # reconciled_since LINE PATTERN: the daemon's "reconciled" lines after line LINE that match.
 reconciled_since() { tail -n +"$(($1 + 1))" "$DAEMON_LOG" | grep ' reconciled' | grep -E -- "$2" || true; }
+# After 5b's reloads the IPv6 gateways are confirmed by a neighbour probe (first host) a moment
+# later: start from the complete state, so that the renewals meet a quiet daemon.
+check_oracle 5
 renew_a 3600 # the first renewal makes the address non-permanent: a change of the picture
 sleep 0.3
 L0=$(wc -l <"$DAEMON_LOG")
