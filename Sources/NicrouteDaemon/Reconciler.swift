@@ -117,14 +117,16 @@ public final class Reconciler {
     ) throws -> (
         snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: Reading
     ) {
+        var addresses: [InterfaceAddress]?
         if addressesOnly, let quiet, quiet.plan.slots == slots {
-            let addresses = try client.addresses(remember: true)
+            addresses = try client.addresses(remember: true)
             let dumped = monotonicSeconds()
             if addresses == quiet.snapshot.addresses, hints(for: quiet.snapshot) == quiet.hints {
                 return (quiet.snapshot, quiet.plan, dumped, .addresses)
             }
         }
-        var snapshot = try client.snapshot(includeNeighbors: false)
+        // The addresses just read (if any) belong to the whole picture: not read twice.
+        var snapshot = try client.snapshot(includeNeighbors: false, addresses: addresses)
         let dumped = monotonicSeconds()
         let hints = hints(for: snapshot)
         if let quiet, quiet.plan.slots == slots, quiet.hints == hints, quiet.snapshot == snapshot {

@@ -23,9 +23,8 @@ final class TriggerBox: Sendable {
         var events = 0
         /// Something besides address announcements happened since the last pass (another event,
         /// relevant or not, decoded or not, a resync, a timer, a reload): the next pass reads the
-        /// whole kernel picture. While only
-        /// addresses were announced, a pass may read the addresses alone (see
-        /// `Reconciler.observe(addressesOnly:)`).
+        /// whole kernel picture. While only addresses were announced, a pass may read the
+        /// addresses alone (see `Reconciler.observe(addressesOnly:)`).
         var beyondAddresses = false
         /// The latest address change on a managed NIC, e.g. "eth1 +10.20.20.17".
         var lastChange: String?
