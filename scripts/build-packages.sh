@@ -58,9 +58,10 @@ work=$(mktemp -d /var/tmp/nicroute-pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # stage DEST deb|rpm: the installed tree, as both packages ship it. Paths differ only where the
-# distributions do: systemd units in /lib on Debian 12 (its /usr-merge rules), zsh completions
-# in vendor-completions (Debian) or site-functions (Fedora/RHEL), the license file (Debian:
-# copyright, written by debhelper).
+# distributions do: zsh completions in vendor-completions (Debian) or site-functions
+# (Fedora/RHEL), the license file (Debian: copyright, written by debhelper). The unit is staged
+# in /lib/systemd/system for the .deb, where Debian 12's debhelper looks for it; debian/rules
+# then moves it to /usr/lib/systemd/system, as in the .rpm.
 stage() {
     local d=$1 kind=$2 unitdir zshdir
     if [[ $kind == deb ]]; then
@@ -184,7 +185,7 @@ mv "$rpmfile" "$rpmout"
 dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sed -E 's|^\./|/|; s|\.gz$||' \
     | grep -vE '^/usr/share/doc/nicroute/(changelog(\.Debian)?|copyright)$' | sort >"$work/deb.files"
 rpm -qlp "$rpmout" 2>/dev/null | sed -E 's|\.gz$||' \
-    | sed -E 's|^/usr/lib/systemd/system/|/lib/systemd/system/|; s|^/usr/share/zsh/site-functions/|/usr/share/zsh/vendor-completions/|' \
+    | sed -E 's|^/usr/share/zsh/site-functions/|/usr/share/zsh/vendor-completions/|' \
     | grep -vE '^/usr/share/doc/nicroute/LICENSE$' | sort >"$work/rpm.dirs-and-files"
 # rpm -ql lists the %dir entries too: keep the files.
 grep -vxE '/etc/nicroute|/etc/nicroute/nicroute\.conf\.d|/etc/iproute2/rt_protos\.d' "$work/rpm.dirs-and-files" >"$work/rpm.files"
@@ -193,6 +194,6 @@ if ! diff -u "$work/deb.files" "$work/rpm.files" >"$work/files.diff"; then
     echo "build-packages: the .rpm's file list differs from the .deb's" >&2
     exit 1
 fi
-log "file lists match: $(wc -l <"$work/deb.files") files (units in /lib vs /usr/lib, zsh completions, license file: the distributions' own places)"
+log "file lists match: $(wc -l <"$work/deb.files") files (zsh completions, license file: the distributions' own places)"
 echo "$deb"
 echo "$rpmout"

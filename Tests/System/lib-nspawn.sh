@@ -1,8 +1,9 @@
 # shellcheck shell=bash
-# Booting a real systemd for nicroute's unit, system and package tests: a debootstrapped Debian 12
-# tree (Debian's own systemd 252, what images run; NSB_BACKPORTS=yes takes 254 from
-# bookworm-backports instead), cached outside the repository, booted with systemd-nspawn inside a private mount namespace, in a network
-# namespace of its own holding two veth NICs.
+# Booting a real systemd for nicroute's unit, system and package tests: a debootstrapped Debian
+# tree (NSB_SUITE: bullseye = Debian 11, systemd 247, glibc 2.31; bookworm = Debian 12, 252, the
+# default; trixie = Debian 13, 257; NSB_BACKPORTS=yes takes bookworm-backports' 254 instead),
+# cached outside the repository, booted with systemd-nspawn inside a private mount namespace, in
+# a network namespace of its own holding two veth NICs.
 #
 # Source it from bash, then call nsb_init first: it installs the traps that tear everything down
 # on every exit path (normal end, error, INT, TERM, HUP).
@@ -23,15 +24,19 @@
 #   nsb_teardown                  what the traps run; safe to call more than once
 #
 # Environment:
+#   NSB_SUITE          bullseye, bookworm (default) or trixie; each has a tree of its own
 #   NSB_CACHE_ROOT     where trees are cached (default /var/cache/nicroute-test)
 #   NSB_BACKPORTS      no (default): Debian 12's systemd 252; yes: systemd, libsystemd0 from
 #                      bookworm-backports
 #   NSB_STAGE_MODE     overlay (default) or copy (cp -a --reflink=auto of the cached tree)
 #   NSB_KEEP=1         keep the work dir after the run (console log, the upper layer or copy);
 #                      the next run removes it
-#   NSB_MIRROR         Debian mirror (default: the one in /etc/apt/sources.list*, else deb.debian.org)
+#   NICROUTE_DEBIAN_MIRROR  Debian mirror (default: the one in /etc/apt/sources.list*, else
+#                      deb.debian.org; scripts/lib-debian.sh)
 
 export LC_ALL=C
+# shellcheck source=../../scripts/lib-debian.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lib-debian.sh"
 
 : "${NSB_CACHE_ROOT:=/var/cache/nicroute-test}"
 : "${NSB_BACKPORTS:=no}"
@@ -162,18 +167,6 @@ nsb_teardown() {
 
 # ---- the cached tree ------------------------------------------------------------------------
 
-# The Debian mirror this machine uses (same host for bookworm-backports).
-nsb_mirror() {
-    if [[ -n ${NSB_MIRROR:-} ]]; then
-        echo "$NSB_MIRROR"
-        return
-    fi
-    local url
-    url=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-        grep -oE '(https?|ftp)://[^ ]+/debian/?( |$)' | grep -v security | head -n1 | tr -d ' ' || true)
-    echo "${url:-http://deb.debian.org/debian}"
-}
-
 nsb_tree_key() {
     {
         echo "recipe=$NSB_RECIPE suite=$NSB_SUITE arch=$(dpkg --print-architecture)"
@@ -182,37 +175,16 @@ nsb_tree_key() {
     } | sha256sum | cut -c1-16
 }
 
-# Prints the path of the cached tree, building it first when it is not there. Concurrent
-# callers wait on a lock; a half-built tree is never used (built aside, then renamed).
+# Prints the path of the cached tree of $NSB_SUITE, building it first when it is not there
+# (scripts/lib-debian.sh: locked, built aside then renamed; other suites' trees stay).
 nsb_tree() {
-    local key tree tmp old
-    key=$(nsb_tree_key)
-    tree="$NSB_CACHE_ROOT/bookworm-$key"
-    mkdir -p "$NSB_CACHE_ROOT"
-    if [[ ! -f $tree/.nicroute-tree-complete ]]; then
-        exec 8>"$NSB_CACHE_ROOT/.lock"
-        flock -w 900 8 || nsb_die "cannot lock $NSB_CACHE_ROOT/.lock"
-        if [[ ! -f $tree/.nicroute-tree-complete ]]; then
-            rm -rf --one-file-system "$tree" "$NSB_CACHE_ROOT"/build-*
-            tmp="$NSB_CACHE_ROOT/build-$key"
-            nsb_build_tree "$tmp" >&2 || {
-                rm -rf --one-file-system "$tmp"
-                nsb_die "building the Debian tree failed"
-            }
-            mv "$tmp" "$tree"
-            # Trees of other keys (an older recipe or package list) are not used any more.
-            for old in "$NSB_CACHE_ROOT"/bookworm-*; do
-                [[ $old == "$tree" ]] || rm -rf --one-file-system "$old"
-            done
-        fi
-        exec 8>&-
-    fi
-    echo "$tree"
+    debian_cached_tree "$NSB_CACHE_ROOT" "$NSB_SUITE" "$(nsb_tree_key)" nsb_build_tree ||
+        nsb_die "building the Debian $NSB_SUITE tree failed"
 }
 
 nsb_build_tree() {
     local dir=$1 mirror start include
-    mirror=$(nsb_mirror)
+    mirror=$(debian_mirror)
     start=$SECONDS
     include=$(IFS=,; echo "${NSB_PACKAGES[*]}")
     nsb_log "debootstrap $NSB_SUITE ($mirror) into $dir: about 2 minutes, once"

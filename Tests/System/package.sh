@@ -1,35 +1,45 @@
 #!/usr/bin/env bash
-# Package test: the .deb's life in a booted Debian 12 (systemd 252) under systemd-nspawn with two
-# veth NICs: install, upgrade, remove, purge; and the diskimage-builder element's install step.
+# Package test: the .deb's life in a booted Debian under systemd-nspawn with two veth NICs:
+# install, upgrade, remove, purge; and the diskimage-builder element's install step. The same
+# .deb in each release nicroute supports and tests (NSB_SUITE): bullseye (Debian 11: glibc
+# 2.31, systemd 247, the floors), bookworm (Debian 12, systemd 252, the default) and trixie
+# (Debian 13, systemd 257, merged /usr).
 #
-#   sudo bash Tests/System/package.sh
+#   sudo NSB_SUITE=bullseye bash Tests/System/package.sh
 #
 # Builds the packages twice with scripts/build-packages.sh (an "old" build, version V~~old, and
 # the current one, V~git...: a newer build), which also runs lintian and compares the .rpm's
-# file list with the .deb's. Then, in the container (eth0 10.10.10.29/24 with the default route,
-# eth1 20.20.20.16/24; veths are not managed by default, so a drop-in says Manage=eth*, as a
-# user's would):
-#   install  `apt-get install ./old.deb`: the service is enabled and active, the rules for both
-#            addresses are in (named "nicroute" by the shipped rt_protos.d file), the kernel
-#            routes traffic from eth1's address out of eth1; `systemctl reload` works;
-#            with systemd-networkd managing eth1, the preflight names its foreign-rule clean-up
-#            when the shipped drop-in is masked and not when it is in place;
+# file list with the .deb's; with NICROUTE_PKG_DIR set, into that folder, and a later run with
+# the same folder takes them from there (scripts/test.sh builds once for the three releases).
+# The .deb's dependencies must name floors no higher than glibc 2.31 and libsystemd 247. Then,
+# in the container (eth0 10.10.10.29/24 with the default route, eth1 20.20.20.16/24; veths are
+# not managed by default, so a drop-in says Manage=eth*, as a user's would):
+#   install  `apt-get install ./old.deb`: the service is enabled and active, its unit read from
+#            /usr/lib/systemd/system, the rules for both addresses are in (named "nicroute" by
+#            the shipped rt_protos.d file), the kernel routes traffic from eth1's address out of
+#            eth1; `systemctl reload` works, and fails with an invalid drop-in while the daemon
+#            keeps its rules; with systemd-networkd managing eth1, the preflight names its
+#            foreign-rule clean-up when the shipped drop-in is masked and not when it is in place;
+#            the journal holds no warning from the daemon's start;
 #   upgrade  `apt-get install ./new.deb` while the host polls `ip rule` in the container's
 #            namespace and `ip monitor rule` records every change: no poll without both rules,
 #            no nicroute rule deleted, the daemon restarted (new PID), no duplicate rule;
 #   remove   `apt-get remove`, with an invalid drop-in written just before: the service is gone
 #            and no rule or route with protocol 110 is left in the kernel;
-#   purge    `apt-get purge`: no file is left that was not there before the install, and none
-#            is gone but /etc/nicroute (where the test's own drop-in was);
+#   purge    `apt-get purge`: no file is left that was not there before the install, none is
+#            gone but /etc/nicroute (where the test's own drop-in was), and dpkg printed no
+#            warning;
 #   DIB      the element's install.d script with DIB_NICROUTE_MANAGE: installs, enables, writes
 #            the Manage= drop-in.
 #
 # Environment:
+#   NSB_SUITE                            bullseye, bookworm (default) or trixie
 #   NICROUTE_PKG_OLD, NICROUTE_PKG_NEW   use these .deb files instead of building them
+#   NICROUTE_PKG_DIR                     build the packages there, or reuse the ones there
 #   NSB_KEEP=1, ...                      see lib-nspawn.sh
 #
-# Prints `ok - ...` / `not ok - ...` per check, ends with `package: N passed, M failed`, exits
-# non-zero when a check failed. Leaves no namespace, mount, process or work dir behind.
+# Prints `ok - ...` / `not ok - ...` per check, ends with `package-SUITE: N passed, M failed`,
+# exits non-zero when a check failed. Leaves no namespace, mount, process or work dir behind.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +47,7 @@ REPO=$(cd "$HERE/../.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$HERE/lib-nspawn.sh"
 
-CHECKS_LABEL=package
+CHECKS_LABEL=package-$NSB_SUITE
 # shellcheck source-path=SCRIPTDIR source=lib-checks.sh
 source "$HERE/lib-checks.sh"
 T0=$SECONDS
@@ -71,25 +81,39 @@ kernel_objects() {
 
 nsb_init
 if [[ -z ${NICROUTE_PKG_OLD:-} || -z ${NICROUTE_PKG_NEW:-} ]]; then
-    base=$(tr -d ' \n' <"$REPO/packaging/VERSION")
-    mkdir -p "$NSB_WORK/dist-old" "$NSB_WORK/dist-new"
-    if out=$(bash "$REPO/scripts/build-packages.sh" --version "$base~~old" "$NSB_WORK/dist-old" 2>"$NSB_WORK/build-old.log") &&
-        out2=$(bash "$REPO/scripts/build-packages.sh" "$NSB_WORK/dist-new" 2>"$NSB_WORK/build-new.log"); then
-        NICROUTE_PKG_OLD=$(grep '\.deb$' <<<"$out")
-        NICROUTE_PKG_NEW=$(grep '\.deb$' <<<"$out2")
-        ok "build-packages: $(basename "$NICROUTE_PKG_NEW") and $(basename "$(grep '\.rpm$' <<<"$out2")"); $(grep -m1 '^# lintian' "$NSB_WORK/build-new.log" | sed 's/^# //'); $(grep -m1 '^# file lists' "$NSB_WORK/build-new.log" | sed 's/^# //')"
+    pkgdir=${NICROUTE_PKG_DIR:-$NSB_WORK}
+    NICROUTE_PKG_OLD=$(find "$pkgdir/dist-old" -name '*.deb' 2>/dev/null | head -n1)
+    NICROUTE_PKG_NEW=$(find "$pkgdir/dist-new" -name '*.deb' 2>/dev/null | head -n1)
+    rpm=$(find "$pkgdir/dist-new" -name '*.rpm' 2>/dev/null | head -n1)
+    if [[ -n $NICROUTE_PKG_OLD && -n $NICROUTE_PKG_NEW && -n $rpm ]]; then
+        ok "packages built by an earlier run: $(basename "$NICROUTE_PKG_NEW") and $(basename "$rpm")"
     else
-        not_ok "build-packages builds the .deb and the .rpm"
-        tail -n 30 "$NSB_WORK"/build-*.log | indent
-        summary
-        exit 1
+        base=$(tr -d ' \n' <"$REPO/packaging/VERSION")
+        rm -rf "$pkgdir/dist-old" "$pkgdir/dist-new"
+        mkdir -p "$pkgdir/dist-old" "$pkgdir/dist-new"
+        if out=$(bash "$REPO/scripts/build-packages.sh" --version "$base~~old" "$pkgdir/dist-old" 2>"$NSB_WORK/build-old.log") &&
+            out2=$(bash "$REPO/scripts/build-packages.sh" "$pkgdir/dist-new" 2>"$NSB_WORK/build-new.log"); then
+            NICROUTE_PKG_OLD=$(grep '\.deb$' <<<"$out")
+            NICROUTE_PKG_NEW=$(grep '\.deb$' <<<"$out2")
+            ok "build-packages: $(basename "$NICROUTE_PKG_NEW") and $(basename "$(grep '\.rpm$' <<<"$out2")"); $(grep -m1 '^# lintian' "$NSB_WORK/build-new.log" | sed 's/^# //'); $(grep -m1 '^# file lists' "$NSB_WORK/build-new.log" | sed 's/^# //')"
+            grep -h '^nicroute.*highest GLIBC' "$NSB_WORK/build-new.log" | indent
+        else
+            rm -rf "$pkgdir/dist-old" "$pkgdir/dist-new"
+            not_ok "build-packages builds the .deb and the .rpm"
+            tail -n 30 "$NSB_WORK"/build-*.log | indent
+            summary
+            exit 1
+        fi
     fi
 fi
+# The floors the .deb states (dpkg-shlibdeps, from the symbol versions the binaries use) must
+# be met by Debian 11: glibc 2.31, libsystemd0 247.
 deps=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Depends)
-if [[ $deps =~ ^libc6(\ \(\>=\ [0-9.]+\))?,\ libsystemd0(\ \(\>=\ [0-9.]+\))?$ ]]; then
-    ok "the .deb depends on libc6 and libsystemd0 only: $deps"
+if [[ $deps =~ ^libc6\ \(\>=\ ([0-9.]+)\),\ libsystemd0\ \(\>=\ ([0-9.]+)\)$ ]] &&
+    dpkg --compare-versions "${BASH_REMATCH[1]}" le 2.31 && dpkg --compare-versions "${BASH_REMATCH[2]}" le 247; then
+    ok "the .deb depends on libc6 and libsystemd0 only, with floors Debian 11 meets: $deps"
 else
-    not_ok "the .deb depends on libc6 and libsystemd0 only: $deps"
+    not_ok "the .deb depends on libc6 and libsystemd0 only, with floors <= 2.31 and <= 247: $deps"
 fi
 old_version=$(dpkg-deb -f "$NICROUTE_PKG_OLD" Version)
 new_version=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Version)
@@ -159,6 +183,43 @@ if out=$(in_ct nicroutectl status 2>&1) && grep -q eth1 <<<"$out" && in_ct timeo
 else
     not_ok "nicroutectl status and systemctl reload"
     indent <<<"$out"
+fi
+# An invalid drop-in: the reload fails, the daemon keeps its last good configuration and rules.
+printf '[Routing]\nTables=10-300\n' | in_ct tee /etc/nicroute/nicroute.conf.d/99-invalid.conf >/dev/null
+if ! in_ct timeout 30 systemctl reload nicrouted.service >/dev/null 2>&1 && is_active && rules_ok &&
+    in_ct journalctl -q --no-pager -u nicrouted.service | grep -q '99-invalid.conf:2'; then
+    ok "systemctl reload with an invalid drop-in fails (99-invalid.conf:2 in the journal); still active, rules in place"
+else
+    not_ok "systemctl reload with an invalid drop-in fails and the daemon keeps its rules"
+    diagnose
+fi
+in_ct rm -f /etc/nicroute/nicroute.conf.d/99-invalid.conf
+in_ct timeout 30 systemctl reload nicrouted.service
+# The unit under this systemd: `systemd-analyze verify` in the booted system. Directives newer
+# than this systemd are ignored with a notice; those listed in units/nicrouted.service's header
+# as ignorable (PrivateIPC=, systemd 248: on 247 the service shares the host's IPC namespace,
+# and nicrouted uses no System V IPC or POSIX message queue) are allowed, nothing else.
+verify=$(in_ct systemd-analyze verify /usr/lib/systemd/system/nicrouted.service 2>&1 |
+    grep -vE "Unknown key name 'PrivateIPC' in section 'Service', ignoring|Unknown key 'PrivateIPC'" || true)
+if [[ -z $verify ]]; then
+    ok "systemd-analyze verify in the booted system: nothing but the documented ignorable directives ($(in_ct systemctl --version | head -n1))"
+else
+    not_ok "systemd-analyze verify in the booted system"
+    indent <<<"$verify"
+fi
+fragment=$(prop FragmentPath)
+if [[ $fragment == /usr/lib/systemd/system/nicrouted.service ]]; then
+    ok "the unit is read from $fragment"
+else
+    not_ok "the unit is read from /usr/lib/systemd/system (FragmentPath: $fragment)"
+fi
+# Nothing the daemon logged at warning level or worse since it started (priority 0-4).
+warnings=$(in_ct journalctl -q --no-pager -u nicrouted.service -p warning _COMM=nicrouted | grep -v '99-invalid.conf' || true)
+if [[ -z $warnings ]]; then
+    ok "no warning in the daemon's journal since it started"
+else
+    not_ok "the daemon's journal has warnings"
+    indent <<<"$warnings"
 fi
 if in_ct man -w nicroute.conf >/dev/null 2>&1 && in_ct test -f /usr/share/bash-completion/completions/nicroutectl; then
     ok "man nicroute.conf(5) and the bash completion are installed"
@@ -263,11 +324,13 @@ printf '[Routing]\nTables=10-300\n' | in_ct tee /etc/nicroute/nicroute.conf.d/99
 out=$(apt_ct remove nicroute 2>&1)
 rc=$?
 left=$(kernel_objects)
-if ((rc == 0)) && [[ -z $left ]] && ! in_ct test -e /usr/bin/nicrouted; then
+remove_warnings=$(grep -iE 'warning|error' <<<"$out" || true)
+if ((rc == 0)) && [[ -z $left && -z $remove_warnings ]] && ! in_ct test -e /usr/bin/nicrouted; then
     ok "apt-get remove (with an invalid drop-in in place): no rule or route with protocol 110 left in the kernel, binaries gone"
 else
-    not_ok "apt-get remove (exit $rc) leaves no nicroute rule or route"
+    not_ok "apt-get remove (exit $rc) leaves no nicroute rule or route, with no warning"
     indent <<<"$left"
+    indent <<<"$remove_warnings"
     tail -n 10 <<<"$out" | indent
 fi
 if [[ $(in_ct systemctl is-active nicrouted.service) != active ]] && route_main=$(ip -n "$NSB_NS" route get 192.0.2.1 | head -n1) &&
@@ -288,10 +351,12 @@ named=$(in_ct find / -xdev \( -path /proc -o -path /sys -o -path /var/log -o -pa
 # What purge took away that was there before: only /etc/nicroute (the administrator's drop-in
 # this test wrote there: purge removes nicroute's whole configuration directory, documented).
 removed=$(comm -23 "$NSB_WORK/before.files" "$NSB_WORK/after.files" | grep -vE '^/etc/nicroute(/|$)' || true)
-if ((rc == 0)) && [[ -z $added && -z $named && -z $removed ]] && ! in_ct dpkg-query -W nicroute >/dev/null 2>&1; then
-    ok "apt-get purge: no file left behind, none taken that was there before but /etc/nicroute ($(wc -l <"$NSB_WORK/after.files") paths compared)"
+purge_warnings=$(grep -iE 'warning|error' <<<"$out" || true)
+if ((rc == 0)) && [[ -z $added && -z $named && -z $removed && -z $purge_warnings ]] && ! in_ct dpkg-query -W nicroute >/dev/null 2>&1; then
+    ok "apt-get purge: no warning, no file left behind, none taken that was there before but /etc/nicroute ($(wc -l <"$NSB_WORK/after.files") paths compared)"
 else
-    not_ok "apt-get purge (exit $rc) leaves files behind"
+    not_ok "apt-get purge (exit $rc) leaves files behind or warns"
+    indent <<<"$purge_warnings"
     printf '%s\n' "$added" "$named" | sed '/^$/d; s/^/left: /' | indent
     printf '%s\n' "$removed" | sed '/^$/d; s/^/removed: /' | indent
 fi

@@ -1,0 +1,44 @@
+# shellcheck shell=bash
+# Helpers for the Debian trees that the release build (its glibc 2.31 sysroot) and the system
+# tests (booted Debian 11, 12 and 13) debootstrap and cache under /var/cache.
+
+# The Debian mirror this machine's apt uses (not its security or snapshot archives), else
+# deb.debian.org. NICROUTE_DEBIAN_MIRROR overrides it.
+debian_mirror() {
+    if [[ -n ${NICROUTE_DEBIAN_MIRROR:-} ]]; then
+        echo "$NICROUTE_DEBIAN_MIRROR"
+        return
+    fi
+    local url
+    url=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+        grep -oE '(https?|ftp)://[^ ]+/debian/?( |$)' | grep -vE 'security|snapshot' | head -n1 | tr -d ' ' || true)
+    echo "${url:-http://deb.debian.org/debian}"
+}
+
+# debian_cached_tree CACHE NAME KEY BUILDER: prints CACHE/NAME-KEY, first calling `BUILDER DIR`
+# to make it when it is missing. Concurrent callers wait on a lock; a half-built tree is never
+# used (built aside, then renamed); trees of the same NAME with another KEY are removed.
+debian_cached_tree() {
+    local cache=$1 name=$2 key=$3 builder=$4 tree tmp old
+    tree="$cache/$name-$key"
+    mkdir -p "$cache"
+    if [[ ! -f $tree/.nicroute-tree-complete ]]; then
+        exec 8>"$cache/.lock-$name"
+        flock -w 900 8 || { echo "cannot lock $cache/.lock-$name" >&2; return 1; }
+        if [[ ! -f $tree/.nicroute-tree-complete ]]; then
+            tmp="$cache/build-$name-$key"
+            rm -rf --one-file-system "$tree" "$tmp"
+            "$builder" "$tmp" >&2 || {
+                rm -rf --one-file-system "$tmp"
+                exec 8>&-
+                return 1
+            }
+            mv "$tmp" "$tree"
+            for old in "$cache/$name"-*; do
+                [[ $old == "$tree" ]] || rm -rf --one-file-system "$old"
+            done
+        fi
+        exec 8>&-
+    fi
+    echo "$tree"
+}
