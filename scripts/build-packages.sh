@@ -54,12 +54,17 @@ fi
 [[ $VERSION =~ ^[0-9][0-9A-Za-z.+~]*$ ]] || { echo "build-packages: bad version '$VERSION'" >&2; exit 2; }
 
 bin=$(bash scripts/build-release.sh)
+# The system the binaries were linked against: debian/rules computes the .deb's dependencies
+# from its symbols files.
+NICROUTE_SYSROOT=$(bash scripts/build-sysroot.sh)
+export NICROUTE_SYSROOT
 work=$(mktemp -d /var/tmp/nicroute-pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
 # stage DEST deb|rpm: the installed tree, as both packages ship it. Paths differ only where the
 # distributions do: zsh completions in vendor-completions (Debian) or site-functions
-# (Fedora/RHEL), the license file (Debian: copyright, written by debhelper). The unit is staged
+# (Fedora/RHEL), the license file (Debian: copyright, written by debhelper), the preset (.rpm
+# only). The unit is staged
 # in /lib/systemd/system for the .deb, where Debian 12's debhelper looks for it; debian/rules
 # then moves it to /usr/lib/systemd/system, as in the .rpm.
 stage() {
@@ -72,7 +77,10 @@ stage() {
     install -D -m 0755 "$bin/nicrouted" "$d/usr/bin/nicrouted"
     install -D -m 0755 "$bin/nicroutectl" "$d/usr/bin/nicroutectl"
     install -D -m 0644 units/nicrouted.service "$d/$unitdir/nicrouted.service"
-    install -D -m 0644 packaging/common/nicroute.preset "$d/usr/lib/systemd/system-preset/80-nicroute.preset"
+    # Presets enable the service where the distribution goes by them (Fedora, RHEL, SUSE);
+    # Debian enables it in the maintainer scripts, and on a merged-/usr Debian 11 or 12 a file of
+    # ours alone in /usr/lib/systemd/system-preset (theirs are in /lib) makes purge warn.
+    [[ $kind == deb ]] || install -D -m 0644 packaging/common/nicroute.preset "$d/usr/lib/systemd/system-preset/80-nicroute.preset"
     install -D -m 0644 packaging/common/networkd.conf "$d/usr/lib/systemd/networkd.conf.d/80-nicroute.conf"
     install -D -m 0644 packaging/common/NetworkManager.conf "$d/usr/lib/NetworkManager/conf.d/80-nicroute.conf"
     install -D -m 0644 packaging/common/nicroute.conf "$d/etc/nicroute/nicroute.conf"
@@ -186,7 +194,7 @@ dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { print $6 }' | sed -E 's|^\./|/|; s|\.gz$|
     | grep -vE '^/usr/share/doc/nicroute/(changelog(\.Debian)?|copyright)$' | sort >"$work/deb.files"
 rpm -qlp "$rpmout" 2>/dev/null | sed -E 's|\.gz$||' \
     | sed -E 's|^/usr/share/zsh/site-functions/|/usr/share/zsh/vendor-completions/|' \
-    | grep -vE '^/usr/share/doc/nicroute/LICENSE$' | sort >"$work/rpm.dirs-and-files"
+    | grep -vE '^/usr/share/doc/nicroute/LICENSE$|^/usr/lib/systemd/system-preset/' | sort >"$work/rpm.dirs-and-files"
 # rpm -ql lists the %dir entries too: keep the files.
 grep -vxE '/etc/nicroute|/etc/nicroute/nicroute\.conf\.d|/etc/iproute2/rt_protos\.d' "$work/rpm.dirs-and-files" >"$work/rpm.files"
 if ! diff -u "$work/deb.files" "$work/rpm.files" >"$work/files.diff"; then
@@ -194,6 +202,6 @@ if ! diff -u "$work/deb.files" "$work/rpm.files" >"$work/files.diff"; then
     echo "build-packages: the .rpm's file list differs from the .deb's" >&2
     exit 1
 fi
-log "file lists match: $(wc -l <"$work/deb.files") files (zsh completions, license file: the distributions' own places)"
+log "file lists match: $(wc -l <"$work/deb.files") files (zsh completions, license file, the .rpm's preset: the distributions' own places)"
 echo "$deb"
 echo "$rpmout"

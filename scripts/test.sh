@@ -81,9 +81,28 @@ stage "robustness: address storm with netlink overrun, hot-plug soak, SIGKILL ch
 stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh
 stage "journal fields under a real systemd-journald" journal bash Tests/System/journal.sh
 
-stage "the unit: systemd-analyze verify and security" unit bash Tests/System/unit-checks.sh
+for suite in bookworm trixie; do
+    stage "the unit: systemd-analyze verify and security (Debian $suite)" "unit-$suite" \
+        env NSB_SUITE=$suite CHECKS_LABEL="unit-$suite" bash Tests/System/unit-checks.sh
+done
 stage "a booted Debian under systemd-nspawn with the unit and the release binaries" system bash Tests/System/booted.sh
-stage "packages: .deb and .rpm built; the .deb installed, upgraded, removed, purged in a booted Debian" package bash Tests/System/package.sh
+# The same .deb (built once, into a folder the three runs share) in booted Debian 11, 12 and 13.
+NICROUTE_PKG_DIR=$(mktemp -d /var/tmp/nicroute-test-pkgs.XXXXXX)
+export NICROUTE_PKG_DIR
+trap 'rm -rf "$NICROUTE_PKG_DIR"' EXIT
+for suite in bullseye bookworm trixie; do
+    stage "packages: .deb and .rpm built; the .deb installed, upgraded, removed, purged in a booted Debian $suite" \
+        "package-$suite" env NSB_SUITE=$suite bash Tests/System/package.sh
+done
+
+log "the glibc floor check refuses a binary linked against this machine's glibc"
+if out=$(bash scripts/check-glibc-floor.sh .build/debug/nicroutectl 2>&1); then
+    echo "$out"; count "floor check" 0 1
+elif [[ $out == *"__libc_start_main@GLIBC_2.34"* ]]; then
+    echo "${out:0:300}..."; count "floor check" 1 0
+else
+    echo "$out"; count "floor check" 0 1
+fi
 
 log "man pages and completions match the argument definitions"
 if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "docs" 0 1; fi

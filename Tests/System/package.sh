@@ -82,9 +82,9 @@ kernel_objects() {
 nsb_init
 if [[ -z ${NICROUTE_PKG_OLD:-} || -z ${NICROUTE_PKG_NEW:-} ]]; then
     pkgdir=${NICROUTE_PKG_DIR:-$NSB_WORK}
-    NICROUTE_PKG_OLD=$(find "$pkgdir/dist-old" -name '*.deb' 2>/dev/null | head -n1)
-    NICROUTE_PKG_NEW=$(find "$pkgdir/dist-new" -name '*.deb' 2>/dev/null | head -n1)
-    rpm=$(find "$pkgdir/dist-new" -name '*.rpm' 2>/dev/null | head -n1)
+    NICROUTE_PKG_OLD=$(find "$pkgdir/dist-old" -name '*.deb' 2>/dev/null | head -n1 || true)
+    NICROUTE_PKG_NEW=$(find "$pkgdir/dist-new" -name '*.deb' 2>/dev/null | head -n1 || true)
+    rpm=$(find "$pkgdir/dist-new" -name '*.rpm' 2>/dev/null | head -n1 || true)
     if [[ -n $NICROUTE_PKG_OLD && -n $NICROUTE_PKG_NEW && -n $rpm ]]; then
         ok "packages built by an earlier run: $(basename "$NICROUTE_PKG_NEW") and $(basename "$rpm")"
     else
@@ -199,7 +199,7 @@ in_ct timeout 30 systemctl reload nicrouted.service
 # than this systemd are ignored with a notice; those listed in units/nicrouted.service's header
 # as ignorable (PrivateIPC=, systemd 248: on 247 the service shares the host's IPC namespace,
 # and nicrouted uses no System V IPC or POSIX message queue) are allowed, nothing else.
-verify=$(in_ct systemd-analyze verify /usr/lib/systemd/system/nicrouted.service 2>&1 |
+verify=$(in_ct systemd-analyze verify --man=no /usr/lib/systemd/system/nicrouted.service 2>&1 |
     grep -vE "Unknown key name 'PrivateIPC' in section 'Service', ignoring|Unknown key 'PrivateIPC'" || true)
 if [[ -z $verify ]]; then
     ok "systemd-analyze verify in the booted system: nothing but the documented ignorable directives ($(in_ct systemctl --version | head -n1))"
@@ -207,11 +207,14 @@ else
     not_ok "systemd-analyze verify in the booted system"
     indent <<<"$verify"
 fi
+# The package ships the unit in /usr/lib/systemd/system and systemd reads it from there (on a
+# merged-/usr system systemd may name it through /lib, the same directory).
 fragment=$(prop FragmentPath)
-if [[ $fragment == /usr/lib/systemd/system/nicrouted.service ]]; then
-    ok "the unit is read from $fragment"
+if in_ct dpkg-query -L nicroute | grep -qx /usr/lib/systemd/system/nicrouted.service &&
+    [[ -n $fragment && $(in_ct realpath "$fragment") == $(in_ct realpath /usr/lib/systemd/system/nicrouted.service) ]]; then
+    ok "the unit is shipped in /usr/lib/systemd/system and read from there (FragmentPath $fragment)"
 else
-    not_ok "the unit is read from /usr/lib/systemd/system (FragmentPath: $fragment)"
+    not_ok "the unit is shipped in and read from /usr/lib/systemd/system (FragmentPath: $fragment)"
 fi
 # Nothing the daemon logged at warning level or worse since it started (priority 0-4).
 warnings=$(in_ct journalctl -q --no-pager -u nicrouted.service -p warning _COMM=nicrouted | grep -v '99-invalid.conf' || true)
@@ -351,7 +354,14 @@ named=$(in_ct find / -xdev \( -path /proc -o -path /sys -o -path /var/log -o -pa
 # What purge took away that was there before: only /etc/nicroute (the administrator's drop-in
 # this test wrote there: purge removes nicroute's whole configuration directory, documented).
 removed=$(comm -23 "$NSB_WORK/before.files" "$NSB_WORK/after.files" | grep -vE '^/etc/nicroute(/|$)' || true)
-purge_warnings=$(grep -iE 'warning|error' <<<"$out" || true)
+# One warning is expected on Debian 11 with merged /usr (what debootstrap and the installer
+# make): there no other package owns /usr/lib/systemd/system (systemd's units are registered
+# under /lib/systemd/system, the same directory), so dpkg, removing the last owner it knows of,
+# tries to remove the directory and finds it full. Shipped in /lib/systemd/system instead, the
+# same happens on Debian 13 (where nothing is registered under /lib any more); /usr/lib is where
+# Debian is going and where the .rpm has it (docs/platforms.md).
+purge_warnings=$(grep -iE 'warning|error' <<<"$out" |
+    { if [[ $NSB_SUITE == bullseye ]]; then grep -vF "directory '/usr/lib/systemd/system' not empty so not removed"; else cat; fi; } || true)
 if ((rc == 0)) && [[ -z $added && -z $named && -z $removed && -z $purge_warnings ]] && ! in_ct dpkg-query -W nicroute >/dev/null 2>&1; then
     ok "apt-get purge: no warning, no file left behind, none taken that was there before but /etc/nicroute ($(wc -l <"$NSB_WORK/after.files") paths compared)"
 else
