@@ -69,7 +69,7 @@ struct FormatOptions: ParsableArguments {
 /// `-q`, `-v`.
 struct VerbosityOptions: ParsableArguments {
     @Flag(name: .shortAndLong, help: "Print nothing but errors (reconfigure, flush, check).") var quiet = false
-    @Flag(name: .shortAndLong, help: "Also log what is done on stderr (reconfigure, flush, check).") var verbose = false
+    @Flag(name: .shortAndLong, help: "Also log on stderr what is done (reconfigure, flush, check).") var verbose = false
 
     func validate() throws {
         if quiet && verbose { throw ValidationError("'--quiet' and '--verbose' exclude each other") }
@@ -84,7 +84,7 @@ struct DestinationOptions: ParsableArguments {
     @Option(
         name: .long,
         help: ArgumentHelp(
-            "The outside destination check asks about, one per family (default: 192.0.2.1, 2001:db8::1).",
+            "For check: the outside destination, one per family (default: 192.0.2.1 and 2001:db8::1).",
             valueName: "address"))
     var to: [IPAddress] = []
 
@@ -272,6 +272,12 @@ extension Nicroutectl {
                 Not checked: replies to connections forwarded to containers or guests behind this host \
                 (Docker ports, DNAT). Those replies carry the container's source address, which no \
                 source rule matches; nicroute does not route them yet.
+
+                Prints one line per address, ok or FAIL, its NIC, the address, where the reply goes and \
+                why that is wrong when it is; then a count. With --json, an object with ok and one \
+                result per address (reasons as keywords: no-rule, foreign-rule, no-default, \
+                gateway-unconfirmed, wrong-gateway, wrong-interface, no-route, rp-filter, \
+                request-not-local, not-managed, not-local).
 
                 Read-only and allowed to every user; works with and without nicrouted (the managed \
                 NICs come from the daemon, else from the configuration). Exit status 0 when every \
