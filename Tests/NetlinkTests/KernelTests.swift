@@ -607,6 +607,8 @@ struct KernelTests {
                 captured.append(("\(name)-\(index)", datagram))
                 let types = try NetlinkMessage.split(datagram).map(\.header.type)
                 if types.contains(MessageType.done) || types.contains(MessageType.error) { break }
+                // A route lookup is answered by one RTM_NEWROUTE, without NLMSG_DONE.
+                if name.hasPrefix("route-get"), types.contains(MessageType.newRoute) { break }
             }
         }
         try request("dump-links", RouteCodec.dumpRequest(MessageType.getLink, family: nil, sequence: 1))
@@ -622,6 +624,21 @@ struct KernelTests {
             "error-extack", RouteCodec.ruleRequest(MessageType.newRule, flags: flags, rule: invalid, sequence: 8))
         let valid = Rule(family: .inet, priority: 5, table: 5)
         try request("ack", RouteCodec.ruleRequest(MessageType.newRule, flags: flags, rule: valid, sequence: 9))
+        let eth0 = try ns.index(of: "eth0")
+        try request(
+            "route-get-ipv4",
+            RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("198.51.100.1")!, source: IPAddress("10.0.0.1")!), sequence: 10))
+        try request(
+            "route-get-iif",
+            RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("10.0.0.1")!, source: IPAddress("10.0.0.9")!, inputInterface: eth0),
+                sequence: 11))
+        try request(
+            "route-get-ipv6",
+            RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("2001:db8:99::1")!, source: IPAddress("2001:db8:1::1")!),
+                sequence: 12))
 
         var objects = 0
         for (name, datagram) in captured {
@@ -662,7 +679,7 @@ private func writeCorpus(_ captured: [(name: String, bytes: [UInt8])], to url: U
     let names =
         ["dump-link", "dump-addr", "dump-route", "dump-rule"]
         + (0..<8).flatMap { ["route-\($0)", "rule-\($0)"] }
-        + ["neighbour-probe", "shaped-link", "shaped-addr", "shaped-neighbour", "shaped-error-extack"]
+        + ["neighbour-probe", "lookup-request", "shaped-link", "shaped-addr", "shaped-neighbour", "shaped-error-extack"]
     for (name, message) in zip(names, try Fixtures.validMessages()) {
         let generated = name.hasPrefix("route-") || name.hasPrefix("rule-")
         if !generated || name.hasSuffix("-0") || name.hasSuffix("-1") {
