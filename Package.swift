@@ -1,5 +1,5 @@
 // swift-tools-version:6.2
-// The house, one direction of dependency (see ../shared/STYLE.md):
+// The house, one direction of dependency:
 //   NicrouteCore (pure)  <-  Netlink (codec + socket)  <-  NicrouteDaemon (wiring)  ->  CSystemd
 //   nicrouted, nicroutectl: thin executables over the libraries.
 import PackageDescription

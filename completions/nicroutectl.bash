@@ -163,23 +163,42 @@ _nicroutectl() {
     local -a unparsed_words=("${COMP_WORDS[@]:1:${COMP_CWORD}}")
 
     local -a repeating_flags=()
-    local -a non_repeating_flags=(--version -h --help)
-    local -a repeating_options=()
-    local -a non_repeating_options=()
+    local -a non_repeating_flags=(--json --quiet -q --verbose -v --version -h --help)
+    local -a repeating_options=(--manage --to)
+    local -a non_repeating_options=(--control-socket --config --state-dir)
     __nicroutectl_offer_flags_options 0
+
+    # Offer option value completions
+    case "${prev}" in
+    '--control-socket')
+        return
+        ;;
+    '--config')
+        return
+        ;;
+    '--state-dir')
+        return
+        ;;
+    '--manage')
+        return
+        ;;
+    '--to')
+        return
+        ;;
+    esac
 
     # Offer subcommand / subcommand argument completions
     local -r subcommand="${unparsed_words[0]}"
     unset 'unparsed_words[0]'
     unparsed_words=("${unparsed_words[@]}")
     case "${subcommand}" in
-    status|plan|reconfigure|flush|help)
+    status|plan|check|reconfigure|flush|help)
         # Offer subcommand argument completions
         "_nicroutectl_${subcommand}"
         ;;
     *)
         # Offer subcommand completions
-        COMPREPLY+=($(compgen -W 'status plan reconfigure flush help' -- "${cur}"))
+        COMPREPLY+=($(compgen -W 'status plan check reconfigure flush help' -- "${cur}"))
         ;;
     esac
 }
@@ -232,9 +251,36 @@ _nicroutectl_plan() {
     esac
 }
 
+_nicroutectl_check() {
+    repeating_flags=()
+    non_repeating_flags=(--json --quiet -q --verbose -v --version -h --help)
+    repeating_options=(--manage --to)
+    non_repeating_options=(--control-socket --config --state-dir)
+    __nicroutectl_offer_flags_options -1
+
+    # Offer option value completions
+    case "${prev}" in
+    '--control-socket')
+        return
+        ;;
+    '--config')
+        return
+        ;;
+    '--state-dir')
+        return
+        ;;
+    '--manage')
+        return
+        ;;
+    '--to')
+        return
+        ;;
+    esac
+}
+
 _nicroutectl_reconfigure() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
     repeating_options=(--manage)
     non_repeating_options=(--control-socket --config --state-dir)
     __nicroutectl_offer_flags_options 0
@@ -258,7 +304,7 @@ _nicroutectl_reconfigure() {
 
 _nicroutectl_flush() {
     repeating_flags=()
-    non_repeating_flags=(--version -h --help)
+    non_repeating_flags=(--quiet -q --verbose -v --version -h --help)
     repeating_options=(--manage)
     non_repeating_options=(--control-socket --config --state-dir)
     __nicroutectl_offer_flags_options 0

@@ -41,6 +41,14 @@ _nicroutectl() {
 
     local -i ret=1
     local -ar arg_specs=(
+        '--control-socket[nicrouted'\''s control socket.]:path:'
+        '--config[Configuration file for the one-shot mode (drop-ins in PATH.d/).]:path:'
+        '--state-dir[State directory for the one-shot mode.]:path:'
+        '*--manage[Interface patterns for the one-shot mode, instead of the default selection.]:glob\[,glob...\]:'
+        '--json[Print JSON (status, plan, check).]'
+        '(--quiet -q)'{--quiet,-q}'[Print nothing but errors (reconfigure, flush, check).]'
+        '(--verbose -v)'{--verbose,-v}'[Also log on stderr what is done (reconfigure, flush, check).]'
+        '*--to[For check\: the outside destination, one per family (default\: 192.0.2.1 and 2001\:db8\:\:1).]:address:'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
         '(-): :->command'
@@ -52,6 +60,7 @@ _nicroutectl() {
         local -ar subcommands=(
             'status:Show managed NICs: addresses, gateway and its source, table, rules, last change; then preflight findings.'
             'plan:Print the changes a reconcile would make, as ip commands.'
+            'check:Ask the kernel whether each managed address answers through its own NIC.'
             'reconfigure:Reload the configuration and reconcile now (without a daemon: one pass as root, then exit).'
             'flush:Remove every rule and route nicroute owns (a running daemon then pauses until reconfigure).'
             'help:Show subcommand help information.'
@@ -60,7 +69,7 @@ _nicroutectl() {
         ;;
     arg)
         case "${words[1]}" in
-        status|plan|reconfigure|flush|help)
+        status|plan|check|reconfigure|flush|help)
             "_nicroutectl_${words[1]}" && ret=0
             ;;
         esac
@@ -77,7 +86,7 @@ _nicroutectl_status() {
         '--config[Configuration file for the one-shot mode (drop-ins in PATH.d/).]:path:'
         '--state-dir[State directory for the one-shot mode.]:path:'
         '*--manage[Interface patterns for the one-shot mode, instead of the default selection.]:glob\[,glob...\]:'
-        '--json[Print the status as JSON.]'
+        '--json[Print JSON (status, plan, check).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
@@ -93,7 +102,27 @@ _nicroutectl_plan() {
         '--config[Configuration file for the one-shot mode (drop-ins in PATH.d/).]:path:'
         '--state-dir[State directory for the one-shot mode.]:path:'
         '*--manage[Interface patterns for the one-shot mode, instead of the default selection.]:glob\[,glob...\]:'
-        '--json[Print the plan as JSON.]'
+        '--json[Print JSON (status, plan, check).]'
+        '--version[Show the version.]'
+        '(-h --help)'{-h,--help}'[Show help information.]'
+    )
+    _arguments -w -s -S : "${arg_specs[@]}" && ret=0
+
+    return "${ret}"
+}
+
+_nicroutectl_check() {
+    local -i ret=1
+    local -ar arg_specs=(
+        '--control-socket[nicrouted'\''s control socket.]:path:'
+        '--config[Configuration file for the one-shot mode (drop-ins in PATH.d/).]:path:'
+        '--state-dir[State directory for the one-shot mode.]:path:'
+        '*--manage[Interface patterns for the one-shot mode, instead of the default selection.]:glob\[,glob...\]:'
+        '--json[Print JSON (status, plan, check).]'
+        '(--quiet -q)'{--quiet,-q}'[Print nothing but errors (reconfigure, flush, check).]'
+        '(--verbose -v)'{--verbose,-v}'[Also log on stderr what is done (reconfigure, flush, check).]'
+        '*--to[For check\: the outside destination, one per family (default\: 192.0.2.1 and 2001\:db8\:\:1).]:address:'
+        '*:address:'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
@@ -109,6 +138,8 @@ _nicroutectl_reconfigure() {
         '--config[Configuration file for the one-shot mode (drop-ins in PATH.d/).]:path:'
         '--state-dir[State directory for the one-shot mode.]:path:'
         '*--manage[Interface patterns for the one-shot mode, instead of the default selection.]:glob\[,glob...\]:'
+        '(--quiet -q)'{--quiet,-q}'[Print nothing but errors (reconfigure, flush, check).]'
+        '(--verbose -v)'{--verbose,-v}'[Also log on stderr what is done (reconfigure, flush, check).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )
@@ -124,6 +155,8 @@ _nicroutectl_flush() {
         '--config[Configuration file for the one-shot mode (drop-ins in PATH.d/).]:path:'
         '--state-dir[State directory for the one-shot mode.]:path:'
         '*--manage[Interface patterns for the one-shot mode, instead of the default selection.]:glob\[,glob...\]:'
+        '(--quiet -q)'{--quiet,-q}'[Print nothing but errors (reconfigure, flush, check).]'
+        '(--verbose -v)'{--verbose,-v}'[Also log on stderr what is done (reconfigure, flush, check).]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'
     )

@@ -56,9 +56,10 @@ nr_ensure_deps
 nr_ensure_packages pkg-config:pkg-config pkgconfig-libsystemd:libsystemd-dev
 if [[ -z ${NICROUTED:-} ]]; then
   nr_find_swift || nr_die "no Swift toolchain found (install Swift 6, or set NICROUTED=/path/to/nicrouted)"
-  say "building nicrouted: swift build -c release --product nicrouted (the first build takes a few minutes)"
+  say "building nicrouted and nicroutectl: swift build -c release (the first build takes a few minutes)"
   build_log=$(mktemp /tmp/nrdemo-build.XXXXXX)
-  if ! (cd "$REPO" && swift build -c release --product nicrouted) >"$build_log" 2>&1; then
+  if ! (cd "$REPO" && swift build -c release --product nicrouted && swift build -c release --product nicroutectl) \
+    >"$build_log" 2>&1; then
     tail -n 30 "$build_log" >&2
     rm -f "$build_log"
     nr_die "the build failed"
@@ -68,6 +69,20 @@ if [[ -z ${NICROUTED:-} ]]; then
 fi
 [[ $NICROUTED == manual || -x $NICROUTED ]] || nr_die "no nicrouted binary at $NICROUTED"
 say "nicrouted: $NICROUTED"
+: "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
+[[ -x $NICROUTECTL ]] || NICROUTECTL="" # NICROUTED=manual: no nicroutectl to show
+
+# ctl_check: show and run `nicroutectl check` in the VM (the demo's own files and socket); returns
+# its exit status.
+ctl_check() {
+  local rc=0
+  [[ -n $NICROUTECTL ]] || return 0
+  say "vm# nicroutectl check"
+  ip netns exec "$NS_VM" "$NICROUTECTL" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
+    --control-socket "$NR_TMP/control.sock" check 2>&1 | sed 's/^/        /' || rc=${PIPESTATUS[0]}
+  say "(exit status $rc)"
+  return "$rc"
+}
 
 heading "The VM: two NICs, one floating IP each"
 topo_create
@@ -93,14 +108,18 @@ vm_ip route get "$CLIENT_ADDR" from "$ADDR_B"
 say "There router A's port security drops a packet whose source is not $ADDR_A, and"
 say "router B never sees the reply it must un-NAT. (With strict rp_filter, the VM even drops"
 say "the request on the way in, because its reverse path is not $NIC_B.)"
+mkdir -p "$NR_TMP/state"
+: >"$NR_TMP/nicroute.conf"
+say
+say "nicroutectl check asks the kernel the same for every address of the NICs it would manage:"
+ctl_check && AFTER_FAILED=1 # before nicrouted, it must name the missing rule and fail
 
 heading "Starting nicrouted"
 main_tables "$NS_VM" >"$NR_TMP/main.before"
-mkdir -p "$NR_TMP/state"
-: >"$NR_TMP/nicroute.conf"
-say "vm# nicrouted --manage 'eth*' --state-dir $NR_TMP/state --config $NR_TMP/nicroute.conf"
+say "vm# nicrouted --manage 'eth*' --state-dir $NR_TMP/state --config $NR_TMP/nicroute.conf --control-socket $NR_TMP/control.sock"
 say "(--manage 'eth*' because the demo's NICs are veth pairs, which nicrouted skips by default)"
-nicrouted_start "$NR_TMP/nicrouted.log" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf"
+nicrouted_start "$NR_TMP/nicrouted.log" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
+  --control-socket "$NR_TMP/control.sock"
 wait_until 10 nicrouted_rule_or_dead "$ADDR_B" || true
 if ! has_nicroute_rule "$NS_VM" "$ADDR_B"; then
   nicrouted_alive || echo "nicrouted exited early." >&2
@@ -136,6 +155,8 @@ route_is "$NS_VM" "$CLIENT_ADDR" "$ADDR_B" "dev $NIC_B via $GW_B" || AFTER_FAILE
 expect_works "ping $FIP_B (floating IP B)" probe_ping "$FIP_B"
 expect_works "TCP $FIP_B:$TCP_PORT (floating IP B)" probe_tcp "$FIP_B" "$TCP_PORT"
 expect_works "ping $FIP_A (floating IP A, still)" probe_ping "$FIP_A"
+say
+ctl_check || AFTER_FAILED=1
 
 heading "Cleaning up"
 nr_stop_pid "$NICROUTED_PID" 5

@@ -53,6 +53,33 @@ public enum RouteObject: Hashable, Sendable {
     case neighbor(Neighbor)
 }
 
+/// One route lookup: where would the kernel send a packet to `destination`?
+///
+/// The fields are the selectors of `ip route get`.
+public struct RouteQuery: Hashable, Sendable {
+    /// `RTA_DST`: the packet's destination.
+    public var destination: IPAddress
+    /// `RTA_SRC`: its source address (a local one, unless it arrives on `inputInterface`).
+    public var source: IPAddress?
+    /// `RTA_IIF`: the interface it arrives on; nil for a packet this host sends.
+    public var inputInterface: Int32?
+    /// `RTA_OIF`: the interface it must leave through.
+    public var outputInterface: Int32?
+    /// `RTA_MARK`: its firewall mark.
+    public var mark: UInt32?
+
+    public init(
+        destination: IPAddress, source: IPAddress? = nil, inputInterface: Int32? = nil, outputInterface: Int32? = nil,
+        mark: UInt32? = nil
+    ) {
+        self.destination = destination
+        self.source = source
+        self.inputInterface = inputInterface
+        self.outputInterface = outputInterface
+        self.mark = mark
+    }
+}
+
 @inline(__always) private func t<T: BinaryInteger>(_ v: T) -> UInt16 { UInt16(truncatingIfNeeded: v) }
 
 /// Encoding and decoding of the rtnetlink messages nicroute uses: links, addresses, routes,
@@ -152,6 +179,39 @@ public enum RouteCodec {
         w.append(neighborUseFlag)  // ndm_flags
         w.append(UInt8(0))  // ndm_type
         try w.attribute(t(NDA_DST), address: address)
+        return w.finish()
+    }
+
+    /// `RTM_F_LOOKUP_TABLE`: asks a route lookup to report the table it matched in `RTA_TABLE`.
+    static let lookupTableFlag = UInt32(RTM_F_LOOKUP_TABLE)
+
+    /// `RTM_GETROUTE` for one lookup (no `NLM_F_DUMP`): which route the kernel would use for a
+    /// packet to `query.destination`. With an input interface the kernel looks the packet up as
+    /// if it arrived there (reverse-path filtering included); otherwise as sent by this host.
+    /// `RTM_F_LOOKUP_TABLE` makes the answer carry the table the rules chose, in `RTA_TABLE`.
+    /// The answer is an `RTM_NEWROUTE` (read by `decode`) or an `NLMSG_ERROR`.
+    ///
+    /// Equivalent to `ip route get DST [from SRC] [iif DEV] [oif DEV] [mark M]`.
+    public static func routeLookupRequest(_ query: RouteQuery, sequence: UInt32) throws -> [UInt8] {
+        let family = query.destination.family
+        if let s = query.source, s.family != family {
+            throw NetlinkEncodingError("route lookup from \(s.family) \(s) to \(family) \(query.destination)")
+        }
+        var w = MessageWriter(type: MessageType.getRoute, flags: MessageFlags.request, sequence: sequence)
+        w.append(family.rawValue)  // rtm_family
+        w.append(family.bitWidth)  // rtm_dst_len: a host
+        w.append(query.source == nil ? 0 : family.bitWidth)  // rtm_src_len
+        w.append(UInt8(0))  // rtm_tos
+        w.append(UInt8(0))  // rtm_table
+        w.append(UInt8(0))  // rtm_protocol
+        w.append(UInt8(0))  // rtm_scope
+        w.append(UInt8(0))  // rtm_type
+        w.append(lookupTableFlag)  // rtm_flags
+        try w.attribute(t(RTA_DST.rawValue), address: query.destination)
+        if let s = query.source { try w.attribute(t(RTA_SRC.rawValue), address: s) }
+        if let i = query.inputInterface { try w.attribute(t(RTA_IIF.rawValue), i32: i) }
+        if let o = query.outputInterface { try w.attribute(t(RTA_OIF.rawValue), i32: o) }
+        if let m = query.mark { try w.attribute(t(RTA_MARK.rawValue), u32: m) }
         return w.finish()
     }
 

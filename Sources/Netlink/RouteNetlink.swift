@@ -233,6 +233,52 @@ public final class RouteNetlink: Sendable {
         }
     }
 
+    /// The route the kernel would use for `query`: the `RTM_NEWROUTE` it answers with, its
+    /// `table` the one the rules chose (0 when the kernel does not say).
+    /// Equivalent to `ip route get DST [from SRC] [iif DEV]`.
+    ///
+    /// - Throws: `NetlinkError` with the kernel's errno when it has no route (`ENETUNREACH`,
+    ///   `EHOSTUNREACH`), refuses the source (`EINVAL`), or reverse-path filtering would drop a
+    ///   packet arriving on the input interface (`EXDEV`).
+    public func lookup(_ query: RouteQuery) throws -> Route {
+        let object = Self.describe(query)
+        return try state.withLock { state in
+            state.sequence &+= 1
+            let seq = state.sequence
+            try state.socket.send(RouteCodec.routeLookupRequest(query, sequence: seq))
+            while true {
+                for message in try NetlinkMessage.split(try state.socket.receive()) where message.header.sequence == seq
+                {
+                    switch message.header.type {
+                    case MessageType.error:
+                        let (code, text) = try RouteCodec.decodeError(message)
+                        throw NetlinkError(
+                            operation: "route lookup",
+                            errno: Errno(rawValue: code == 0 ? Errno.ioError.rawValue : code),
+                            kernelMessage: text, object: object)
+                    case MessageType.newRoute:
+                        guard let route = try RouteCodec.decodeRoute(message.payload) else {
+                            throw NetlinkError(
+                                operation: "route lookup: answer of another family", errno: .ioError, object: object)
+                        }
+                        return route
+                    default: continue
+                    }
+                }
+            }
+        }
+    }
+
+    /// `query` as `ip route get` arguments.
+    static func describe(_ q: RouteQuery) -> String {
+        var parts = ["ip", q.destination.family.ipFlag, "route", "get", q.destination.description]
+        if let s = q.source { parts += ["from", s.description] }
+        if let i = q.inputInterface { parts += ["iif", "#\(i)"] }
+        if let o = q.outputInterface { parts += ["oif", "#\(o)"] }
+        if let m = q.mark { parts += ["mark", "0x" + String(m, radix: 16)] }
+        return parts.joined(separator: " ")
+    }
+
     /// Sends one request with `NLM_F_REQUEST | NLM_F_ACK | flags` and waits for its ack.
     private func change(
         _ operation: String, object: @autoclosure () -> String, flags: UInt16, tolerate: Set<Errno>,

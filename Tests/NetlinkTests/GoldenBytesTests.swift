@@ -376,6 +376,78 @@ struct GoldenBytesTests {
         #expect(bytes == expected)
     }
 
+    @Test("route lookup, IPv4, a request arriving on an interface (ip route get DST from SRC iif DEV)")
+    func routeLookupIPv4() throws {
+        let query = RouteQuery(
+            destination: IPAddress("20.20.20.16")!, source: IPAddress("192.0.2.1")!, inputInterface: eth1)
+        let bytes = try RouteCodec.routeLookupRequest(query, sequence: 9)
+        let expected: [UInt8] = [
+            // struct nlmsghdr
+            0x34, 0x00, 0x00, 0x00,  // nlmsg_len = 52
+            0x1a, 0x00,  // nlmsg_type = RTM_GETROUTE (26)
+            0x01, 0x00,  // nlmsg_flags = NLM_F_REQUEST: one answer, no dump, no ack
+            0x09, 0x00, 0x00, 0x00,  // nlmsg_seq = 9
+            0x00, 0x00, 0x00, 0x00,  // nlmsg_pid = 0
+            // struct rtmsg
+            0x02,  // rtm_family = AF_INET
+            0x20,  // rtm_dst_len = 32
+            0x20,  // rtm_src_len = 32
+            0x00,  // rtm_tos
+            0x00,  // rtm_table
+            0x00,  // rtm_protocol
+            0x00,  // rtm_scope
+            0x00,  // rtm_type
+            0x00, 0x10, 0x00, 0x00,  // rtm_flags = RTM_F_LOOKUP_TABLE (0x1000)
+            // RTA_DST
+            0x08, 0x00, 0x01, 0x00,  // rta_len = 8, rta_type = RTA_DST (1)
+            0x14, 0x14, 0x14, 0x10,  // 20.20.20.16
+            // RTA_SRC
+            0x08, 0x00, 0x02, 0x00,  // rta_len = 8, rta_type = RTA_SRC (2)
+            0xc0, 0x00, 0x02, 0x01,  // 192.0.2.1
+            // RTA_IIF
+            0x08, 0x00, 0x03, 0x00,  // rta_len = 8, rta_type = RTA_IIF (3)
+            0x03, 0x00, 0x00, 0x00,  // ifindex 3
+        ]
+        #expect(bytes == expected)
+    }
+
+    @Test("route lookup, IPv6, sent by this host, with oif and mark")
+    func routeLookupIPv6() throws {
+        let query = RouteQuery(destination: IPAddress("2001:db8::1")!, outputInterface: eth0, mark: 0x42)
+        let bytes = try RouteCodec.routeLookupRequest(query, sequence: 10)
+        let expected: [UInt8] =
+            [
+                // struct nlmsghdr
+                0x40, 0x00, 0x00, 0x00,  // nlmsg_len = 64
+                0x1a, 0x00,  // nlmsg_type = RTM_GETROUTE (26)
+                0x01, 0x00,  // nlmsg_flags = NLM_F_REQUEST
+                0x0a, 0x00, 0x00, 0x00,  // nlmsg_seq = 10
+                0x00, 0x00, 0x00, 0x00,  // nlmsg_pid = 0
+                // struct rtmsg
+                0x0a,  // rtm_family = AF_INET6
+                0x80,  // rtm_dst_len = 128
+                0x00,  // rtm_src_len = 0: no source
+                0x00, 0x00, 0x00, 0x00, 0x00,  // rtm_tos, rtm_table, rtm_protocol, rtm_scope, rtm_type
+                0x00, 0x10, 0x00, 0x00,  // rtm_flags = RTM_F_LOOKUP_TABLE
+                // RTA_DST
+                0x14, 0x00, 0x01, 0x00,  // rta_len = 20, rta_type = RTA_DST (1)
+            ] + IPAddress("2001:db8::1")!.bytes + [
+                // RTA_OIF
+                0x08, 0x00, 0x04, 0x00,  // rta_len = 8, rta_type = RTA_OIF (4)
+                0x02, 0x00, 0x00, 0x00,  // ifindex 2
+                // RTA_MARK
+                0x08, 0x00, 0x10, 0x00,  // rta_len = 8, rta_type = RTA_MARK (16)
+                0x42, 0x00, 0x00, 0x00,  // 0x42
+            ]
+        #expect(bytes == expected)
+    }
+
+    @Test("route lookup with a source of the other family is refused before it is sent")
+    func routeLookupMixedFamilies() {
+        let query = RouteQuery(destination: IPAddress("192.0.2.1")!, source: IPAddress("2001:db8::1")!)
+        #expect(throws: NetlinkEncodingError.self) { try RouteCodec.routeLookupRequest(query, sequence: 1) }
+    }
+
     @Test("neighbour probe (RTM_NEWNEIGH with NTF_USE)")
     func neighborProbe() throws {
         let bytes = try RouteCodec.neighborProbeRequest(

@@ -368,6 +368,81 @@ struct KernelTests {
         #expect(error.kernelMessage == "Missing goto target for action goto")
     }
 
+    // MARK: Route lookups
+
+    /// `ip -j route get` as the oracle: interface, gateway, table, or the failure.
+    private func ipRouteGet(_ ns: TestNamespace, _ args: String...) -> (dev: String?, gateway: String?, table: String?)?
+    {
+        struct Answer: Decodable {
+            var dev: String?
+            var gateway: String?
+            var table: String?
+        }
+        guard let out = try? ns.ip(["-j", "route", "get"] + args),
+            let answers = try? JSONDecoder().decode([Answer].self, from: Data(out.utf8)), let a = answers.first
+        else { return nil }
+        return (a.dev, a.gateway, a.table)
+    }
+
+    @Test("route lookups answer as ip route get: the rule's table, its gateway, and rp_filter's refusal")
+    func routeLookups() throws {
+        let ns = try TestNamespace()
+        defer { ns.delete() }
+        try ns.addVethPair("eth0", "eth1")
+        try ns.ip("address", "add", "10.1.0.1/24", "dev", "eth0")
+        try ns.ip("address", "add", "10.2.0.1/24", "dev", "eth1")
+        try ns.ip("address", "add", "2001:db8:2::1/64", "dev", "eth1", "nodad")
+        try ns.ip("route", "add", "default", "via", "10.1.0.254", "dev", "eth0")
+        try ns.ip("-6", "route", "add", "default", "via", "2001:db8:2::fe", "dev", "eth1", "table", "1000")
+        try ns.ip("-6", "rule", "add", "from", "2001:db8:2::1", "lookup", "1000", "priority", "100")
+        _ = try IPTool.run(["netns", "exec", ns.name, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1"])
+        let netlink = try RouteNetlink(networkNamespace: ns.path)
+        let eth0 = try ns.index(of: "eth0")
+        let eth1 = try ns.index(of: "eth1")
+        let outside = IPAddress("192.0.2.1")!
+        let mine = IPAddress("10.2.0.1")!
+
+        // No rule: the reply from eth1's address leaves through eth0, by the main table; a
+        // request arriving on eth1 fails strict reverse-path filtering.
+        var reply = try netlink.lookup(RouteQuery(destination: outside, source: mine))
+        var oracle = try #require(ipRouteGet(ns, "192.0.2.1", "from", "10.2.0.1"))
+        #expect(reply.outputInterface == eth0 && oracle.dev == "eth0")
+        #expect(reply.gateway == IPAddress("10.1.0.254") && oracle.gateway == "10.1.0.254")
+        #expect(reply.table == RoutingTable.main)
+        let refused = try #require(throws: NetlinkError.self) {
+            try netlink.lookup(RouteQuery(destination: mine, source: outside, inputInterface: eth1))
+        }
+        #expect(refused.errno == .invalidArgument)
+        #expect(ipRouteGet(ns, "10.2.0.1", "from", "192.0.2.1", "iif", "eth1") == nil)
+
+        // With a rule and a table of its own: both answer through eth1, the table is reported.
+        try ns.ip("route", "add", "default", "via", "10.2.0.254", "dev", "eth1", "table", "1000")
+        try ns.ip("rule", "add", "from", "10.2.0.1", "lookup", "1000", "priority", "100")
+        reply = try netlink.lookup(RouteQuery(destination: outside, source: mine))
+        oracle = try #require(ipRouteGet(ns, "192.0.2.1", "from", "10.2.0.1"))
+        #expect(reply.outputInterface == eth1 && oracle.dev == "eth1")
+        #expect(reply.gateway == IPAddress("10.2.0.254") && oracle.gateway == "10.2.0.254")
+        #expect(reply.table == 1000 && oracle.table == "1000")
+        let request = try netlink.lookup(RouteQuery(destination: mine, source: outside, inputInterface: eth1))
+        #expect(request.type == .local)
+        #expect(ipRouteGet(ns, "10.2.0.1", "from", "192.0.2.1", "iif", "eth1")?.dev == "lo")
+
+        // IPv6: the rule's table and gateway.
+        let reply6 = try netlink.lookup(
+            RouteQuery(destination: IPAddress("2001:db8::1")!, source: IPAddress("2001:db8:2::1")!))
+        let oracle6 = try #require(ipRouteGet(ns, "2001:db8::1", "from", "2001:db8:2::1"))
+        #expect(reply6.outputInterface == eth1 && oracle6.dev == "eth1")
+        #expect(reply6.gateway == IPAddress("2001:db8:2::fe") && oracle6.gateway == "2001:db8:2::fe")
+        #expect(reply6.table == 1000)
+
+        // No route at all: the kernel's errno.
+        try ns.ip("route", "del", "default", "via", "10.1.0.254")
+        let unreachable = try #require(throws: NetlinkError.self) {
+            try netlink.lookup(RouteQuery(destination: IPAddress("198.51.100.1")!))
+        }
+        #expect(unreachable.errno == .networkUnreachable)
+    }
+
     @Test("a neighbour probe creates an entry the dump shows")
     func neighborProbe() throws {
         let ns = try addressedPair()
@@ -532,6 +607,8 @@ struct KernelTests {
                 captured.append(("\(name)-\(index)", datagram))
                 let types = try NetlinkMessage.split(datagram).map(\.header.type)
                 if types.contains(MessageType.done) || types.contains(MessageType.error) { break }
+                // A route lookup is answered by one RTM_NEWROUTE, without NLMSG_DONE.
+                if name.hasPrefix("route-get"), types.contains(MessageType.newRoute) { break }
             }
         }
         try request("dump-links", RouteCodec.dumpRequest(MessageType.getLink, family: nil, sequence: 1))
@@ -547,6 +624,21 @@ struct KernelTests {
             "error-extack", RouteCodec.ruleRequest(MessageType.newRule, flags: flags, rule: invalid, sequence: 8))
         let valid = Rule(family: .inet, priority: 5, table: 5)
         try request("ack", RouteCodec.ruleRequest(MessageType.newRule, flags: flags, rule: valid, sequence: 9))
+        let eth0 = try ns.index(of: "eth0")
+        try request(
+            "route-get-ipv4",
+            RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("198.51.100.1")!, source: IPAddress("10.0.0.1")!), sequence: 10))
+        try request(
+            "route-get-iif",
+            RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("10.0.0.1")!, source: IPAddress("10.0.0.9")!, inputInterface: eth0),
+                sequence: 11))
+        try request(
+            "route-get-ipv6",
+            RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("2001:db8:99::1")!, source: IPAddress("2001:db8:1::1")!),
+                sequence: 12))
 
         var objects = 0
         for (name, datagram) in captured {
@@ -587,7 +679,7 @@ private func writeCorpus(_ captured: [(name: String, bytes: [UInt8])], to url: U
     let names =
         ["dump-link", "dump-addr", "dump-route", "dump-rule"]
         + (0..<8).flatMap { ["route-\($0)", "rule-\($0)"] }
-        + ["neighbour-probe", "shaped-link", "shaped-addr", "shaped-neighbour", "shaped-error-extack"]
+        + ["neighbour-probe", "lookup-request", "shaped-link", "shaped-addr", "shaped-neighbour", "shaped-error-extack"]
     for (name, message) in zip(names, try Fixtures.validMessages()) {
         let generated = name.hasPrefix("route-") || name.hasPrefix("rule-")
         if !generated || name.hasSuffix("-0") || name.hasSuffix("-1") {

@@ -39,6 +39,10 @@ enum Fixtures {
                 try RouteCodec.ruleRequest(MessageType.newRule, flags: 0, rule: ModelGenerator.rule(&rng), sequence: 3))
         }
         out.append(try RouteCodec.neighborProbeRequest(address: IPAddress("fe80::1")!, linkIndex: 3, sequence: 4))
+        out.append(
+            try RouteCodec.routeLookupRequest(
+                RouteQuery(destination: IPAddress("192.0.2.1")!, source: IPAddress("10.0.0.1")!, inputInterface: 3),
+                sequence: 5))
         out += [KernelShaped.link, KernelShaped.address, KernelShaped.neighbor, KernelShaped.errorWithMessage]
         return out
     }

@@ -1,0 +1,65 @@
+import Netlink
+import NicrouteCore
+
+/// Asks the kernel, for each managed address, where a reply goes and whether a request arriving
+/// on its NIC is accepted (`nicroutectl check`); `RouteCheck` judges the answers. Read-only:
+/// route lookups and dumps need no privilege.
+public struct RouteChecker {
+    public let client: RouteNetlink
+    public var inspector: SystemInspector
+
+    /// The outside destination per family when none is given: documentation addresses
+    /// (RFC 5737, RFC 3849), which no network routes specially.
+    public static let defaultDestinations: [AddressFamily: IPAddress] = [
+        .inet: IPAddress("192.0.2.1")!, .inet6: IPAddress("2001:db8::1")!,
+    ]
+
+    public init(client: RouteNetlink, inspector: SystemInspector = SystemInspector()) {
+        self.client = client
+        self.inspector = inspector
+    }
+
+    /// Checks `addresses` (nil: every address `report` manages) against `destinations` (per
+    /// family; missing families use `defaultDestinations`).
+    /// - Throws: `NetlinkError` when the kernel cannot be read.
+    public func check(
+        report: StatusReport, addresses: [IPAddress]? = nil, destinations: [AddressFamily: IPAddress] = [:]
+    ) throws -> [RouteCheck.Verdict] {
+        let snapshot = try client.snapshot(includeNeighbors: false)
+        let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        let rpFilter = inspector.inputs(for: report.nics.map(\.name)).rpFilter
+        var targets: [(IPAddress, StatusReport.NIC?)] = []
+        if let addresses {
+            for a in addresses { targets.append((a, report.nics.first { $0.addresses.contains { $0.address == a } })) }
+        } else {
+            for n in report.nics { for p in n.addresses { targets.append((p.address, n)) } }
+        }
+        return try targets.map { address, nic in
+            let destination = destinations[address.family] ?? Self.defaultDestinations[address.family]!
+            guard let nic else {
+                let link = snapshot.addresses.first { $0.address == address }.flatMap { names[$0.linkIndex] }
+                return RouteCheck.judge(
+                    RouteCheck.Evidence(address: address, destination: destination, nic: nil, unmanagedLink: link),
+                    linkName: { names[$0] })
+            }
+            let n = RouteCheck.NIC(
+                name: nic.name, index: nic.index, table: nic.table, priority: nic.priority,
+                gateway: nic.gateways.first { $0.family == address.family }?.address)
+            let evidence = RouteCheck.Evidence(
+                address: address, destination: destination, nic: n,
+                reply: try answer(RouteQuery(destination: destination, source: address)),
+                request: try answer(RouteQuery(destination: address, source: destination, inputInterface: nic.index)),
+                rules: snapshot.rules.filter { $0.family == address.family },
+                tableRoutes: snapshot.routes.filter { $0.table == nic.table && $0.family == address.family },
+                rpFilter: address.family == .inet ? rpFilter[nic.name] : nil)
+            return RouteCheck.judge(evidence, linkName: { names[$0] })
+        }
+    }
+
+    /// One lookup; the kernel's refusals are answers, a broken socket is an error.
+    private func answer(_ query: RouteQuery) throws -> RouteCheck.Answer {
+        do { return .route(try client.lookup(query)) } catch let e as NetlinkError where e.operation == "route lookup" {
+            return .failed(errno: e.errno.rawValue, message: e.kernelMessage ?? e.errno.description)
+        }
+    }
+}
