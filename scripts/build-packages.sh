@@ -41,7 +41,7 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >&2
 }
 [[ $(id -u) -eq 0 ]] || ensure_packages() { :; }   # not root: assume the tools are there
-ensure_packages debhelper lintian rpm fakeroot g++ libsystemd-dev pkg-config
+ensure_packages debhelper lintian rpm rpmlint fakeroot g++ libsystemd-dev pkg-config debootstrap clang
 
 base=$(tr -d ' \n' <packaging/VERSION)
 if [[ -z $VERSION ]]; then
@@ -173,11 +173,19 @@ fi
 log "nicroute $VERSION: .rpm"
 rpmtop=$work/rpm
 mkdir -p "$rpmtop"/{SOURCES,BUILD,BUILDROOT,RPMS,SPECS}
-stage "$rpmtop/SOURCES/stage" rpm
+stage "$rpmtop/BUILD/stage" rpm
+# rpm's brp-compress would gzip the man pages on Fedora; Debian's rpmbuild has no such step.
+gzip -9n "$rpmtop"/BUILD/stage/usr/share/man/man*/*.[0-9]
+cp packaging/rpm/nicroute.spec "$rpmtop/SPECS/nicroute.spec"
+if [[ $VERSION != "$base" ]]; then
+    # A snapshot build: a changelog entry of its own on top, as for the .deb.
+    awk -v entry="* $(LC_ALL=C date -u '+%a %b %d %Y') nicroute developers <nicroute@packages.invalid> - ${VERSION//-/_}-1\n- Snapshot build of $(git rev-parse --short=12 HEAD) on the way to $base.\n" \
+        '{ print } /^%changelog$/ { printf "%s\n", entry }' packaging/rpm/nicroute.spec >"$rpmtop/SPECS/nicroute.spec"
+fi
 rpmver=${VERSION//-/_}
 macros=()
 rpm --eval '%{?systemd_post:yes}' | grep -q yes || macros=(--load packaging/rpm/macros.systemd)
-rpmbuild "${macros[@]}" --nodeps -bb packaging/rpm/nicroute.spec \
+rpmbuild "${macros[@]}" --nodeps -bb "$rpmtop/SPECS/nicroute.spec" \
     --define "_topdir $rpmtop" --define "nicroute_version $rpmver" \
     --define "_binary_payload w6.zstdio" >"$work/rpm.log" 2>&1 || {
     tail -n 40 "$work/rpm.log" >&2
@@ -187,6 +195,20 @@ rpmbuild "${macros[@]}" --nodeps -bb packaging/rpm/nicroute.spec \
 rpmfile=$(find "$rpmtop/RPMS" -name 'nicroute-*.rpm' | head -n 1)
 rpmout=$OUT/$(basename "$rpmfile")
 mv "$rpmfile" "$rpmout"
+
+# rpmlint (Fedora's and SUSE's package checker; Debian packages it) on the .rpm and the spec:
+# nothing but the findings packaging/rpm/rpmlint.toml filters, each with the reason it does not
+# apply; anything new fails the build.
+command -v rpmlint >/dev/null || { echo "build-packages: rpmlint is not installed" >&2; exit 1; }
+rrc=0
+(cd "$work" && rpmlint -c "$REPO/packaging/rpm/rpmlint.toml" "$rpmout" "$rpmtop/SPECS/nicroute.spec") >"$work/rpmlint.txt" 2>&1 || rrc=$?
+rsummary=$(grep -E 'packages and [0-9]+ specfiles checked' "$work/rpmlint.txt" || true)
+if ((rrc != 0)) || [[ ! $rsummary =~ \ 0\ errors,\ 0\ warnings ]]; then
+    cat "$work/rpmlint.txt" >&2
+    echo "build-packages: rpmlint found errors or warnings that packaging/rpm/rpmlint.toml does not explain (exit $rrc)" >&2
+    exit 1
+fi
+log "rpmlint: ${rsummary## }"
 
 # ---- the two file lists ----------------------------------------------------------------------
 # Files (not directories) of each, the distributions' own paths mapped onto each other.

@@ -44,7 +44,8 @@ clang --sysroot="$sysroot" -O2 -fPIC -Wall -Werror -c packaging/glibc-compat/gli
 export PKG_CONFIG_LIBDIR=$sysroot/usr/lib/x86_64-linux-gnu/pkgconfig:$sysroot/usr/share/pkgconfig
 export PKG_CONFIG_SYSROOT_DIR=$sysroot
 unset PKG_CONFIG_PATH
-flags=(-c release --static-swift-stdlib --scratch-path .build-release
+# `--disable-local-rpath`: no RUNPATH $ORIGIN (the binaries load no library of their own).
+flags=(-c release --static-swift-stdlib --disable-local-rpath --scratch-path .build-release
     -Xswiftc -Xclang-linker -Xswiftc "--sysroot=$sysroot" -Xlinker "-L$libs" -Xlinker "$libs/glibc-compat.o"
     -Xswiftc -Xclang-linker -Xswiftc -static-libgcc -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now)
 echo "# swift build ${flags[*]}" >&2
