@@ -41,7 +41,7 @@ ensure_packages() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >&2
 }
 [[ $(id -u) -eq 0 ]] || ensure_packages() { :; }   # not root: assume the tools are there
-ensure_packages debhelper lintian rpm rpmlint fakeroot g++ libsystemd-dev pkg-config debootstrap clang
+ensure_packages debhelper lintian rpm rpmlint fakeroot g++ libsystemd-dev pkg-config debootstrap
 
 base=$(tr -d ' \n' <packaging/VERSION)
 if [[ -z $VERSION ]]; then

@@ -29,7 +29,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps iputils-ping util-linux \
-    g++ debootstrap systemd-container debhelper lintian rpm fakeroot
+    g++ debootstrap systemd-container debhelper lintian rpm rpmlint fakeroot
 export PATH=/opt/swift/usr/bin:$PATH
 
 passed=0
