@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Netlink
 import NicrouteCore
 import Testing
@@ -173,6 +174,61 @@ struct KernelMultipathTests {
             #expect(try netlink.routes(family: route.family).filter { $0.table == 1000 }.first?.matches(route) == true)
             #expect(try netlink.delete(route) == true)
             #expect(try netlink.routes(family: route.family).filter { $0.table == 1000 }.isEmpty)
+        }
+    }
+
+    /// The kernel's multipath datagrams (notifications and dumps) all decode, with their paths.
+    /// With NETLINK_CORPUS_DIR set they are written there, with our own multipath requests: that
+    /// is how Tests/Fuzz/netlink-corpus/*multipath* were made.
+    @Test("kernel multipath datagrams all decode (and seed the fuzz corpus)")
+    func datagrams() throws {
+        let ns = try twoLinks()
+        defer { ns.delete() }
+        let notifications = try NetlinkSocket(groups: [MulticastGroup.ipv4Route.rawValue, MulticastGroup.ipv6Route.rawValue], networkNamespace: ns.path)
+        _ = try ns.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0", "proto", "ra", "metric", "1024")
+        _ = try ns.ip("-6", "route", "append", "default", "via", "fe80::2", "dev", "eth1", "proto", "ra", "metric", "1024")
+        _ = try ns.ip("-6", "route", "del", "default", "via", "fe80::1", "dev", "eth0", "metric", "1024")
+        _ = try ns.ip(
+            "route", "add", "192.0.2.0/24", "nexthop", "via", "inet6", "fe80::9", "dev", "eth0", "nexthop", "via",
+            "10.1.0.9", "dev", "eth1", "weight", "7")
+        var captured: [(name: String, bytes: [UInt8])] = []
+        var pending = pollfd(fd: notifications.descriptor, events: Int16(POLLIN), revents: 0)
+        while poll(&pending, 1, 100) > 0, captured.count < 64 {  // until quiet for 100 ms
+            captured.append(("event-\(captured.count)", try notifications.receive()))
+        }
+        #expect(captured.count >= 4)
+        let socket = try NetlinkSocket(networkNamespace: ns.path)
+        for (i, family) in [AddressFamily.inet, .inet6].enumerated() {
+            try socket.send(RouteCodec.dumpRequest(MessageType.getRoute, family: family, sequence: UInt32(i + 1)))
+            for index in 0..<64 {
+                let datagram = try socket.receive()
+                captured.append(("dump-routes-\(family)-\(index)", datagram))
+                if try NetlinkMessage.split(datagram).contains(where: { $0.header.type == MessageType.done }) { break }
+            }
+        }
+        var multipath = 0
+        for (_, datagram) in captured {
+            for message in try NetlinkMessage.split(datagram) {
+                if case .route(let r)? = try RouteCodec.decode(message), !r.nextHops.isEmpty { multipath += 1 }
+            }
+        }
+        #expect(multipath >= 3, "the append's notification, the IPv4 route's, and its dump")
+
+        guard let directory = ProcessInfo.processInfo.environment["NETLINK_CORPUS_DIR"] else { return }
+        let url = URL(fileURLWithPath: directory)
+        for (name, datagram) in captured where datagram.count > 20 {
+            let routes = try NetlinkMessage.split(datagram).compactMap { try RouteCodec.decode($0) }
+            guard routes.contains(where: { if case .route(let r) = $0 { !r.nextHops.isEmpty } else { false } }) else {
+                continue
+            }
+            try Data(datagram).write(to: url.appendingPathComponent("kernel-multipath-\(name)"))
+        }
+        try Data(KernelShapedMultipath.ipv6Default).write(to: url.appendingPathComponent("shaped-multipath-ipv6-default"))
+        var rng = SeededGenerator(seed: 5)
+        for i in 0..<2 {
+            let bytes = try RouteCodec.routeRequest(
+                MessageType.newRoute, flags: 0, route: ModelGenerator.multipathRoute(&rng), sequence: 1)
+            try Data(bytes).write(to: url.appendingPathComponent("codec-multipath-route-\(i)"))
         }
     }
 }
