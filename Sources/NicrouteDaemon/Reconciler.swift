@@ -97,7 +97,9 @@ public final class Reconciler {
     private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
         let planner = self.planner
         return GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
-            .hints(for: snapshot.links.filter(planner.isManaged))
+            .hints(
+                for: snapshot.links.filter(planner.isManaged),
+                mainRoutes: snapshot.routes.filter { $0.table == RoutingTable.main && $0.destination.isDefault })
     }
 
     /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so
