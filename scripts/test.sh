@@ -77,6 +77,7 @@ stage() {
 export NICROUTED=$PWD/.build/debug/nicrouted
 stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/openstack.sh
 stage "multipath routes in main: routers on link-local addresses only" multipath bash Tests/Scenario/multipath.sh
+stage "IPv6 first-host gateway confirmed as soon as the link-local address leaves DAD" first-host bash Tests/Scenario/first-host.sh
 stage "robustness: address storm with netlink overrun, hot-plug soak, SIGKILL chaos, fights" robustness \
     bash Tests/Robustness/robustness.sh
 stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh

@@ -119,6 +119,11 @@ public struct Plan: Hashable, Sendable {
 public struct NeighborProbe: Hashable, Sendable {
     public var address: IPAddress
     public var linkIndex: Int32
+
+    public init(address: IPAddress, linkIndex: Int32) {
+        self.address = address
+        self.linkIndex = linkIndex
+    }
 }
 
 /// The planner: observed kernel state + configuration -> desired tables and rules -> an ordered

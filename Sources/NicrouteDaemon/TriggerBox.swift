@@ -58,6 +58,11 @@ final class TriggerBox: Sendable {
     }
 
     private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool)>((Pending(), Interest(), false))
+    /// Neighbours that answered while no probe was known for them (at most `answeredLimit`):
+    /// a probe's answer can come back within a millisecond, before the pass that sent it has
+    /// handed its new interest over (`setInterest`), and must not wait for the next event.
+    private let answered = Mutex<[IPAddress]>([])
+    static let answeredLimit = 64
     /// A notification was dropped before decoding (`worthDecoding`): an event all the same, so
     /// the next pass reads everything.
     private let undecoded = Atomic<Bool>(false)
@@ -68,7 +73,17 @@ final class TriggerBox: Sendable {
         (wakes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    func setInterest(_ interest: Interest) { state.withLock { $0.interest = interest } }
+    func setInterest(_ interest: Interest) {
+        let early = answered.withLock { seen -> Bool in
+            defer { seen.removeAll() }
+            return seen.contains(where: interest.probes.contains)
+        }
+        state.withLock {
+            $0.interest = interest
+            if early { $0.pending.reconcile = true }
+        }
+        if early { continuation.yield() }
+    }
 
     /// Records a kernel event; wakes the loop when it can change the plan.
     func post(_ event: RouteEvent) {
@@ -94,6 +109,12 @@ final class TriggerBox: Sendable {
             }
             if relevant { s.pending.reconcile = true }
             return relevant
+        }
+        if !wake, case .added(.neighbor(let n)) = event, n.state.hasAnswered {
+            answered.withLock {
+                if $0.count >= Self.answeredLimit { $0.removeFirst() }
+                $0.append(n.address)
+            }
         }
         if wake { continuation.yield() }
     }
