@@ -40,6 +40,12 @@ enum Fixtures {
         }
         out.append(try RouteCodec.neighborProbeRequest(address: IPAddress("fe80::1")!, linkIndex: 3, sequence: 4))
         out += [KernelShaped.link, KernelShaped.address, KernelShaped.neighbor, KernelShaped.errorWithMessage]
+        // Multipath routes: the kernel's IPv6 ECMP default and a request with RTA_VIA paths.
+        out.append(KernelShapedMultipath.ipv6Default)
+        var multipath = SeededGenerator(seed: 8)
+        out.append(
+            try RouteCodec.routeRequest(
+                MessageType.newRoute, flags: 0, route: ModelGenerator.multipathRoute(&multipath), sequence: 5))
         return out
     }
 }
