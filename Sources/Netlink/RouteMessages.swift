@@ -133,7 +133,8 @@ public enum RouteCodec {
         if gw.family == family {
             try w.attribute(t(RTA_GATEWAY.rawValue), address: gw)
         } else {
-            try w.attribute(t(RTA_VIA.rawValue), bytes: withUnsafeBytes(of: UInt16(gw.family.rawValue)) { Array($0) } + gw.bytes)
+            try w.attribute(
+                t(RTA_VIA.rawValue), bytes: withUnsafeBytes(of: UInt16(gw.family.rawValue)) { Array($0) } + gw.bytes)
         }
     }
 
@@ -331,7 +332,9 @@ public enum RouteCodec {
                     weight: UInt16(header.rtnh_hops) + 1, flags: header.rtnh_flags))
             offset += (length + 3) & ~3
         }
-        guard !hops.isEmpty else { throw NetlinkDecodingError("RTA_MULTIPATH without a path", at: reader.range.lowerBound) }
+        guard !hops.isEmpty else {
+            throw NetlinkDecodingError("RTA_MULTIPATH without a path", at: reader.range.lowerBound)
+        }
         return hops
     }
 

@@ -78,7 +78,8 @@ enum FuzzTarget: String, CaseIterable {
             // The gateway is one of the words NetworkManager wrote, never made up.
             if let gateway {
                 let words = options.values.flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
-                Self.check(words.contains { IPAddress($0) == gateway }, "gateway \(gateway) is in no option of \(options)")
+                Self.check(
+                    words.contains { IPAddress($0) == gateway }, "gateway \(gateway) is in no option of \(options)")
             }
             Self.addresses(Self.text(bytes))
         case .networkData:

@@ -340,7 +340,11 @@ public struct Planner: Sendable {
             r.proto = .nicroute
             r.metric = nil
             r.flags = r.configuredFlags
-            r.nextHops = r.nextHops.map { NextHop(gateway: $0.gateway, outputInterface: $0.outputInterface, weight: $0.weight, flags: $0.configuredFlags) }
+            r.nextHops = r.nextHops.map {
+                NextHop(
+                    gateway: $0.gateway, outputInterface: $0.outputInterface, weight: $0.weight,
+                    flags: $0.configuredFlags)
+            }
             if family == .inet6 { r.scope = .universe }
             return r
         }

@@ -82,9 +82,10 @@ struct KernelMultipathTests {
         let shown = try ns.json([IPMultipathRouteJSON].self, "-6", "route", "show", "default")
         #expect(shown.count == 1)
         #expect(
-            shown.first?.nexthops?.map { [$0.gateway, $0.dev] } == route6.nextHops.map {
-                [$0.gateway?.description, $0.outputInterface == eth0 ? "eth0" : "eth1"]
-            })
+            shown.first?.nexthops?.map { [$0.gateway, $0.dev] }
+                == route6.nextHops.map {
+                    [$0.gateway?.description, $0.outputInterface == eth0 ? "eth0" : "eth1"]
+                })
         let shown4 = try ns.json([IPMultipathRouteJSON].self, "-4", "route", "show", "default")
         #expect(shown4.first?.nexthops?.map(\.weight) == default4.nextHops.map { Optional($0.weight) })
     }
@@ -159,9 +160,10 @@ struct KernelMultipathTests {
             #expect(dumped.count == 1 && dumped.first?.matches(route) == true, "\(dumped)")
             let shown = try ns.json([IPMultipathRouteJSON].self, route.family.ipFlag, "route", "show", "table", "1000")
             #expect(
-                shown.first?.nexthops?.map { [$0.gateway, $0.dev, $0.weight.map(String.init)] } == route.nextHops.map {
-                    [$0.gateway?.description, $0.outputInterface == eth0 ? "eth0" : "eth1", String($0.weight)]
-                })
+                shown.first?.nexthops?.map { [$0.gateway, $0.dev, $0.weight.map(String.init)] }
+                    == route.nextHops.map {
+                        [$0.gateway?.description, $0.outputInterface == eth0 ? "eth0" : "eth1", String($0.weight)]
+                    })
             // Replacing it with one path leaves one path.
             var single = route
             single.nextHops = []
@@ -184,9 +186,11 @@ struct KernelMultipathTests {
     func datagrams() throws {
         let ns = try twoLinks()
         defer { ns.delete() }
-        let notifications = try NetlinkSocket(groups: [MulticastGroup.ipv4Route.rawValue, MulticastGroup.ipv6Route.rawValue], networkNamespace: ns.path)
+        let notifications = try NetlinkSocket(
+            groups: [MulticastGroup.ipv4Route.rawValue, MulticastGroup.ipv6Route.rawValue], networkNamespace: ns.path)
         _ = try ns.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0", "proto", "ra", "metric", "1024")
-        _ = try ns.ip("-6", "route", "append", "default", "via", "fe80::2", "dev", "eth1", "proto", "ra", "metric", "1024")
+        _ = try ns.ip(
+            "-6", "route", "append", "default", "via", "fe80::2", "dev", "eth1", "proto", "ra", "metric", "1024")
         _ = try ns.ip("-6", "route", "del", "default", "via", "fe80::1", "dev", "eth0", "metric", "1024")
         _ = try ns.ip(
             "route", "add", "192.0.2.0/24", "nexthop", "via", "inet6", "fe80::9", "dev", "eth0", "nexthop", "via",
@@ -223,7 +227,8 @@ struct KernelMultipathTests {
             }
             try Data(datagram).write(to: url.appendingPathComponent("kernel-multipath-\(name)"))
         }
-        try Data(KernelShapedMultipath.ipv6Default).write(to: url.appendingPathComponent("shaped-multipath-ipv6-default"))
+        try Data(KernelShapedMultipath.ipv6Default).write(
+            to: url.appendingPathComponent("shaped-multipath-ipv6-default"))
         var rng = SeededGenerator(seed: 5)
         for i in 0..<2 {
             let bytes = try RouteCodec.routeRequest(

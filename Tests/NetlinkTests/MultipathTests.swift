@@ -79,7 +79,9 @@ private func routeWithMultipath(_ family: AddressFamily, _ multipath: [UInt8]) -
 }
 
 /// `struct rtnexthop` with `rtnh_len` = `length` (default: the struct and `attributes`).
-private func nexthop(ifindex: Int32, hops: UInt8 = 0, flags: UInt8 = 0, length: UInt16? = nil, _ attributes: [UInt8])
+private func nexthop(
+    ifindex: Int32, hops: UInt8 = 0, flags: UInt8 = 0, length: UInt16? = nil, _ attributes: [UInt8]
+)
     -> [UInt8]
 {
     Fixtures.le(length ?? UInt16(Int(CNL_RTNEXTHOP_SIZE) + attributes.count)) + [flags, hops] + Fixtures.le(ifindex)
@@ -94,7 +96,8 @@ struct MultipathTests {
             family: .inet6, table: 1000, destination: .any(.inet6), proto: .nicroute,
             nextHops: [
                 NextHop(gateway: IPAddress("fe80::1"), outputInterface: eth0),
-                NextHop(gateway: IPAddress("fe80::2"), outputInterface: eth1, weight: 2, flags: UInt8(Route.onlinkFlag)),
+                NextHop(
+                    gateway: IPAddress("fe80::2"), outputInterface: eth1, weight: 2, flags: UInt8(Route.onlinkFlag)),
             ])
         let flags = MessageFlags.request | MessageFlags.ack | MessageFlags.create | MessageFlags.exclusive
         let bytes = try RouteCodec.routeRequest(MessageType.newRoute, flags: flags, route: route, sequence: 9)
@@ -242,10 +245,14 @@ struct MultipathTests {
             "an attribute overrunning its path", .inet,
             nexthop(ifindex: 2, length: 12, Fixtures.attribute(UInt16(RTA_GATEWAY.rawValue), [10, 0, 0, 1]))
         ),
-        ("RTA_VIA shorter than struct rtvia", .inet, nexthop(ifindex: 2, Fixtures.attribute(UInt16(RTA_VIA.rawValue), [0x0a]))),
+        (
+            "RTA_VIA shorter than struct rtvia", .inet,
+            nexthop(ifindex: 2, Fixtures.attribute(UInt16(RTA_VIA.rawValue), [0x0a]))
+        ),
         (
             "RTA_VIA of an unknown family", .inet,
-            nexthop(ifindex: 2, Fixtures.attribute(UInt16(RTA_VIA.rawValue), Fixtures.le(UInt16(0x10a)) + [10, 0, 0, 1]))
+            nexthop(
+                ifindex: 2, Fixtures.attribute(UInt16(RTA_VIA.rawValue), Fixtures.le(UInt16(0x10a)) + [10, 0, 0, 1]))
         ),
         (
             "RTA_VIA whose address is not of its family", .inet,

@@ -516,23 +516,29 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
         OptionsCase(
             name: "0.0.0.0 is skipped as NetworkManager skips it", options: ["routers": "0.0.0.0 10.0.0.2"],
             gateway: "10.0.0.2"),
-        OptionsCase(name: "no router", options: ["ip_address": "10.0.0.5", "subnet_mask": "255.255.255.0"], gateway: nil),
+        OptionsCase(
+            name: "no router", options: ["ip_address": "10.0.0.5", "subnet_mask": "255.255.255.0"], gateway: nil),
         OptionsCase(name: "empty routers", options: ["routers": ""], gateway: nil),
         OptionsCase(name: "broadcast only", options: ["routers": "255.255.255.255"], gateway: nil),
-        OptionsCase(name: "a malformed word refuses the value", options: ["routers": "10.0.0.1 10.0.0.x"], gateway: nil),
-        OptionsCase(name: "an IPv6 router is not NetworkManager's spelling", options: ["routers": "fe80::1"], gateway: nil),
+        OptionsCase(
+            name: "a malformed word refuses the value", options: ["routers": "10.0.0.1 10.0.0.x"], gateway: nil),
+        OptionsCase(
+            name: "an IPv6 router is not NetworkManager's spelling", options: ["routers": "fe80::1"], gateway: nil),
         OptionsCase(name: "a leading-plus number is refused", options: ["routers": "+10.0.0.1"], gateway: nil),
-        OptionsCase(name: "a comma-separated list is split", options: ["routers": "10.0.0.1,10.0.0.2"], gateway: "10.0.0.1"),
+        OptionsCase(
+            name: "a comma-separated list is split", options: ["routers": "10.0.0.1,10.0.0.2"], gateway: "10.0.0.1"),
         OptionsCase(
             name: "classless without a default ignores routers (RFC 3442)",
             options: ["rfc3442_classless_static_routes": "10.9.0.0/16 10.0.0.9", "routers": "10.0.0.1"], gateway: nil),
         OptionsCase(
             name: "option 121 before 249",
             options: [
-                "rfc3442_classless_static_routes": "0.0.0.0/0 10.0.0.1", "ms_classless_static_routes": "0.0.0.0/0 10.0.0.2",
+                "rfc3442_classless_static_routes": "0.0.0.0/0 10.0.0.1",
+                "ms_classless_static_routes": "0.0.0.0/0 10.0.0.2",
             ], gateway: "10.0.0.1"),
         OptionsCase(
-            name: "option 249 alone", options: ["ms_classless_static_routes": "0.0.0.0/0 10.0.0.2"], gateway: "10.0.0.2"),
+            name: "option 249 alone", options: ["ms_classless_static_routes": "0.0.0.0/0 10.0.0.2"], gateway: "10.0.0.2"
+        ),
         OptionsCase(
             name: "an odd number of words refuses the routes",
             options: ["rfc3442_classless_static_routes": "0.0.0.0/0 10.0.0.1 10.9.0.0/16"], gateway: nil),

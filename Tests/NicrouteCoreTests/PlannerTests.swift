@@ -751,11 +751,17 @@ private func multipathVM() -> KernelSnapshot {
             snapshot: s, slots: SlotTable(), hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
         for (table, want) in [(UInt32(10001), c.eth1), (10000, c.eth0)] {
             let r = routes(plan, table: table).first { $0.destination == pfx("198.18.0.0/15") }
-            #expect(r?.paths.map { [$0.gateway?.description, String($0.outputInterface)] } == want.map { [$0.via, String($0.dev)] }, "table \(table)")
+            #expect(
+                r?.paths.map { [$0.gateway?.description, String($0.outputInterface)] }
+                    == want.map { [$0.via, String($0.dev)] }, "table \(table)")
             #expect(r?.proto == .nicroute && r?.metric == nil)
         }
         let applied = KernelSim.apply(plan.changes, to: s)
-        #expect(planner.plan(snapshot: applied, slots: plan.slots, hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]]).changes == [])
+        #expect(
+            planner.plan(
+                snapshot: applied, slots: plan.slots,
+                hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]]
+            ).changes == [])
     }
 
     @Test func planApplyPlanIsEmptyWithMultipathRoutes() {

@@ -38,7 +38,9 @@ final class PrivateBus {
         let argv = ["/usr/bin/dbus-daemon", "--config-file=\(config)", "--nofork", "--nopidfile", "--nosyslog"]
         var cArgs = argv.map { strdup($0) } + [nil]
         defer { for p in cArgs { free(p) } }
-        guard posix_spawn(&pid, argv[0], nil, nil, &cArgs, environ) == 0 else { throw CocoaError(.executableNotLoadable) }
+        guard posix_spawn(&pid, argv[0], nil, nil, &cArgs, environ) == 0 else {
+            throw CocoaError(.executableNotLoadable)
+        }
         for _ in 0..<250 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }  // 5 s at most
         guard FileManager.default.fileExists(atPath: socket) else {
             stop()
@@ -262,7 +264,8 @@ private func link(_ index: Int32, _ name: String) -> Link {
         let tree = try ScratchTree()
         let bus = try PrivateBus(directory: tree.root)
         defer { bus.stop() }
-        let nm = try FakeNetworkManager(address: bus.address, devices: ["eth1": .init(index: 3, options: Self.neverDefault)])
+        let nm = try FakeNetworkManager(
+            address: bus.address, devices: ["eth1": .init(index: 3, options: Self.neverDefault)])
         defer { nm.stop() }
         // No run/NetworkManager in the tree: NetworkManager does not run there.
         let collector = GatewayHintCollector(root: tree.root, networkDataPaths: [], networkManagerBus: bus.address)
