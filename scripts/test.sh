@@ -85,6 +85,7 @@ stage "journal fields under a real systemd-journald" journal bash Tests/System/j
 
 stage "the unit: systemd-analyze verify and security" unit bash Tests/System/unit-checks.sh
 stage "a booted Debian under systemd-nspawn with the unit and the release binaries" system bash Tests/System/booted.sh
+stage "a real NetworkManager (never-default profile): the router from its D-Bus DHCP options" networkmanager bash Tests/System/networkmanager.sh
 stage "packages: .deb and .rpm built; the .deb installed, upgraded, removed, purged in a booted Debian" package bash Tests/System/package.sh
 
 log "man pages and completions match the argument definitions"

@@ -491,7 +491,7 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
         // A profile with ipv4.never-default: NetworkManager installs no default route, but the
         // lease's router is in its options (`DHCP4.OPTION routers = 20.20.20.254`).
         let options = LeaseParser.nmcliDHCP4Options(fixtureText("leases/nmcli-dhcp4-eth1-never-default.txt"))
-        #expect(options.count == 28)
+        #expect(options.count == 27)
         #expect(options["routers"] == "20.20.20.254")
         #expect(options["requested_routers"] == "1")
         #expect(LeaseParser.networkManagerDHCP4(options) == IPAddress("20.20.20.254"))
@@ -499,8 +499,12 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
 
     @Test func aClasslessDefaultRouteWinsOverRouters() {
         let options = LeaseParser.nmcliDHCP4Options(fixtureText("leases/nmcli-dhcp4-classless.txt"))
-        #expect(options["rfc3442_classless_static_routes"] == "169.254.169.254/32 10.10.10.2 0.0.0.0/0 10.10.10.1")
-        #expect(LeaseParser.networkManagerDHCP4(options) == IPAddress("10.10.10.1"))
+        #expect(options["rfc3442_classless_static_routes"] == "169.254.169.254/32 20.20.20.2 0.0.0.0/0 20.20.20.254")
+        #expect(LeaseParser.networkManagerDHCP4(options) == IPAddress("20.20.20.254"))
+        // The same lease with another default router in option 121: that one wins.
+        var other = options
+        other["rfc3442_classless_static_routes"] = "0.0.0.0/0 20.20.20.253"
+        #expect(LeaseParser.networkManagerDHCP4(other) == IPAddress("20.20.20.253"))
     }
 
     struct OptionsCase: Sendable, CustomTestStringConvertible {

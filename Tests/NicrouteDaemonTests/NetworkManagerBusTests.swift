@@ -286,4 +286,39 @@ private func link(_ index: Int32, _ name: String) -> Link {
                 GatewayHint(gateway: IPAddress("192.168.122.1")!, source: .networkManager)
             ])
     }
+
+    /// Against a real NetworkManager, when Tests/System/networkmanager.sh provides one (booted in
+    /// a container): its bus, the root of its file system, the interface it runs DHCP on with
+    /// `ipv4.never-default`, the router its DHCP server hands out, and `nmcli -f DHCP4 device
+    /// show` of that interface.
+    static let real = ProcessInfo.processInfo.environment
+
+    @Test(.enabled(if: real["NICROUTE_NM_BUS"] != nil, "needs Tests/System/networkmanager.sh"))
+    func aRealNetworkManager() throws {
+        let env = Self.real
+        let bus = try #require(env["NICROUTE_NM_BUS"])
+        let root = try #require(env["NICROUTE_NM_ROOT"])
+        let interface = try #require(env["NICROUTE_NM_INTERFACE"])
+        let router = try #require(env["NICROUTE_NM_ROUTER"].flatMap { IPAddress($0) })
+        let client = try #require(NetworkManagerBus(address: bus))
+        defer { client.close() }
+        let options = try #require(client.dhcp4Options(interface: interface))
+        #expect(options["routers"] == router.description)
+        #expect(LeaseParser.networkManagerDHCP4(options) == router)
+        // What nmcli prints is what the bus says: the fixtures' form is NetworkManager's.
+        if let nmcli = env["NICROUTE_NM_NMCLI"] {
+            #expect(LeaseParser.nmcliDHCP4Options(try String(contentsOfFile: nmcli, encoding: .utf8)) == options)
+        }
+        // The collector over the container's file system: its lease file holds no router, the
+        // bus does.
+        let leases = (try? FileManager.default.contentsOfDirectory(atPath: root + "/var/lib/NetworkManager")) ?? []
+        for lease in leases where lease.hasSuffix("-\(interface).lease") {
+            let text = try String(contentsOfFile: root + "/var/lib/NetworkManager/" + lease, encoding: .utf8)
+            #expect(LeaseParser.networkd(text) == nil, "\(lease): \(text)")
+        }
+        let index = try #require(env["NICROUTE_NM_IFINDEX"].flatMap { Int32($0) })
+        let hints = GatewayHintCollector(root: root, networkDataPaths: [], networkManagerBus: bus).hints(
+            for: [Link(index: index, name: interface, flags: [.up])])
+        #expect(hints[index] == [GatewayHint(gateway: router, source: .networkManager)])
+    }
 }
