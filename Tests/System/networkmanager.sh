@@ -133,6 +133,20 @@ nsb_exec nmcli -f DHCP4 device show eth1 >"$nmcli_out" || true
 [[ -n ${NM_CAPTURE:-} ]] && cp "$nmcli_out" "$NM_CAPTURE"
 note "lease files: $(nsb_exec sh -c 'head -n 3 /var/lib/NetworkManager/*.lease' 2>&1 | tr '\n' '|')"
 
+# nicrouted runs as a transient unprivileged user (DynamicUser=yes): NetworkManager's bus policy
+# must let any user ask these three questions.
+as_nobody() { nsb_exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+device=$(as_nobody busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager \
+    org.freedesktop.NetworkManager GetDeviceByIpIface s eth1 2>&1 | sed -nE 's/^o "(.*)"$/\1/p' || true)
+config=$( [[ -n $device ]] && as_nobody busctl get-property org.freedesktop.NetworkManager "$device" \
+    org.freedesktop.NetworkManager.Device Dhcp4Config 2>&1 | sed -nE 's/^o "(.*)"$/\1/p' || true)
+if [[ -n $config ]] && as_nobody busctl get-property org.freedesktop.NetworkManager "$config" \
+    org.freedesktop.NetworkManager.DHCP4Config Options | grep -q "\"routers\" s \"$ROUTER\""; then
+    ok "an unprivileged user reads the options over the bus ($device, $config)"
+else
+    not_ok "an unprivileged user reads the options over the bus (device '$device', config '$config')"
+fi
+
 if NICROUTE_NM_BUS="unix:path=/proc/$NSB_PID1/root/run/dbus/system_bus_socket" \
     NICROUTE_NM_ROOT="/proc/$NSB_PID1/root" NICROUTE_NM_INTERFACE=eth1 NICROUTE_NM_ROUTER=$ROUTER \
     NICROUTE_NM_IFINDEX="$(ip -n "$NSB_NS" -j link show eth1 | sed -E 's/.*"ifindex":([0-9]+).*/\1/')" \
