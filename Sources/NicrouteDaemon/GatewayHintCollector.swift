@@ -23,17 +23,20 @@ public struct GatewayHintCollector: Sendable {
     }
 
     /// Hints per link index, best first.
-    /// - Parameter mainRoutes: the main table's routes (its IPv4 default routes spare the
-    ///   NetworkManager question for their NICs).
-    public func hints(for links: [Link], mainRoutes: [Route] = []) -> [Int32: [GatewayHint]] {
+    /// - Parameter routes: the kernel's routes (the main table's IPv4 default routes spare the
+    ///   NetworkManager question for their NICs; looked at only while NetworkManager runs).
+    public func hints(for links: [Link], mainRoutes routes: [Route] = []) -> [Int32: [GatewayHint]] {
         guard !links.isEmpty else { return [:] }
         let networkData = loadNetworkData()
+        let networkManagerRuns = Files.exists(root + "/run/NetworkManager")
         var withDefault = Set<Int32>()
-        for r in mainRoutes where r.family == .inet && r.destination.isDefault && r.table == RoutingTable.main {
-            for path in r.paths where path.gateway != nil { withDefault.insert(path.outputInterface) }
+        if networkManagerRuns {
+            for r in routes
+            where r.table == RoutingTable.main && r.family == .inet && r.destination.isDefault && r.type == .unicast {
+                for path in r.paths where path.gateway != nil { withDefault.insert(path.outputInterface) }
+            }
         }
         // One connection for all NICs of this call, opened at the first NIC that needs it.
-        let networkManagerRuns = Files.exists(root + "/run/NetworkManager")
         var bus: NetworkManagerBus??
         defer { if case .some(.some(let b)) = bus { b.close() } }
         func networkManagerOverBus(_ link: Link) -> IPAddress? {

@@ -98,7 +98,7 @@ public final class Reconciler {
         return GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
             .hints(
                 for: snapshot.links.filter(planner.isManaged),
-                mainRoutes: snapshot.routes.filter { $0.table == RoutingTable.main && $0.destination.isDefault })
+                mainRoutes: snapshot.routes)
     }
 
     /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so
@@ -228,8 +228,10 @@ public final class Reconciler {
         }
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
         // and again as soon as a link-local address lets a lost IPv6 probe leave.
+        let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
         let due = probes.due(
-            plan.neighborProbes, now: now, linkLocalReady: ProbeSchedule.linkLocalReady(snapshot.addresses))
+            plan.neighborProbes, now: now,
+            linkLocalReady: ipv6Probes ? ProbeSchedule.linkLocalReady(snapshot.addresses) : [])
         for probe in due {
             do { try client.probeNeighbor(probe.address, linkIndex: probe.linkIndex) } catch {
                 logger.debug("neighbour probe failed: \(error)")
