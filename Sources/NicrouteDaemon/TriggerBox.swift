@@ -57,11 +57,12 @@ final class TriggerBox: Sendable {
         var managed: Set<Int32> = []
     }
 
-    private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool)>((Pending(), Interest(), false))
-    /// Neighbours that answered while no probe was known for them (at most `answeredLimit`):
-    /// a probe's answer can come back within a millisecond, before the pass that sent it has
-    /// handed its new interest over (`setInterest`), and must not wait for the next event.
-    private let answered = Mutex<[IPAddress]>([])
+    /// `answered`: neighbours that answered while no probe was known for them (at most
+    /// `answeredLimit`): a probe's answer can come back within a millisecond, before the pass
+    /// that sent it has handed its new interest over (`setInterest`), and must not wait for the
+    /// next event. Kept under the same lock as the interest, so that no answer falls between.
+    private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool, answered: [IPAddress])>(
+        (Pending(), Interest(), false, []))
     static let answeredLimit = 64
     /// A notification was dropped before decoding (`worthDecoding`): an event all the same, so
     /// the next pass reads everything.
@@ -74,13 +75,12 @@ final class TriggerBox: Sendable {
     }
 
     func setInterest(_ interest: Interest) {
-        let early = answered.withLock { seen -> Bool in
-            defer { seen.removeAll() }
-            return seen.contains(where: interest.probes.contains)
-        }
-        state.withLock {
-            $0.interest = interest
-            if early { $0.pending.reconcile = true }
+        let early = state.withLock { s -> Bool in
+            let early = s.answered.contains(where: interest.probes.contains)
+            s.answered.removeAll()
+            s.interest = interest
+            if early { s.pending.reconcile = true }
+            return early
         }
         if early { continuation.yield() }
     }
@@ -107,14 +107,13 @@ final class TriggerBox: Sendable {
                     s.pending.linkChanges[name] = "\(added ? "+" : "-")\(a.address)"
                 }
             }
-            if relevant { s.pending.reconcile = true }
-            return relevant
-        }
-        if !wake, case .added(.neighbor(let n)) = event, n.state.hasAnswered {
-            answered.withLock {
-                if $0.count >= Self.answeredLimit { $0.removeFirst() }
-                $0.append(n.address)
+            if relevant {
+                s.pending.reconcile = true
+            } else if case .added(.neighbor(let n)) = event, n.state.hasAnswered {
+                if s.answered.count >= Self.answeredLimit { s.answered.removeFirst() }
+                s.answered.append(n.address)
             }
+            return relevant
         }
         if wake { continuation.yield() }
     }

@@ -53,7 +53,7 @@ route_in_table() { grep -Eq "^default via $GW6_B dev $NIC_B .*proto ($NICROUTE_P
 
 for ((round = 1; round <= ROUNDS; round++)); do
   mon="$NR_TMP/monitor-$round.log"
-  nr_bg - "$mon" ip -n "$NS_VM" -ts monitor address route
+  nr_bg - "$mon" ip -n "$NS_VM" -ts monitor address route neigh
   MON=$NR_LAST_PID
   sleep 0.2
   ip -n "$NS_VM" link add "$NIC_B" address "$MAC_B" type veth peer name "$QR_B" netns "$NS_R"
