@@ -54,6 +54,7 @@ nm_tree() {
             nsb_log "installing network-manager into a copy of $base: a minute or two, once"
             rm -rf --one-file-system "$nmtree" "$nmtree.build"
             cp -a "$base" "$nmtree.build"
+            # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
             timeout 900 unshare --mount --propagation private bash -c '
                 set -e
                 mount -t proc proc "$1/proc"
@@ -110,7 +111,7 @@ ip netns exec "$NSB_RNS" dnsmasq --keep-in-foreground --conf-file=/dev/null --po
     --dhcp-option=option:router,$ROUTER \
     ${NM_CLASSLESS:+--dhcp-option=121,169.254.169.254/32,20.20.20.2,0.0.0.0/0,$ROUTER} --dhcp-leasefile="$NSB_WORK/dnsmasq.leases" --pid-file= \
     >"$NSB_WORK/dnsmasq.log" 2>&1 &
-nsb_boot
+nsb_boot 30
 state=$(nsb_wait_running 90) || true
 note "container: $state"
 
@@ -138,8 +139,11 @@ note "lease files: $(nsb_exec sh -c 'head -n 3 /var/lib/NetworkManager/*.lease' 
 as_nobody() { nsb_exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 device=$(as_nobody busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager \
     org.freedesktop.NetworkManager GetDeviceByIpIface s eth1 2>&1 | sed -nE 's/^o "(.*)"$/\1/p' || true)
-config=$( [[ -n $device ]] && as_nobody busctl get-property org.freedesktop.NetworkManager "$device" \
-    org.freedesktop.NetworkManager.Device Dhcp4Config 2>&1 | sed -nE 's/^o "(.*)"$/\1/p' || true)
+config=""
+if [[ -n $device ]]; then
+    config=$(as_nobody busctl get-property org.freedesktop.NetworkManager "$device" \
+        org.freedesktop.NetworkManager.Device Dhcp4Config 2>&1 | sed -nE 's/^o "(.*)"$/\1/p' || true)
+fi
 if [[ -n $config ]] && as_nobody busctl get-property org.freedesktop.NetworkManager "$config" \
     org.freedesktop.NetworkManager.DHCP4Config Options | grep -q "\"routers\" s \"$ROUTER\""; then
     ok "an unprivileged user reads the options over the bus ($device, $config)"
