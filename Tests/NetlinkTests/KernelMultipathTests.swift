@@ -10,9 +10,16 @@ import Testing
 
 /// One path of `ip -j route`'s `nexthops`.
 private struct IPNexthopJSON: Decodable {
+    struct Via: Decodable {
+        var family: String
+        var host: String
+    }
     var gateway: String?
+    /// A gateway of the other family (RTA_VIA).
+    var via: Via?
     var dev: String
     var weight: UInt16?
+    var anyGateway: String? { gateway ?? via?.host }
 }
 
 /// A route of `ip -j route` with its paths.
@@ -153,6 +160,13 @@ struct KernelMultipathTests {
                     NextHop(gateway: IPAddress("fe80::1"), outputInterface: eth0),
                     NextHop(gateway: IPAddress("fe80::2"), outputInterface: eth1),
                 ]),
+            // An IPv4 route with a path via an IPv6 gateway: RTA_VIA.
+            Route(
+                family: .inet, table: 1000, destination: IPPrefix("192.0.2.0/24")!, proto: .nicroute,
+                nextHops: [
+                    NextHop(gateway: IPAddress("fe80::9"), outputInterface: eth0, weight: 3),
+                    NextHop(gateway: IPAddress("10.1.0.254"), outputInterface: eth1),
+                ]),
         ] {
             #expect(try netlink.add(route) == true)
             #expect(try netlink.add(route) == false)
@@ -160,7 +174,7 @@ struct KernelMultipathTests {
             #expect(dumped.count == 1 && dumped.first?.matches(route) == true, "\(dumped)")
             let shown = try ns.json([IPMultipathRouteJSON].self, route.family.ipFlag, "route", "show", "table", "1000")
             #expect(
-                shown.first?.nexthops?.map { [$0.gateway, $0.dev, $0.weight.map(String.init)] }
+                shown.first?.nexthops?.map { [$0.anyGateway, $0.dev, $0.weight.map(String.init)] }
                     == route.nextHops.map {
                         [$0.gateway?.description, $0.outputInterface == eth0 ? "eth0" : "eth1", String($0.weight)]
                     })
