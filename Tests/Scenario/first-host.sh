@@ -79,6 +79,21 @@ for ((round = 1; round <= ROUNDS; round++)); do
   wait_until 5 bash -c "! ip -n '$NS_VM' -6 rule show | grep -q '$ADDR6_B'" || true
 done
 
+# A NIC without a link-local address (addr_gen_mode none) cannot solicit at all: the router's
+# own solicitation, when it sends the VM a packet, leaves the neighbour entry that confirms it.
+ip -n "$NS_VM" link add "$NIC_B" address "$MAC_B" type veth peer name "$QR_B" netns "$NS_R"
+nr_sysctl "$NS_VM" "net.ipv6.conf.$NIC_B.addr_gen_mode=1"
+ip -n "$NS_R" addr add "$GW6_B/64" dev "$QR_B" nodad
+ip -n "$NS_R" link set "$QR_B" up
+ip -n "$NS_VM" link set "$NIC_B" up
+ip -n "$NS_VM" addr add "$ADDR6_B/64" dev "$NIC_B" nodad
+wait_until 5 has_nicroute_rule "$NS_VM" "$ADDR6_B" || true
+check "no link-local address: no default via the first host without a word from the router" \
+  bash -c "sleep 0.5; ! ip -n '$NS_VM' -6 route show table all | grep -q '^default via $GW6_B dev $NIC_B'"
+ip netns exec "$NS_R" ping -n -q -c1 -W1 -I "$GW6_B" "$ADDR6_B" >/dev/null 2>&1 || true
+check "no link-local address: the router's own solicitation confirms it within a second" wait_until 1 route_in_table
+ip -n "$NS_VM" link del "$NIC_B"
+
 kill -TERM "$NICROUTED_PID"
 check "nicrouted stops" wait_until 5 nr_pid_gone "$NICROUTED_PID"
 if [[ $NR_FAIL -gt 0 && -s $DAEMON_LOG ]]; then tail -n 20 "$DAEMON_LOG" | sed 's/^/#   /'; fi
