@@ -82,6 +82,7 @@ let package = Package(
 
         .testTarget(name: "NicrouteCoreTests", dependencies: ["NicrouteCore"]),
         .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),
-        .testTarget(name: "NicrouteDaemonTests", dependencies: ["NicrouteDaemon", "NicrouteCore", "Netlink"]),
+        .testTarget(
+            name: "NicrouteDaemonTests", dependencies: ["NicrouteDaemon", "NicrouteCore", "Netlink", "CSystemd"]),
     ]
 )

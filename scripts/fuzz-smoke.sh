@@ -12,7 +12,7 @@
 # Builds in .build-fuzz, apart from the normal build.
 set -euo pipefail
 
-targets_all=(netlink control config networkd-lease dhclient-lease dhcpcd-lease network-data json slots)
+targets_all=(netlink control config networkd-lease dhclient-lease dhcpcd-lease networkmanager-dhcp4 network-data json slots)
 
 seconds="${1:-5}"
 case "$seconds" in

@@ -77,6 +77,8 @@ stage() {
 export NICROUTED=$PWD/.build/debug/nicrouted
 stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/openstack.sh
 stage "nicroutectl: options, exit statuses, one-shot output, check's verdicts" cli bash Tests/Scenario/cli.sh
+stage "multipath routes in main: routers on link-local addresses only" multipath bash Tests/Scenario/multipath.sh
+stage "IPv6 first-host gateway confirmed as soon as the link-local address leaves DAD" first-host bash Tests/Scenario/first-host.sh
 stage "robustness: address storm with netlink overrun, hot-plug soak, SIGKILL chaos, fights" robustness \
     bash Tests/Robustness/robustness.sh
 stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh
@@ -87,6 +89,7 @@ for suite in bookworm trixie; do
         env NSB_SUITE=$suite CHECKS_LABEL="unit-$suite" bash Tests/System/unit-checks.sh
 done
 stage "a booted Debian under systemd-nspawn with the unit and the release binaries" system bash Tests/System/booted.sh
+stage "a real NetworkManager (never-default profile): the router from its D-Bus DHCP options" networkmanager bash Tests/System/networkmanager.sh
 # The same .deb (built once, into a folder the three runs share) in booted Debian 11, 12 and 13.
 NICROUTE_PKG_DIR=$(mktemp -d /var/tmp/nicroute-test-pkgs.XXXXXX)
 export NICROUTE_PKG_DIR

@@ -30,6 +30,19 @@ public struct ByteReader: Sendable {
         }
     }
 
+    /// A fixed C header (`struct rtnexthop`, `struct rtvia`, ...) at `offset`, copied out of the
+    /// bytes as the kernel laid it out; throws when the window is shorter than the struct.
+    public func load<T: BitwiseCopyable>(_: T.Type, at offset: Int = 0) throws -> T {
+        let size = MemoryLayout<T>.size
+        guard offset >= 0, offset + size <= range.count else {
+            throw NetlinkDecodingError(
+                "\(size)-byte \(T.self) past the end (\(range.count) bytes)", at: range.lowerBound + offset)
+        }
+        return bytes.withUnsafeBytes { raw in
+            raw.loadUnaligned(fromByteOffset: range.lowerBound + offset, as: T.self)
+        }
+    }
+
     /// A sub-window of `length` bytes at `offset`.
     public func window(at offset: Int, length: Int) throws -> ByteReader {
         guard offset >= 0, length >= 0, offset + length <= range.count else {

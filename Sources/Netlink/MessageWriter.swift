@@ -75,15 +75,34 @@ public struct MessageWriter {
     }
 
     /// Appends a nested attribute whose payload `body` writes.
-    public mutating func nested(_ type: UInt16, _ body: (inout MessageWriter) throws -> Void) throws {
+    /// - Parameter flagged: sets `NLA_F_NESTED`; false for the older nests that the kernel and
+    ///   iproute2 write without it (`RTA_MULTIPATH`).
+    public mutating func nested(
+        _ type: UInt16, flagged: Bool = true, _ body: (inout MessageWriter) throws -> Void
+    ) throws {
         try reserve(4)
         let start = bytes.count
         append(UInt16(0))
-        append(type | Self.nestedFlag)
+        append(flagged ? type | Self.nestedFlag : type)
         try body(&self)
         let length = bytes.count - start
         guard length <= Int(UInt16.max) else { throw NetlinkEncodingError("nested attribute \(type) too long") }
         withUnsafeBytes(of: UInt16(length)) { bytes.replaceSubrange(start..<start + 2, with: $0) }
+        align()
+    }
+
+    /// Appends a record that starts with its own 16-bit length and is not an attribute, such as
+    /// a `struct rtnexthop` and the attributes after it: `body` writes the header (length 0,
+    /// `headerSize` bytes, checked against the capacity here) and the rest; the length is then
+    /// filled in and the record padded (`RTNH_ALIGN`).
+    public mutating func record(headerSize: Int, _ body: (inout MessageWriter) throws -> Void) throws {
+        try reserve(headerSize)
+        let start = bytes.count
+        try body(&self)
+        let length = bytes.count - start
+        guard length >= 2, length <= Int(UInt16.max) else { throw NetlinkEncodingError("record of \(length) bytes") }
+        withUnsafeBytes(of: UInt16(length)) { bytes.replaceSubrange(start..<start + 2, with: $0) }
+        try reserve((4 - length % 4) % 4)
         align()
     }
 

@@ -133,11 +133,36 @@ public enum RouteCodec {
         try w.attribute(t(RTA_TABLE.rawValue), u32: route.table)
         if route.destination.length > 0 { try w.attribute(t(RTA_DST.rawValue), address: route.destination.address) }
         if let src = route.source, src.length > 0 { try w.attribute(t(RTA_SRC.rawValue), address: src.address) }
-        if let gw = route.gateway { try w.attribute(t(RTA_GATEWAY.rawValue), address: gw) }
+        if let gw = route.gateway { try gateway(gw, of: route.family, into: &w) }
         if let oif = route.outputInterface { try w.attribute(t(RTA_OIF.rawValue), i32: oif) }
         if let src = route.preferredSource { try w.attribute(t(RTA_PREFSRC.rawValue), address: src) }
         if let m = route.metric { try w.attribute(t(RTA_PRIORITY.rawValue), u32: m) }
+        if !route.nextHops.isEmpty {
+            // Written without NLA_F_NESTED, as iproute2 writes it and the kernel reports it.
+            try w.nested(t(RTA_MULTIPATH.rawValue), flagged: false) { w in
+                for hop in route.nextHops {
+                    try w.record(headerSize: Int(CNL_RTNEXTHOP_SIZE)) { w in
+                        w.append(UInt16(0))  // rtnh_len, filled in by record()
+                        w.append(hop.configuredFlags)  // rtnh_flags
+                        w.append(UInt8(clamping: max(hop.weight, 1) - 1))  // rtnh_hops: the weight - 1
+                        w.append(hop.outputInterface)  // rtnh_ifindex
+                        if let gw = hop.gateway { try gateway(gw, of: route.family, into: &w) }
+                    }
+                }
+            }
+        }
         return w.finish()
+    }
+
+    /// A gateway of a route of `family`: `RTA_GATEWAY` when the families agree, else `RTA_VIA`
+    /// (`struct rtvia`: the gateway's family, then its address; an IPv4 route via IPv6).
+    private static func gateway(_ gw: IPAddress, of family: AddressFamily, into w: inout MessageWriter) throws {
+        if gw.family == family {
+            try w.attribute(t(RTA_GATEWAY.rawValue), address: gw)
+        } else {
+            try w.attribute(
+                t(RTA_VIA.rawValue), bytes: withUnsafeBytes(of: UInt16(gw.family.rawValue)) { Array($0) } + gw.bytes)
+        }
     }
 
     /// `RTM_NEWRULE`/`RTM_DELRULE` for `rule`. The table always travels in `FRA_TABLE`.
@@ -312,11 +337,65 @@ public enum RouteCodec {
             type: RouteType(rawValue: try p.read(UInt8.self, at: 7)),
             flags: try p.read(UInt32.self, at: 8))
         if let table = attrs[RTA_TABLE.rawValue] { route.table = try table.u32() }
-        if let gw = attrs[RTA_GATEWAY.rawValue] { route.gateway = try gw.address() }
+        route.gateway = try gateway(attrs, family: fam)
         if let oif = attrs[RTA_OIF.rawValue] { route.outputInterface = try oif.i32() }
         if let src = attrs[RTA_PREFSRC.rawValue] { route.preferredSource = try src.address() }
         if let m = attrs[RTA_PRIORITY.rawValue] { route.metric = try m.u32() }
+        if let multipath = attrs[RTA_MULTIPATH.rawValue] { route.nextHops = try nextHops(multipath, family: fam) }
         return route
+    }
+
+    /// The gateway among `attrs`: `RTA_GATEWAY` (an address of the route's family) or `RTA_VIA`.
+    private static func gateway(_ attrs: Attributes, family: AddressFamily) throws -> IPAddress? {
+        if let gw = attrs[RTA_GATEWAY.rawValue] {
+            let a = try gw.address()
+            guard a.family == family else {
+                throw NetlinkDecodingError("\(a.family) RTA_GATEWAY in a \(family) route", at: gw.range.lowerBound)
+            }
+            return a
+        }
+        guard let via = attrs[RTA_VIA.rawValue] else { return nil }
+        let size = Int(CNL_RTVIA_SIZE)
+        // struct rtvia ends in a flexible array, which Swift does not copy: its one fixed field
+        // is read at the offset the C struct gives it.
+        let rawFamily = try via.read(
+            __kernel_sa_family_t.self, at: MemoryLayout<rtvia>.offset(of: \rtvia.rtvia_family) ?? 0)
+        guard rawFamily <= UInt8.max, let viaFamily = AddressFamily(rawValue: UInt8(truncatingIfNeeded: rawFamily))
+        else {
+            throw NetlinkDecodingError("RTA_VIA of family \(rawFamily)", at: via.range.lowerBound)
+        }
+        let a = try via.window(at: size, length: via.count - size).address()
+        guard a.family == viaFamily else {
+            throw NetlinkDecodingError("RTA_VIA of \(viaFamily) with a \(a.family) address", at: via.range.lowerBound)
+        }
+        return a
+    }
+
+    /// The paths in `RTA_MULTIPATH`: a run of `struct rtnexthop`, each followed by its own
+    /// attributes (`RTA_GATEWAY`, `RTA_VIA`) within `rtnh_len`, each padded to `RTNH_ALIGN`.
+    /// Throws on a length that under- or overruns, and on an empty list.
+    static func nextHops(_ reader: ByteReader, family: AddressFamily) throws -> [NextHop] {
+        let size = Int(CNL_RTNEXTHOP_SIZE)
+        var hops: [NextHop] = []
+        var offset = 0
+        while offset < reader.count {
+            let header = try reader.load(rtnexthop.self, at: offset)
+            let length = Int(header.rtnh_len)
+            guard length >= size, length <= reader.count - offset else {
+                throw NetlinkDecodingError(
+                    "rtnh_len \(length) with \(reader.count - offset) bytes left", at: reader.range.lowerBound + offset)
+            }
+            let attrs = try Attributes(try reader.window(at: offset + size, length: length - size))
+            hops.append(
+                NextHop(
+                    gateway: try gateway(attrs, family: family), outputInterface: header.rtnh_ifindex,
+                    weight: UInt16(header.rtnh_hops) + 1, flags: header.rtnh_flags))
+            offset += (length + 3) & ~3
+        }
+        guard !hops.isEmpty else {
+            throw NetlinkDecodingError("RTA_MULTIPATH without a path", at: reader.range.lowerBound)
+        }
+        return hops
     }
 
     static func decodeRule(_ p: ByteReader) throws -> Rule? {

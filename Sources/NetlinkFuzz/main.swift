@@ -9,6 +9,8 @@
 //   networkd-lease  /run/systemd/netif/leases/N, NetworkManager internal leases: LeaseParser.networkd
 //   dhclient-lease  ISC dhclient leases files: LeaseParser.dhclient(interface: "eth0")
 //   dhcpcd-lease    dhcpcd's raw DHCP message: LeaseParser.dhcpcd
+//   networkmanager-dhcp4  NetworkManager's DHCPv4 options (D-Bus DHCP4Config.Options), in the
+//                   `nmcli` form: LeaseParser.nmcliDHCP4Options, then networkManagerDHCP4
 //   network-data    the config drive's network_data.json: LeaseParser.networkData
 //   json            JSONValue.parse(utf8:) itself
 //   slots           the state file /var/lib/nicroute/slots: SlotTable(parsing:), assign, serialized
@@ -43,6 +45,7 @@ enum FuzzTarget: String, CaseIterable {
     case networkdLease = "networkd-lease"
     case dhclientLease = "dhclient-lease"
     case dhcpcdLease = "dhcpcd-lease"
+    case networkManagerDHCP4 = "networkmanager-dhcp4"
     case networkData = "network-data"
     case json
     case slots
@@ -68,6 +71,17 @@ enum FuzzTarget: String, CaseIterable {
             Self.gateway(LeaseParser.dhclient(Self.text(bytes), interface: "eth0"))
             Self.addresses(Self.text(bytes))
         case .dhcpcdLease: Self.gateway(LeaseParser.dhcpcd(bytes))
+        case .networkManagerDHCP4:
+            let options = LeaseParser.nmcliDHCP4Options(Self.text(bytes))
+            let gateway = LeaseParser.networkManagerDHCP4(options)
+            Self.gateway(gateway)
+            // The gateway is one of the words NetworkManager wrote, never made up.
+            if let gateway {
+                let words = options.values.flatMap { $0.split(whereSeparator: { $0 == " " || $0 == "\t" }) }
+                Self.check(
+                    words.contains { IPAddress($0) == gateway }, "gateway \(gateway) is in no option of \(options)")
+            }
+            Self.addresses(Self.text(bytes))
         case .networkData:
             Self.networkData(bytes)
             Self.addresses(Self.text(bytes))

@@ -100,6 +100,81 @@ public enum LeaseParser {
         return nil
     }
 
+    // MARK: - NetworkManager
+
+    /// The gateway in the DHCPv4 options NetworkManager publishes for a device: the `Options`
+    /// property (`a{sv}` of strings) of its `org.freedesktop.NetworkManager.DHCP4Config` object
+    /// on D-Bus, which `nmcli device show` prints as `DHCP4.OPTION[n]: routers = 20.20.20.254`.
+    ///
+    /// Why D-Bus and not a file: NetworkManager's default (internal) DHCP client saves leases
+    /// with only `ADDRESS=` under a "This is private data. Do not parse." header
+    /// (src/core/dhcp/nm-dhcp-nettools.c, `lease_save`), and its run-state files
+    /// /run/NetworkManager/devices/IFINDEX hold device state, no DHCP options
+    /// (src/core/nm-config.c); the D-Bus API is the documented interface
+    /// (https://networkmanager.dev/docs/api/latest/gdbus-org.freedesktop.NetworkManager.DHCP4Config.html).
+    ///
+    /// The values are NetworkManager's spelling of the lease (src/core/dhcp/nm-dhcp-nettools.c,
+    /// `lease_parse_routes`; names from src/core/dhcp/nm-dhcp-options.c): `routers` is a
+    /// blank-separated list of IPv4 addresses; `rfc3442_classless_static_routes` (option 121) and
+    /// `ms_classless_static_routes` (249) are `DESTINATION/LENGTH GATEWAY` pairs. As in
+    /// NetworkManager and RFC 3442, a classless option present means `routers` is ignored: the
+    /// gateway is its default route's (121 before 249), else the first usable router.
+    ///
+    /// Strict: a value with any word that is not what NetworkManager writes yields nil for that
+    /// option, never a guess.
+    public static func networkManagerDHCP4(_ options: [String: String]) -> IPAddress? {
+        for key in ["rfc3442_classless_static_routes", "ms_classless_static_routes"] {
+            guard let value = options[key] else { continue }
+            return classlessDefault(value)
+        }
+        guard let value = options["routers"] else { return nil }
+        var routers: [IPAddress] = []
+        for word in ScalarText.words(Substring(value)) {
+            guard let address = IPAddress(word), address.family == .inet, word.unicodeScalars.allSatisfy(isDotted)
+            else { return nil }
+            routers.append(address)
+        }
+        // NetworkManager lists 0.0.0.0 too and skips it ("silently skip 0.0.0.0").
+        return routers.first(where: GatewayAddress.isUsable)
+    }
+
+    /// DHCPv4 options as `nmcli -f DHCP4 device show IFACE` prints them (one
+    /// `DHCP4.OPTION[N]:  KEY = VALUE` line each; `-t` leaves out the blanks after the colon):
+    /// the form of the fixtures, the fuzz target's input and what an administrator can paste.
+    /// Lines of any other shape are skipped.
+    public static func nmcliDHCP4Options(_ text: String) -> [String: String] {
+        var out: [String: String] = [:]
+        for line in ScalarText.lines(Substring(text)) {
+            guard let (field, rest) = ScalarText.split(line, at: ":"), field.hasPrefix("DHCP4.OPTION"),
+                let (key, value) = ScalarText.split(rest, at: "=")
+            else { continue }
+            let name = ScalarText.trimmed(key)
+            guard !name.isEmpty else { continue }
+            out[String(name)] = String(ScalarText.trimmed(value))
+        }
+        return out
+    }
+
+    /// The gateway of the `0.0.0.0/0` pair in NetworkManager's spelling of a classless option,
+    /// nil when it has none or any pair is malformed.
+    private static func classlessDefault(_ value: String) -> IPAddress? {
+        let words = value.unicodeScalars.split(whereSeparator: ScalarText.isBlank).map(Substring.init)
+        guard words.count % 2 == 0 else { return nil }
+        var result: IPAddress?
+        for i in stride(from: 0, to: words.count, by: 2) {
+            guard words[i].unicodeScalars.allSatisfy({ isDotted($0) || $0 == "/" }),
+                words[i + 1].unicodeScalars.allSatisfy(isDotted),
+                let destination = IPPrefix(words[i]), destination.family == .inet,
+                let gateway = IPAddress(words[i + 1]), gateway.family == .inet
+            else { return nil }
+            if result == nil, destination.isDefault, GatewayAddress.isUsable(gateway) { result = gateway }
+        }
+        return result
+    }
+
+    /// A character of a dotted-quad IPv4 address.
+    private static func isDotted(_ c: Unicode.Scalar) -> Bool { c == "." || ("0"..."9").contains(c) }
+
     // MARK: - ISC dhclient
 
     /// The gateway in an ISC dhclient leases file (`/var/lib/dhcp/dhclient*.leases`, or

@@ -1,6 +1,7 @@
 /// The `ip(8)` command equivalent to a change: what `plan` prints and the journal records.
 public enum IPCommand {
-    /// `ip -4 route VERB DST [via GW] dev NAME table T proto P [scope S] [src A] [metric M] [onlink]`.
+    /// `ip -4 route VERB DST [via GW] dev NAME table T proto P [scope S] [src A] [metric M] [onlink]`,
+    /// for a multipath route followed by `nexthop via GW dev NAME weight W [onlink]` per path.
     ///
     /// - Parameter linkName: resolves an interface index to its name; unresolved indexes print
     ///   as `if#N`.
@@ -17,6 +18,18 @@ public enum IPCommand {
         if let src = r.preferredSource { parts += ["src", src.description] }
         if let m = r.metric { parts += ["metric", String(m)] }
         if r.configuredFlags & Route.onlinkFlag != 0 { parts.append("onlink") }
+        for hop in r.nextHops {
+            parts.append("nexthop")
+            if let gw = hop.gateway {
+                // `via inet6 ADDR` when the gateway's family is not the route's (RTA_VIA).
+                parts.append("via")
+                if gw.family != r.family { parts.append(gw.family == .inet ? "inet" : "inet6") }
+                parts.append(gw.description)
+            }
+            parts += ["dev", linkName(hop.outputInterface) ?? "if#\(hop.outputInterface)"]
+            parts += ["weight", String(hop.weight)]
+            if hop.configuredFlags != 0 { parts.append("onlink") }
+        }
         return parts.joined(separator: " ")
     }
 

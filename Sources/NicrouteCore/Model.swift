@@ -259,6 +259,36 @@ public enum RoutingTable {
     public static let local: UInt32 = 255
 }
 
+/// One path of a multipath route: a `struct rtnexthop` in `RTA_MULTIPATH` and its attributes.
+///
+/// `ip route` prints each as `nexthop via GATEWAY dev NAME weight W`.
+public struct NextHop: Hashable, Sendable {
+    /// `RTA_GATEWAY` (or `RTA_VIA`, whose family may differ from the route's) inside the nexthop.
+    public var gateway: IPAddress?
+    /// `rtnh_ifindex`.
+    public var outputInterface: Int32
+    /// `rtnh_hops` + 1: the path's share of the flows (1...256), as `ip route` prints it.
+    public var weight: UInt16
+    /// `rtnh_flags` (`RTNH_F_ONLINK` = 4; the kernel adds state flags such as `RTNH_F_LINKDOWN`).
+    public var flags: UInt8
+
+    public init(gateway: IPAddress? = nil, outputInterface: Int32, weight: UInt16 = 1, flags: UInt8 = 0) {
+        self.gateway = gateway
+        self.outputInterface = outputInterface
+        self.weight = weight
+        self.flags = flags
+    }
+
+    /// The flags that describe the path (`RTNH_F_ONLINK`), without the kernel's state flags.
+    public var configuredFlags: UInt8 { flags & UInt8(Route.onlinkFlag) }
+
+    /// True when `other` is the same path as far as a reconcile is concerned.
+    public func matches(_ other: NextHop) -> Bool {
+        gateway == other.gateway && outputInterface == other.outputInterface && weight == other.weight
+            && configuredFlags == other.configuredFlags
+    }
+}
+
 /// A route (`RTM_NEWROUTE`).
 public struct Route: Hashable, Sendable {
     public var family: AddressFamily
@@ -286,6 +316,10 @@ public struct Route: Hashable, Sendable {
     public var preferredSource: IPAddress?
     /// `RTA_PRIORITY`: the metric.
     public var metric: UInt32?
+    /// `RTA_MULTIPATH`: the paths of a multipath route (empty for a route with one path, whose
+    /// next hop is `gateway` and `outputInterface`). The kernel reports an IPv4 or IPv6 ECMP
+    /// route as one route with all its paths here, in dumps and in most notifications.
+    public var nextHops: [NextHop] = []
 
     /// `RTNH_F_ONLINK`: the gateway is on the link even if no subnet says so.
     public static let onlinkFlag: UInt32 = 4
@@ -294,10 +328,11 @@ public struct Route: Hashable, Sendable {
         family: AddressFamily, table: UInt32, destination: IPPrefix, source: IPPrefix? = nil, tos: UInt8 = 0,
         proto: RouteProtocol = .boot, scope: Scope = .universe, type: RouteType = .unicast, flags: UInt32 = 0,
         gateway: IPAddress? = nil, outputInterface: Int32? = nil, preferredSource: IPAddress? = nil,
-        metric: UInt32? = nil
+        metric: UInt32? = nil, nextHops: [NextHop] = []
     ) {
         self.family = family
         self.table = table
+        self.nextHops = nextHops
         self.destination = destination
         self.source = source
         self.tos = tos
@@ -341,11 +376,43 @@ public struct Route: Hashable, Sendable {
     public var configuredFlags: UInt32 { flags & Route.onlinkFlag }
 
     /// True when `other` is the same route as far as a reconcile is concerned: same key and the
-    /// same next hop, source, scope, type and protocol.
+    /// same next hops (in any order: the kernel keeps IPv6 siblings in the order they came),
+    /// source, scope, type and protocol.
     public func matches(_ other: Route) -> Bool {
         key == other.key && gateway == other.gateway && outputInterface == other.outputInterface
             && preferredSource == other.preferredSource && scope == other.scope && type == other.type
             && proto == other.proto && configuredFlags == other.configuredFlags
+            && nextHops.count == other.nextHops.count
+            && nextHops.allSatisfy { hop in other.nextHops.contains(where: hop.matches) }
+            && other.nextHops.allSatisfy { hop in nextHops.contains(where: hop.matches) }
+    }
+
+    /// The route's paths: its next hops, or the one path of `gateway` and `outputInterface`
+    /// (none for a route without an interface, such as a blackhole).
+    public var paths: [NextHop] {
+        if !nextHops.isEmpty { return nextHops }
+        guard let oif = outputInterface else { return [] }
+        return [NextHop(gateway: gateway, outputInterface: oif, flags: UInt8(truncatingIfNeeded: configuredFlags))]
+    }
+
+    /// The route restricted to the paths `keep` accepts: a one-path route when one is left (its
+    /// flags carry the path's `RTNH_F_ONLINK`), a multipath route when several are; nil when none.
+    public func restricted(to keep: (NextHop) -> Bool) -> Route? {
+        let kept = paths.filter(keep)
+        guard let first = kept.first else { return nil }
+        var r = self
+        if kept.count == 1 {
+            r.nextHops = []
+            r.gateway = first.gateway
+            r.outputInterface = first.outputInterface
+            r.flags = (r.flags & ~Route.onlinkFlag) | UInt32(first.configuredFlags)
+        } else {
+            r.nextHops = kept
+            r.gateway = nil
+            r.outputInterface = nil
+            r.flags &= ~Route.onlinkFlag
+        }
+        return r
     }
 }
 

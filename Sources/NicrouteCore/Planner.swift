@@ -119,6 +119,11 @@ public struct Plan: Hashable, Sendable {
 public struct NeighborProbe: Hashable, Sendable {
     public var address: IPAddress
     public var linkIndex: Int32
+
+    public init(address: IPAddress, linkIndex: Int32) {
+        self.address = address
+        self.linkIndex = linkIndex
+    }
 }
 
 /// The planner: observed kernel state + configuration -> desired tables and rules -> an ordered
@@ -130,7 +135,9 @@ public struct NeighborProbe: Hashable, Sendable {
 /// 2. non-default main-table routes through unmanaged interfaces are copied as they are;
 /// 3. non-default main-table routes through another managed NIC are rerouted via G on I;
 /// 4. `default via G dev I`.
-/// Where destinations collide, the earlier item wins.
+/// Where destinations collide, the earlier item wins. A multipath route of the main table is
+/// split by these items: its paths on I, else its paths through unmanaged interfaces, are
+/// copied; a route with neither is reached via G.
 public struct Planner: Sendable {
     public var configuration: Configuration
     public init(configuration: Configuration) { self.configuration = configuration }
@@ -280,12 +287,15 @@ public struct Planner: Sendable {
         {
             return (GatewayHint(gateway: g, source: .configuration), nil, nil)
         }
-        // 2. A default route on this NIC in the main table (any metric; the lowest wins).
-        let defaults = mainRoutes.filter {
-            $0.family == family && $0.destination.isDefault && $0.outputInterface == link.index && $0.type == .unicast
-                && valid($0.gateway) != nil
-        }.sorted { $0.effectiveMetric < $1.effectiveMetric }
-        if let d = defaults.first, let g = d.gateway {
+        // 2. A default route on this NIC in the main table (any metric; the lowest wins). A
+        //    multipath default (two NICs' RA routes of one metric, merged by the kernel) gives each
+        //    NIC the gateway of its own path.
+        let defaults = mainRoutes.lazy.filter {
+            $0.family == family && $0.destination.isDefault && $0.type == .unicast
+        }.flatMap { r in
+            r.paths.lazy.filter { $0.outputInterface == link.index }.compactMap { valid($0.gateway) }.map { (r, $0) }
+        }.sorted { $0.0.effectiveMetric < $1.0.effectiveMetric }
+        if let (d, g) = defaults.first {
             return (GatewayHint(gateway: g, source: d.proto == .ra ? .routerAdvertisement : .mainTable), nil, nil)
         }
         // 3-4. DHCP leases, then network_data.json, as the daemon found them.
@@ -330,11 +340,20 @@ public struct Planner: Sendable {
             r.proto = .nicroute
             r.metric = nil
             r.flags = r.configuredFlags
+            r.nextHops = r.nextHops.map {
+                NextHop(
+                    gateway: $0.gateway, outputInterface: $0.outputInterface, weight: $0.weight,
+                    flags: $0.configuredFlags)
+            }
             if family == .inet6 { r.scope = .universe }
             return r
         }
+        // A multipath route counts in each item below for its paths that the item describes, and
+        // is copied with those paths only: its paths on I (1), else through unmanaged interfaces
+        // (2), else it is reached via G (3); traffic from A never takes a path of another
+        // managed NIC.
         let candidates = mainRoutes.filter {
-            $0.family == family && !$0.destination.isDefault && $0.type == .unicast && $0.outputInterface != nil
+            $0.family == family && !$0.destination.isDefault && $0.type == .unicast && !$0.paths.isEmpty
                 && $0.source == nil && !$0.destination.address.isIPv6LinkLocal
                 && !$0.destination.address.isIPv6Multicast
         }.sorted { $0.effectiveMetric < $1.effectiveMetric }  // the preferred route to a prefix wins
@@ -346,19 +365,22 @@ public struct Planner: Sendable {
                     scope: family == .inet ? .link : .universe, outputInterface: link.index,
                     preferredSource: a.address))
         }
-        for r in candidates where r.outputInterface == link.index { put(ours(r)) }
+        for r in candidates {
+            if let r = r.restricted(to: { $0.outputInterface == link.index }) { put(ours(r)) }
+        }
         // 2. Specific routes through unmanaged interfaces stay as the main table has them.
         for r in candidates {
-            guard let oif = r.outputInterface, oif != link.index, !managed.contains(oif),
-                let l = links[oif], !l.flags.contains(.loopback)
-            else { continue }
-            put(ours(r))
+            let unmanaged = r.restricted {
+                $0.outputInterface != link.index && !managed.contains($0.outputInterface)
+                    && links[$0.outputInterface].map { !$0.flags.contains(.loopback) } ?? false
+            }
+            if let unmanaged { put(ours(unmanaged)) }
         }
         // 3. Routes through another managed NIC are reached via this NIC's gateway instead.
         if let gateway {
             let onlink = !own.contains { $0.subnet.contains(gateway) }
             var others = candidates.filter {
-                $0.outputInterface.map { managed.contains($0) && $0 != link.index } ?? false
+                $0.paths.contains { managed.contains($0.outputInterface) && $0.outputInterface != link.index }
             }
             .map(\.destination)
             others += otherSubnets.filter { $0.address.family == family }
@@ -376,6 +398,9 @@ public struct Planner: Sendable {
         }
         return order.compactMap { byDestination[$0] }
     }
+
+    /// True when a route has a gateway on any of its paths.
+    static func hasGateway(_ r: Route) -> Bool { r.paths.contains { $0.gateway != nil } || r.gateway != nil }
 
     /// Compares desired objects with the kernel's; only nicroute's own objects are changed.
     static func diff(desiredRoutes: [Route], desiredRules: [Rule], current: KernelSnapshot) -> ([Change], [String]) {
@@ -416,8 +441,8 @@ public struct Planner: Sendable {
         }
         // Connected routes before gateway routes: the kernel checks a gateway against the table.
         let routeAdds =
-            adds.filter { if case .addRoute(let r) = $0 { r.gateway == nil } else { false } }
-            + adds.filter { if case .addRoute(let r) = $0 { r.gateway != nil } else { true } }
+            adds.filter { if case .addRoute(let r) = $0 { !Self.hasGateway(r) } else { false } }
+            + adds.filter { if case .addRoute(let r) = $0 { Self.hasGateway(r) } else { true } }
         let routeDeletes = routes.indices.filter { !wanted[$0] && isOwned(routes[$0]) }.map {
             Change.deleteRoute(routes[$0])
         }

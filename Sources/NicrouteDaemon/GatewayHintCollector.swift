@@ -3,20 +3,48 @@ import NicrouteCore
 /// Collects gateway candidates for each NIC from the files other tools leave behind, in
 /// SPEC.md's order: DHCP leases of systemd-networkd, dhclient, NetworkManager and dhcpcd, then
 /// OpenStack's `network_data.json`. File parsing is NicrouteCore's `LeaseParser`.
+///
+/// NetworkManager's lease is read from its lease files (dhclient's, older internal clients'),
+/// else from its D-Bus API (`NetworkManagerBus`), asked only while NetworkManager runs (its
+/// runtime directory /run/NetworkManager exists) and only for NICs the main table gives no
+/// IPv4 default route: the planner prefers that route anyway, so no pass waits on the bus for
+/// nothing.
 public struct GatewayHintCollector: Sendable {
     /// A prefix for every path (tests point it at a fixture tree); "" in production.
     public var root: String
     public var networkDataPaths: [String]
+    /// The D-Bus address where NetworkManager is asked; nil for the system bus.
+    public var networkManagerBus: String?
 
-    public init(root: String = "", networkDataPaths: [String]) {
+    public init(root: String = "", networkDataPaths: [String], networkManagerBus: String? = nil) {
         self.root = root
         self.networkDataPaths = networkDataPaths
+        self.networkManagerBus = networkManagerBus
     }
 
     /// Hints per link index, best first.
-    public func hints(for links: [Link]) -> [Int32: [GatewayHint]] {
+    /// - Parameter routes: the kernel's routes (the main table's IPv4 default routes spare the
+    ///   NetworkManager question for their NICs; looked at only while NetworkManager runs).
+    public func hints(for links: [Link], mainRoutes routes: [Route] = []) -> [Int32: [GatewayHint]] {
         guard !links.isEmpty else { return [:] }
         let networkData = loadNetworkData()
+        let networkManagerRuns = Files.exists(root + "/run/NetworkManager")
+        var withDefault = Set<Int32>()
+        if networkManagerRuns {
+            for r in routes
+            where r.table == RoutingTable.main && r.family == .inet && r.destination.isDefault && r.type == .unicast {
+                for path in r.paths where path.gateway != nil { withDefault.insert(path.outputInterface) }
+            }
+        }
+        // One connection for all NICs of this call, opened at the first NIC that needs it.
+        var bus: NetworkManagerBus??
+        defer { if case .some(.some(let b)) = bus { b.close() } }
+        func networkManagerOverBus(_ link: Link) -> IPAddress? {
+            guard networkManagerRuns, !withDefault.contains(link.index) else { return nil }
+            if bus == nil { bus = .some(NetworkManagerBus(address: networkManagerBus)) }
+            guard case .some(.some(let b)) = bus else { return nil }
+            return b.dhcp4Options(interface: link.name).flatMap(LeaseParser.networkManagerDHCP4)
+        }
         // Each lease directory is listed once per call, not once per NIC, and only files that
         // exist are opened: on a machine with one DHCP client most directories are absent.
         let dirs = Directories(root: root)
@@ -31,7 +59,7 @@ public struct GatewayHintCollector: Sendable {
                 add(Files.readText(root + networkd).flatMap(LeaseParser.networkd), .networkd)
             }
             add(dhclient(link.name, dirs), .dhclient)
-            add(networkManager(link.name, dirs), .networkManager)
+            add(networkManager(link.name, dirs) ?? networkManagerOverBus(link), .networkManager)
             add(dhcpcd(link.name, dirs), .dhcpcd)
             if let mac = link.mac, let gw = networkData[mac] {
                 add(gw.ipv4, .networkData)

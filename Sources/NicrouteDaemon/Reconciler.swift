@@ -20,9 +20,8 @@ public final class Reconciler {
     /// The inputs of the last plan that had nothing to do: the same kernel picture, hints and
     /// slots under the same configuration make the same plan, so it is not made again.
     private var quiet: (snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan)?
-    /// First-host probes: when each candidate may be probed again (the wait doubles up to a
-    /// minute, so a subnet whose first host never answers costs almost nothing).
-    private var probes: [IPAddress: (next: Double, step: Double)] = [:]
+    /// First-host probes: when each candidate may be probed again.
+    private var probes = ProbeSchedule()
     /// The retry delay while some changes keep failing (doubles up to a minute).
     private var failureStep: Double = 0
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
@@ -97,7 +96,9 @@ public final class Reconciler {
     private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
         let planner = self.planner
         return GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
-            .hints(for: snapshot.links.filter(planner.isManaged))
+            .hints(
+                for: snapshot.links.filter(planner.isManaged),
+                mainRoutes: snapshot.routes)
     }
 
     /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so
@@ -225,12 +226,13 @@ public final class Reconciler {
                 slots = plan.slots
             }
         }
-        // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s.
-        let wanted = Set(plan.neighborProbes.map(\.address))
-        probes = probes.filter { wanted.contains($0.key) }
-        for probe in plan.neighborProbes where now >= (probes[probe.address]?.next ?? -.infinity) {
-            let step = min(max((probes[probe.address]?.step ?? 1) * 2, 2), 60)
-            probes[probe.address] = (now + step, step)
+        // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
+        // and again as soon as a link-local address lets a lost IPv6 probe leave.
+        let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
+        let due = probes.due(
+            plan.neighborProbes, now: now,
+            linkLocalReady: ipv6Probes ? ProbeSchedule.linkLocalReady(snapshot.addresses) : [])
+        for probe in due {
             do { try client.probeNeighbor(probe.address, linkIndex: probe.linkIndex) } catch {
                 logger.debug("neighbour probe failed: \(error)")
             }
@@ -239,7 +241,7 @@ public final class Reconciler {
         guardRail.prune(now: now)
         var deadlines: [Double] = []
         if let d = guardRail.nextDeadline(after: now) { deadlines.append(d) }
-        if let next = probes.values.map(\.next).min() { deadlines.append(next) }
+        if let next = probes.nextDeadline { deadlines.append(next) }
         if failureStep > 0 { deadlines.append(now + failureStep) }
         report.retryAt = deadlines.min()
         let end = monotonicSeconds()

@@ -57,7 +57,13 @@ final class TriggerBox: Sendable {
         var managed: Set<Int32> = []
     }
 
-    private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool)>((Pending(), Interest(), false))
+    /// `answered`: neighbours that answered while no probe was known for them (at most
+    /// `answeredLimit`): a probe's answer can come back within a millisecond, before the pass
+    /// that sent it has handed its new interest over (`setInterest`), and must not wait for the
+    /// next event. Kept under the same lock as the interest, so that no answer falls between.
+    private let state = Mutex<(pending: Pending, interest: Interest, finished: Bool, answered: [IPAddress])>(
+        (Pending(), Interest(), false, []))
+    static let answeredLimit = 64
     /// A notification was dropped before decoding (`worthDecoding`): an event all the same, so
     /// the next pass reads everything.
     private let undecoded = Atomic<Bool>(false)
@@ -68,7 +74,16 @@ final class TriggerBox: Sendable {
         (wakes, continuation) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
-    func setInterest(_ interest: Interest) { state.withLock { $0.interest = interest } }
+    func setInterest(_ interest: Interest) {
+        let early = state.withLock { s -> Bool in
+            let early = s.answered.contains(where: interest.probes.contains)
+            s.answered.removeAll()
+            s.interest = interest
+            if early { s.pending.reconcile = true }
+            return early
+        }
+        if early { continuation.yield() }
+    }
 
     /// Records a kernel event; wakes the loop when it can change the plan.
     func post(_ event: RouteEvent) {
@@ -92,7 +107,12 @@ final class TriggerBox: Sendable {
                     s.pending.linkChanges[name] = "\(added ? "+" : "-")\(a.address)"
                 }
             }
-            if relevant { s.pending.reconcile = true }
+            if relevant {
+                s.pending.reconcile = true
+            } else if case .added(.neighbor(let n)) = event, n.state.hasAnswered {
+                if s.answered.count >= Self.answeredLimit { s.answered.removeFirst() }
+                s.answered.append(n.address)
+            }
             return relevant
         }
         if wake { continuation.yield() }

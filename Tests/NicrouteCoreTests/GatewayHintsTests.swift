@@ -484,3 +484,88 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
         #expect(hint.source == .dhcpcd && hint.gateway == ip("10.0.0.1"))
     }
 }
+
+/// NetworkManager's DHCPv4 options (its D-Bus `DHCP4Config.Options`, as `nmcli` prints them).
+@Suite struct NetworkManagerDHCP4Tests {
+    @Test func theNeverDefaultProfileOfTheIssueYieldsItsRouter() {
+        // A profile with ipv4.never-default: NetworkManager installs no default route, but the
+        // lease's router is in its options (`DHCP4.OPTION routers = 20.20.20.254`).
+        let options = LeaseParser.nmcliDHCP4Options(fixtureText("leases/nmcli-dhcp4-eth1-never-default.txt"))
+        #expect(options.count == 27)
+        #expect(options["routers"] == "20.20.20.254")
+        #expect(options["requested_routers"] == "1")
+        #expect(LeaseParser.networkManagerDHCP4(options) == IPAddress("20.20.20.254"))
+    }
+
+    @Test func aClasslessDefaultRouteWinsOverRouters() {
+        let options = LeaseParser.nmcliDHCP4Options(fixtureText("leases/nmcli-dhcp4-classless.txt"))
+        #expect(options["rfc3442_classless_static_routes"] == "169.254.169.254/32 20.20.20.2 0.0.0.0/0 20.20.20.254")
+        #expect(LeaseParser.networkManagerDHCP4(options) == IPAddress("20.20.20.254"))
+        // The same lease with another default router in option 121: that one wins.
+        var other = options
+        other["rfc3442_classless_static_routes"] = "0.0.0.0/0 20.20.20.253"
+        #expect(LeaseParser.networkManagerDHCP4(other) == IPAddress("20.20.20.253"))
+    }
+
+    struct OptionsCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        var options: [String: String]
+        var gateway: String?
+        var testDescription: String { name }
+    }
+
+    @Test(arguments: [
+        OptionsCase(name: "one router", options: ["routers": "10.0.0.1"], gateway: "10.0.0.1"),
+        OptionsCase(name: "the first of several", options: ["routers": "10.0.0.1 10.0.0.2"], gateway: "10.0.0.1"),
+        OptionsCase(
+            name: "0.0.0.0 is skipped as NetworkManager skips it", options: ["routers": "0.0.0.0 10.0.0.2"],
+            gateway: "10.0.0.2"),
+        OptionsCase(
+            name: "no router", options: ["ip_address": "10.0.0.5", "subnet_mask": "255.255.255.0"], gateway: nil),
+        OptionsCase(name: "empty routers", options: ["routers": ""], gateway: nil),
+        OptionsCase(name: "broadcast only", options: ["routers": "255.255.255.255"], gateway: nil),
+        OptionsCase(
+            name: "a malformed word refuses the value", options: ["routers": "10.0.0.1 10.0.0.x"], gateway: nil),
+        OptionsCase(
+            name: "an IPv6 router is not NetworkManager's spelling", options: ["routers": "fe80::1"], gateway: nil),
+        OptionsCase(name: "a leading-plus number is refused", options: ["routers": "+10.0.0.1"], gateway: nil),
+        OptionsCase(
+            name: "a comma-separated list is split", options: ["routers": "10.0.0.1,10.0.0.2"], gateway: "10.0.0.1"),
+        OptionsCase(
+            name: "classless without a default ignores routers (RFC 3442)",
+            options: ["rfc3442_classless_static_routes": "10.9.0.0/16 10.0.0.9", "routers": "10.0.0.1"], gateway: nil),
+        OptionsCase(
+            name: "option 121 before 249",
+            options: [
+                "rfc3442_classless_static_routes": "0.0.0.0/0 10.0.0.1",
+                "ms_classless_static_routes": "0.0.0.0/0 10.0.0.2",
+            ], gateway: "10.0.0.1"),
+        OptionsCase(
+            name: "option 249 alone", options: ["ms_classless_static_routes": "0.0.0.0/0 10.0.0.2"], gateway: "10.0.0.2"
+        ),
+        OptionsCase(
+            name: "an odd number of words refuses the routes",
+            options: ["rfc3442_classless_static_routes": "0.0.0.0/0 10.0.0.1 10.9.0.0/16"], gateway: nil),
+        OptionsCase(
+            name: "a malformed destination refuses the routes",
+            options: ["rfc3442_classless_static_routes": "0.0.0.0/33 10.0.0.1"], gateway: nil),
+        OptionsCase(
+            name: "an unusable default gateway gives none",
+            options: ["rfc3442_classless_static_routes": "0.0.0.0/0 0.0.0.0"], gateway: nil),
+    ])
+    func options(_ c: OptionsCase) {
+        #expect(LeaseParser.networkManagerDHCP4(c.options) == c.gateway.flatMap { IPAddress($0) })
+    }
+
+    @Test func nmcliLinesOfOtherShapesAreSkipped() {
+        let text = """
+            GENERAL.DEVICE:eth1
+            DHCP4.OPTION[1]:routers = 10.0.0.1
+            DHCP4.OPTION[2]:no equals sign
+            DHCP4.OPTION[3]: = 10.0.0.3
+            IP4.GATEWAY:--
+            DHCP4.OPTION[4]:subnet_mask =255.255.255.0\r
+            """
+        #expect(LeaseParser.nmcliDHCP4Options(text) == ["routers": "10.0.0.1", "subnet_mask": "255.255.255.0"])
+    }
+}

@@ -654,3 +654,139 @@ private func rules(_ plan: Plan) -> [Rule] {
         #expect(MACAddress("FA-16-3E-00-00-0A")?.description == "fa:16:3e:00:00:0a")
     }
 }
+
+/// A multipath route of the main table (`nexthop via GW dev INDEX` per path).
+private func multipathRoute(
+    _ dst: String, _ paths: [(via: String, dev: Int32)], proto: RouteProtocol = .boot, metric: UInt32? = nil
+) -> Route {
+    let d = pfx(dst)
+    return Route(
+        family: d.family, table: RoutingTable.main, destination: d, proto: proto, metric: metric,
+        nextHops: paths.map { NextHop(gateway: ip($0.via), outputInterface: $0.dev) })
+}
+
+/// The two-NIC VM with IPv6 on both NICs and, as under systemd-networkd, both NICs' RA default
+/// routes of one metric merged into one multipath route; no IPv4 default route anywhere but a
+/// multipath one too.
+private func multipathVM() -> KernelSnapshot {
+    var s = twoNICVM()
+    s.routes.removeAll { $0.destination.isDefault }
+    let v6 = [addr(2, "fd00:10::29/64"), addr(3, "fd00:20::16/64")]
+    s.addresses += v6
+    s.routes += v6.map(kernelRoute)
+    s.routes.append(
+        multipathRoute("::/0", [("fe80::a", 3), ("fe80::b", 2)].reversed(), proto: .ra, metric: 1024))
+    s.routes.append(multipathRoute("0.0.0.0/0", [("10.10.10.1", 2), ("20.20.20.254", 3)], proto: .dhcp))
+    return s
+}
+
+@Suite struct MultipathPlannerTests {
+    let planner: Planner = {
+        var c = Configuration()
+        c.manage = []
+        return Planner(configuration: c)
+    }()
+
+    @Test func aMultipathDefaultGivesEachNICItsOwnPath() {
+        let plan = planner.plan(snapshot: multipathVM(), slots: SlotTable())
+        #expect(plan.nics[0].ipv6Gateway == GatewayHint(gateway: ip("fe80::b"), source: .routerAdvertisement))
+        #expect(plan.nics[1].ipv6Gateway == GatewayHint(gateway: ip("fe80::a"), source: .routerAdvertisement))
+        #expect(plan.nics[0].ipv4Gateway == GatewayHint(gateway: ip("10.10.10.1"), source: .mainTable))
+        #expect(plan.nics[1].ipv4Gateway == GatewayHint(gateway: ip("20.20.20.254"), source: .mainTable))
+        #expect(plan.neighborProbes.isEmpty)
+        for (table, dev, gw6) in [(UInt32(10000), Int32(2), "fe80::b"), (10001, 3, "fe80::a")] {
+            let d6 = routes(plan, table: table).first { $0.family == .inet6 && $0.destination.isDefault }
+            #expect(d6?.gateway == ip(gw6) && d6?.outputInterface == dev && d6?.nextHops == [])
+        }
+        let report = plan.nics.flatMap(\.notes)
+        #expect(report.isEmpty, "\(report)")
+    }
+
+    @Test func aMultipathDefaultBeatsAHigherMetricSinglePathAndLosesToALowerOne() {
+        var s = multipathVM()
+        s.routes.append(mainRoute("::/0", via: "fe80::c", dev: 3, proto: .static, metric: 2048))
+        #expect(planner.plan(snapshot: s, slots: SlotTable()).nics[1].ipv6Gateway?.gateway == ip("fe80::a"))
+        s.routes.append(mainRoute("::/0", via: "fe80::d", dev: 3, proto: .static, metric: 100))
+        let plan = planner.plan(snapshot: s, slots: SlotTable())
+        #expect(plan.nics[1].ipv6Gateway == GatewayHint(gateway: ip("fe80::d"), source: .mainTable))
+    }
+
+    struct SpecificCase: Sendable, CustomTestStringConvertible {
+        var name: String
+        /// The main-table route's paths: (gateway, link index); 2 is eth0, 3 eth1, 7 docker0.
+        var paths: [(via: String, dev: Int32)]
+        /// eth1's (table 10001) route to the destination: its paths, or one via eth1's gateway.
+        var eth1: [(via: String, dev: Int32)]
+        /// eth0's (table 10000).
+        var eth0: [(via: String, dev: Int32)]
+        var testDescription: String { name }
+    }
+
+    // SPEC.md rules 1-3 per path: a source on I keeps I's paths (1); else the unmanaged paths
+    // (2); a route through other managed NICs only is reached via I's gateway (3).
+    @Test(arguments: [
+        SpecificCase(
+            name: "one path per NIC: each NIC keeps its own", paths: [("10.10.10.5", 2), ("20.20.20.5", 3)],
+            eth1: [("20.20.20.5", 3)], eth0: [("10.10.10.5", 2)]),
+        SpecificCase(
+            name: "both paths on eth0: eth0 keeps both, eth1 goes via its gateway",
+            paths: [("10.10.10.5", 2), ("10.10.10.6", 2)], eth1: [("20.20.20.1", 3)],
+            eth0: [("10.10.10.5", 2), ("10.10.10.6", 2)]),
+        SpecificCase(
+            name: "eth0 and the bridge: eth1 keeps the bridge path, eth0 its own",
+            paths: [("10.10.10.5", 2), ("172.17.0.2", 7)], eth1: [("172.17.0.2", 7)], eth0: [("10.10.10.5", 2)]),
+        SpecificCase(
+            name: "two bridge paths are copied as they are",
+            paths: [("172.17.0.2", 7), ("172.17.0.3", 7)], eth1: [("172.17.0.2", 7), ("172.17.0.3", 7)],
+            eth0: [("172.17.0.2", 7), ("172.17.0.3", 7)]),
+    ])
+    func aMultipathSpecificRouteIsSplitByTheRules(_ c: SpecificCase) {
+        var s = twoNICVM()
+        let bridge = Link(index: 7, name: "docker0", flags: upFlags, hardwareType: 1, kind: "bridge")
+        s.links.append(bridge)
+        let ba = addr(7, "172.17.0.1/16")
+        s.addresses.append(ba)
+        s.routes += [kernelRoute(ba), multipathRoute("198.18.0.0/15", c.paths)]
+        let plan = planner.plan(
+            snapshot: s, slots: SlotTable(), hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]])
+        for (table, want) in [(UInt32(10001), c.eth1), (10000, c.eth0)] {
+            let r = routes(plan, table: table).first { $0.destination == pfx("198.18.0.0/15") }
+            #expect(
+                r?.paths.map { [$0.gateway?.description, String($0.outputInterface)] }
+                    == want.map { [$0.via, String($0.dev)] }, "table \(table)")
+            #expect(r?.proto == .nicroute && r?.metric == nil)
+        }
+        let applied = KernelSim.apply(plan.changes, to: s)
+        #expect(
+            planner.plan(
+                snapshot: applied, slots: plan.slots,
+                hints: [3: [GatewayHint(gateway: ip("20.20.20.1"), source: .networkd)]]
+            ).changes == [])
+    }
+
+    @Test func planApplyPlanIsEmptyWithMultipathRoutes() {
+        var s = multipathVM()
+        s.routes.append(multipathRoute("fd00:99::/64", [("fe80::a", 3), ("fe80::b", 2)], metric: 1024))
+        let first = planner.plan(snapshot: s, slots: SlotTable())
+        #expect(!first.changes.isEmpty)
+        // The kernel reports the paths with a state flag of its own and in another order.
+        var applied = KernelSim.apply(first.changes, to: s)
+        for i in applied.routes.indices where !applied.routes[i].nextHops.isEmpty {
+            applied.routes[i].nextHops.reverse()
+            applied.routes[i].nextHops[0].flags |= 0x10  // RTNH_F_LINKDOWN
+        }
+        #expect(planner.plan(snapshot: applied, slots: first.slots).changes == [])
+    }
+
+    @Test func ipCommandsSpellThePaths() {
+        var s = twoNICVM()
+        s.routes.append(multipathRoute("198.18.0.0/15", [("10.10.10.5", 2), ("10.10.10.6", 2)]))
+        let plan = planner.plan(snapshot: s, slots: SlotTable())
+        let names: [Int32: String] = [2: "eth0", 3: "eth1"]
+        let commands = plan.changes.map { $0.ipCommand(linkName: { names[$0] }) }
+        #expect(
+            commands.contains(
+                "ip -4 route add 198.18.0.0/15 table 10000 proto nicroute nexthop via 10.10.10.5 dev eth0 weight 1"
+                    + " nexthop via 10.10.10.6 dev eth0 weight 1"), "\(commands)")
+    }
+}

@@ -27,7 +27,8 @@ struct Seed: Sendable, CustomTestStringConvertible {
 
 @Suite struct FuzzCorpusTests {
     static let targets = [
-        "control", "config", "networkd-lease", "dhclient-lease", "dhcpcd-lease", "network-data", "json", "slots",
+        "control", "config", "networkd-lease", "dhclient-lease", "dhcpcd-lease", "networkmanager-dhcp4", "network-data",
+        "json", "slots",
     ]
 
     static func files(_ target: String) -> [String] {
@@ -90,6 +91,10 @@ struct Seed: Sendable, CustomTestStringConvertible {
             #expect((LeaseParser.dhclient(try seed.text, interface: "eth0") == nil) == seed.holdsNothing)
         case "dhcpcd-lease":
             #expect((LeaseParser.dhcpcd(try seed.bytes) == nil) == seed.holdsNothing)
+        case "networkmanager-dhcp4":
+            let options = LeaseParser.nmcliDHCP4Options(try seed.text)
+            #expect(!options.isEmpty)
+            #expect((LeaseParser.networkManagerDHCP4(options) == nil) == seed.holdsNothing)
         case "network-data":
             let gateways = LeaseParser.networkData(try seed.text)
             #expect(gateways.isEmpty == seed.holdsNothing)

@@ -39,5 +39,8 @@ static const int CNL_NDMSG_SIZE = sizeof(struct ndmsg);
 static const int CNL_RTATTR_SIZE = sizeof(struct rtattr);
 static const int CNL_NLMSGERR_SIZE = sizeof(struct nlmsgerr);
 static const int CNL_IFA_CACHEINFO_SIZE = sizeof(struct ifa_cacheinfo);
+// One path of RTA_MULTIPATH (its attributes follow it), and RTA_VIA's header (the address follows).
+static const int CNL_RTNEXTHOP_SIZE = sizeof(struct rtnexthop);
+static const int CNL_RTVIA_SIZE = sizeof(struct rtvia);
 
 #endif

@@ -44,6 +44,12 @@ enum Fixtures {
                 RouteQuery(destination: IPAddress("192.0.2.1")!, source: IPAddress("10.0.0.1")!, inputInterface: 3),
                 sequence: 5))
         out += [KernelShaped.link, KernelShaped.address, KernelShaped.neighbor, KernelShaped.errorWithMessage]
+        // Multipath routes: the kernel's IPv6 ECMP default and a request with RTA_VIA paths.
+        out.append(KernelShapedMultipath.ipv6Default)
+        var multipath = SeededGenerator(seed: 8)
+        out.append(
+            try RouteCodec.routeRequest(
+                MessageType.newRoute, flags: 0, route: ModelGenerator.multipathRoute(&multipath), sequence: 5))
         return out
     }
 }

@@ -1,0 +1,57 @@
+import NicrouteCore
+
+/// When to ask the kernel to resolve each first-host gateway candidate (a neighbour probe):
+/// at once, then after 2, 4, 8 ... 60 s while the plan still wants it, so that a subnet whose
+/// first host never answers costs almost nothing.
+///
+/// An IPv6 probe waits until its link has a usable link-local address. The kernel sends a
+/// neighbour solicitation only from a link-local address that is neither tentative nor
+/// optimistic (net/ipv6/ndisc.c, `ndisc_send_ns`), and a NIC that has just come up is still
+/// doing duplicate address detection on it (its global address may be ready first): a probe
+/// sent then is lost, and its neighbour entry stays INCOMPLETE, deaf to further probes, until
+/// the kernel's own retransmission a second later. Held back instead, it is sent by the pass
+/// that the link-local address's announcement (RTM_NEWADDR without IFA_F_TENTATIVE) wakes, and
+/// a router that answers is confirmed within a round trip.
+///
+/// Values in, values out: the caller passes the time and the links' addresses.
+struct ProbeSchedule: Equatable {
+    struct Entry: Equatable {
+        /// When the candidate may be probed again.
+        var next: Double
+        /// The wait that led to `next`.
+        var step: Double
+    }
+
+    private(set) var entries: [IPAddress: Entry] = [:]
+
+    /// The probes of `wanted` to send at `now`; the candidates no longer wanted are forgotten.
+    /// - Parameter linkLocalReady: the links with a usable IPv6 link-local address.
+    mutating func due(_ wanted: [NeighborProbe], now: Double, linkLocalReady: Set<Int32>) -> [NeighborProbe] {
+        let keep = Set(wanted.map(\.address))
+        entries = entries.filter { keep.contains($0.key) }
+        var out: [NeighborProbe] = []
+        for probe in wanted {
+            guard probe.address.family == .inet || linkLocalReady.contains(probe.linkIndex) else {
+                entries[probe.address] = nil  // held back: sent at once when it can leave
+                continue
+            }
+            if let entry = entries[probe.address], now < entry.next { continue }
+            let step = min(max((entries[probe.address]?.step ?? 1) * 2, 2), 60)
+            entries[probe.address] = Entry(next: now + step, step: step)
+            out.append(probe)
+        }
+        return out
+    }
+
+    /// When the next probe is due, if any is waiting for its time.
+    var nextDeadline: Double? { entries.values.map(\.next).min() }
+
+    /// The links whose IPv6 link-local address can send a neighbour solicitation.
+    static func linkLocalReady(_ addresses: [InterfaceAddress]) -> Set<Int32> {
+        Set(
+            addresses.filter {
+                $0.family == .inet6 && $0.address.isIPv6LinkLocal
+                    && $0.flags.isDisjoint(with: [.tentative, .optimistic, .dadFailed])
+            }.map(\.linkIndex))
+    }
+}
