@@ -99,6 +99,11 @@ for suite in bullseye bookworm trixie; do
         "package-$suite" env NSB_SUITE=$suite bash Tests/System/package.sh
 done
 
+# The packaged daemon in a real VM (qemu, TCG) with each network manager images ship.
+deb=$(find "$NICROUTE_PKG_DIR/dist-new" -name '*.deb' 2>/dev/null | head -n1 || true)
+stage "a Debian 12 VM under qemu with the .deb: systemd-networkd, NetworkManager, ifupdown" vm \
+    env NICROUTE_PKG_NEW="$deb" bash Tests/VM/vm.sh
+
 log "the glibc floor check refuses a binary linked against this machine's glibc"
 if out=$(bash scripts/check-glibc-floor.sh .build/debug/nicroutectl 2>&1); then
     echo "$out"; count "floor check" 0 1
@@ -114,7 +119,7 @@ if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "doc
 log "fuzz smoke run (${FUZZ_SECONDS}s per target, every parser of untrusted bytes)"
 if bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"; then count "fuzz" 1 0; else count "fuzz" 0 1; fi
 
-leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-)' || true)
+leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-|nrv-)' || true)
 if ((leftover > 0)); then
     echo "leftover test namespaces:"; ip netns list
     count "namespace leak check" 0 1

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Prints the path of the cached guest tree for the VM test (Debian 12 with a kernel, udev,
+# openssh-server and the three network managers images ship: systemd-networkd, NetworkManager,
+# ifupdown with isc-dhcp-client), debootstrapped once (a few minutes) under
+# /var/cache/nicroute-test (NSB_CACHE_ROOT). Each variant of the test enables one manager.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+# shellcheck source=../../scripts/lib-debian.sh
+source "$REPO/scripts/lib-debian.sh"
+export LC_ALL=C
+
+CACHE=${NSB_CACHE_ROOT:-/var/cache/nicroute-test}
+SUITE=bookworm
+RECIPE=1
+PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
+    ifupdown isc-dhcp-client)
+# Installed afterwards, in a chroot with /proc mounted: polkitd's configuration fails inside
+# debootstrap's own (it needs /proc).
+LATER=(network-manager)
+
+build() {
+    local dir=$1 start=$SECONDS
+    echo "# debootstrap $SUITE with a kernel and three network managers into $dir: a few minutes, once" >&2
+    timeout 1200 debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+        "$SUITE" "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 || {
+        tail -n 30 "$dir.log" >&2
+        rm -f "$dir.log"
+        return 1
+    }
+    rm -f "$dir.log"
+    printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
+    chmod 0755 "$dir/usr/sbin/policy-rc.d"
+    timeout 900 unshare --mount --propagation private bash -c '
+        set -e
+        mount -t proc proc "$1/proc"; mount -t sysfs sysfs "$1/sys"; mount --bind /dev "$1/dev"
+        root=$1; shift
+        chroot "$root" apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive chroot "$root" apt-get install -y -qq --no-install-recommends "$@"
+    ' tree "$dir" "${LATER[@]}" >"$dir.log" 2>&1 || {
+        tail -n 30 "$dir.log" >&2
+        rm -f "$dir.log"
+        return 1
+    }
+    rm -f "$dir.log" "$dir/usr/sbin/policy-rc.d"
+    chroot "$dir" apt-get clean
+    rm -rf "$dir"/var/lib/apt/lists/*
+    [[ -s $dir/etc/machine-id ]] || chroot "$dir" systemd-machine-id-setup >/dev/null
+    {
+        echo "built $(date -u +%FT%TZ) in $((SECONDS - start)) s"
+        chroot "$dir" dpkg-query -W linux-image-amd64 systemd network-manager isc-dhcp-client
+    } >"$dir/.nicroute-tree-complete"
+}
+
+key=$({
+    echo "recipe=$RECIPE suite=$SUITE arch=$(dpkg --print-architecture)"
+    echo "packages=${PACKAGES[*]} later=${LATER[*]}"
+} | sha256sum | cut -c1-16)
+debian_cached_tree "$CACHE" "vm-$SUITE" "$key" build

@@ -1,0 +1,447 @@
+#!/usr/bin/env bash
+# VM test: the packaged nicroute in a real Debian 12 VM under qemu (TCG), with the default
+# configuration users get: physical NICs managed (virtio, renamed by udev), the installed unit,
+# a real DHCP client and a real network manager writing its leases.
+#
+#   sudo bash Tests/VM/vm.sh [networkd|networkmanager|ifupdown]...   (default: all three)
+#
+# The guest tree (Tests/VM/guest-tree.sh: a kernel, udev, openssh-server and the three managers)
+# is cached under /var/cache/nicroute-test; the .deb comes from scripts/build-packages.sh (or
+# NICROUTE_PKG_NEW) and is installed in a chroot as an image builder would (policy-rc.d: not
+# started, enabled for boot). For each manager the test boots the image with two virtio NICs,
+# each behind a router namespace of its own that serves DHCP (dnsmasq, the fixed address by
+# MAC), does the floating-IP NAT and drops what leaves the NIC with another source address
+# (port security). A client namespace reaches the VM through both floating IPs:
+#   boot       ssh through floating IP A and B; `nicroutectl status` names each NIC's gateway
+#              and its source; `nicroutectl check` passes; no warning in the daemon's journal;
+#   IPv6       SLAAC from each router's advertisements (sent from link-local addresses; nothing
+#              owns the subnets' first hosts): each NIC's own router is its IPv6 gateway and
+#              its global address answers the client (routed, no NAT);
+#   hot-plug   a third NIC added over QMP (netdev_add, device_add) answers through its own
+#              floating IP; removed (device_del), no nicroute rule is left for its address;
+#   manager    the network manager restarted and the DHCP lease renewed while the client
+#              pings floating IP B: no nicroute rule deleted for good, FIP B still answers;
+#   reboot     after a reboot the same table per NIC (slots by MAC), both FIPs answer.
+#
+# Network safety: everything lives in namespaces made here (nrv-ID-*); the taps qemu opens are
+# made in the root namespace and moved into the router namespaces before any traffic (qemu
+# keeps its file descriptor); nothing else touches the root namespace. qemu and dnsmasq are
+# ended by PID on every exit path.
+#
+# Prints `ok - ...` / `not ok - ...` per check, ends with `vm: N passed, M failed`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CHECKS_LABEL=vm
+# shellcheck source=../System/lib-checks.sh
+source "$REPO/Tests/System/lib-checks.sh"
+export LC_ALL=C
+
+VARIANTS=("$@")
+((${#VARIANTS[@]})) || VARIANTS=(networkd networkmanager ifupdown)
+ID="$$"
+PFX="nrv-$ID"
+WORK=""
+PIDS=()
+NETNS=()
+TAPS=()
+
+cleanup() {
+    local rc=$? pid
+    trap - EXIT INT TERM HUP
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do [[ -d /proc/$pid ]] || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for t in "${TAPS[@]}"; do ip link del "$t" 2>/dev/null || true; done
+    for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+    [[ -n $WORK && ${NICROUTE_VM_KEEP:-0} != 1 ]] && rm -rf --one-file-system "$WORK"
+    exit "$rc"
+}
+
+[[ $(id -u) -eq 0 ]] || { echo "vm.sh: run as root" >&2; exit 1; }
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+missing=()
+for p in qemu-system-x86 dnsmasq-base openssh-client debootstrap e2fsprogs iptables python3 jq; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    apt-get update -qq -o DPkg::Lock::Timeout=600 >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 "${missing[@]}" >&2
+fi
+
+WORK=$(mktemp -d /var/tmp/nicroute-vm.XXXXXX)
+TREE=$(bash "$HERE/guest-tree.sh")
+if [[ -z ${NICROUTE_PKG_NEW:-} ]]; then
+    mkdir -p "$WORK/dist"
+    NICROUTE_PKG_NEW=$(bash "$REPO/scripts/build-packages.sh" "$WORK/dist" 2>"$WORK/build.log" | grep '\.deb$') || {
+        tail -n 20 "$WORK/build.log" >&2
+        not_ok "build-packages"
+        summary
+        exit 1
+    }
+fi
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/key"
+KERNEL=$(ls "$TREE"/boot/vmlinuz-* | tail -n1)
+INITRD=$(ls "$TREE"/boot/initrd.img-* | tail -n1)
+
+# ---- network ----------------------------------------------------------------------------------
+
+CLIENT="$PFX-x"
+# router NAME IDX SUBNET FIP UPLINK: router namespace $PFX-NAME for the tap nrvIDNAME (qemu's
+# NIC number IDX), the floating IP FIP (DNAT to SUBNET.29, SNAT back) on its uplink UPLINK.0/24
+# to the client, and port security on the tap (router_attach adds DHCP once the tap is there).
+router() {
+    local name=$1 subnet=$3 fip=$4 up=$5 ns="$PFX-$1" tap="nrv${ID}$1"
+    ip netns add "$ns"
+    NETNS+=("$ns")
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link add "up$name" type veth peer name "r$name" netns "$CLIENT"
+    ip -n "$ns" addr add "$up.1/24" dev "up$name"
+    ip -n "$ns" addr add "$fip/32" dev "up$name"
+    ip -n "$ns" link set "up$name" up
+    ip -n "$CLIENT" addr add "$up.2/24" dev "r$name"
+    ip -n "$CLIENT" link set "r$name" up
+    # IPv6: routed, no NAT (clouds give IPv6 without floating IPs). Uplink fd00:NAME::/64, the
+    # NIC's subnet fd00:1IDX::/64 behind the router.
+    ip -n "$ns" addr add "fd00:$name::1/64" dev "up$name" nodad
+    ip -n "$CLIENT" addr add "fd00:$name::2/64" dev "r$name" nodad
+    ip -n "$CLIENT" route add "fd00:1$2::/64" via "fd00:$name::1"
+    ip netns exec "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+    ip netns exec "$ns" iptables -t nat -A PREROUTING -d "$fip" -j DNAT --to-destination "$subnet.29"
+    ip netns exec "$ns" iptables -t nat -A POSTROUTING -s "$subnet.29" -o "up$name" -j SNAT --to-source "$fip"
+    # Port security: the NIC may send from its own address only.
+    ip netns exec "$ns" iptables -A FORWARD -i "$tap" ! -s "$subnet.29" -j DROP
+    ip netns exec "$ns" ip6tables -A FORWARD -i "$tap" ! -s "fd00:1$2::/64" -j DROP
+}
+
+# router_attach NAME SUBNET MAC IDX: moves the tap into its router namespace (after qemu opened
+# it), addresses it and starts dnsmasq there: DHCPv4, and router advertisements for SLAAC from
+# the router's link-local address (it holds fd00:1IDX::fe, not the subnet's first host: nothing
+# answers there, as in most clouds).
+router_attach() {
+    local name=$1 subnet=$2 ns="$PFX-$1" tap="nrv${ID}$1" mac=$3 idx=$4
+    ip link set "$tap" netns "$ns"
+    ip -n "$ns" addr add "$subnet.1/24" dev "$tap"
+    # Router B is also at .254, which its DHCP names as the router (see the NetworkManager check).
+    [[ $name == b ]] && ip -n "$ns" addr add "$subnet.254/24" dev "$tap"
+    ip -n "$ns" addr add "fd00:1$idx::fe/64" dev "$tap" nodad
+    ip -n "$ns" link set "$tap" up
+    ip netns exec "$ns" dnsmasq --conf-file=/dev/null --port=0 --interface="$tap" --bind-interfaces \
+        --enable-ra --dhcp-range="::,constructor:$tap,ra-only,64" \
+        --dhcp-range="$subnet.100,$subnet.200,255.255.255.0,2m" --dhcp-host="$mac,$subnet.29" \
+        --dhcp-option=option:router,"$subnet.$([[ $name == b ]] && echo 254 || echo 1)" --dhcp-leasefile="$WORK/$name.leases" \
+        --pid-file="$WORK/dnsmasq-$name.pid" --log-facility="$WORK/dnsmasq-$name.log" --log-dhcp
+    for _ in $(seq 50); do [[ -s $WORK/dnsmasq-$name.pid ]] && break; sleep 0.1; done
+    PIDS+=("$(cat "$WORK/dnsmasq-$name.pid")")
+}
+
+ip netns add "$CLIENT"
+NETNS+=("$CLIENT")
+ip -n "$CLIENT" link set lo up
+router a 1 10.10.10 192.0.2.10 192.0.2
+router b 2 20.20.20 198.51.100.10 198.51.100
+router c 3 30.30.30 203.0.113.10 203.0.113
+TAPA="nrv${ID}a" TAPB="nrv${ID}b" TAPC="nrv${ID}c"
+MACA=52:54:00:00:00:01 MACB=52:54:00:00:00:02 MACC=52:54:00:00:00:03
+FIPA=192.0.2.10 FIPB=198.51.100.10 FIPC=203.0.113.10
+
+# ---- the guest ----------------------------------------------------------------------------------
+
+# in_root ROOT CMD...: CMD chrooted into ROOT with /proc, /sys, /dev (private mount namespace).
+in_root() {
+    local root=$1
+    shift
+    timeout 300 unshare --mount --propagation private bash -c '
+        set -e
+        mount -t proc proc "$1/proc"; mount -t sysfs sysfs "$1/sys"; mount --bind /dev "$1/dev"
+        root=$1; shift
+        exec chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C DEBIAN_FRONTEND=noninteractive "$@"
+    ' vm "$root" "$@"
+}
+
+# image VARIANT: the guest's disk for one manager: the cached tree, the .deb installed as an image
+# builder installs it (in a chroot, a policy-rc.d that forbids starting services), the client's
+# ssh key, the manager enabled and configured for DHCP on every Ethernet NIC, the others off.
+image() {
+    local v=$1 root="$WORK/root-$1"
+    cp -a --reflink=auto "$TREE" "$root"
+    printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+    chmod 0755 "$root/usr/sbin/policy-rc.d"
+    cp "$NICROUTE_PKG_NEW" "$root/var/tmp/nicroute.deb"
+    in_root "$root" apt-get install -y -q --no-install-recommends /var/tmp/nicroute.deb >"$WORK/install-$v.log" 2>&1 || {
+        tail -n 20 "$WORK/install-$v.log" >&2
+        return 1
+    }
+    rm -f "$root/usr/sbin/policy-rc.d" "$root/var/tmp/nicroute.deb"
+    install -d -m 0700 "$root/root/.ssh"
+    install -m 0600 "$WORK/key.pub" "$root/root/.ssh/authorized_keys"
+    echo "/dev/vda / ext4 defaults 0 1" >"$root/etc/fstab"
+    echo "vm-$v" >"$root/etc/hostname"
+    local units_off=()
+    case $v in
+        networkd)
+            printf '[Match]\nName=en*\n\n[Network]\nDHCP=yes\n' >"$root/etc/systemd/network/50-dhcp.network"
+            in_root "$root" systemctl enable systemd-networkd.service >/dev/null 2>&1
+            units_off=(NetworkManager.service networking.service)
+            ;;
+        networkmanager)
+            # Debian's default: NetworkManager connects every Ethernet NIC with DHCP itself.
+            in_root "$root" systemctl enable NetworkManager.service >/dev/null 2>&1
+            units_off=(systemd-networkd.service networking.service)
+            ;;
+        ifupdown)
+            printf 'auto lo\niface lo inet loopback\n' >"$root/etc/network/interfaces"
+            for n in ens3 ens4 ens5; do
+                printf '\nallow-hotplug %s\niface %s inet dhcp\n' "$n" "$n" >>"$root/etc/network/interfaces"
+            done
+            in_root "$root" systemctl enable networking.service >/dev/null 2>&1
+            units_off=(systemd-networkd.service NetworkManager.service)
+            ;;
+    esac
+    in_root "$root" systemctl mask "${units_off[@]}" >/dev/null 2>&1
+    mkfs.ext4 -q -F -d "$root" "$WORK/$v.img" 3G >/dev/null
+    rm -rf --one-file-system "$root"
+}
+
+QEMU_PID=""
+# boot VARIANT: starts qemu (TCG) with NIC A and B (their taps, then moved to the routers).
+boot() {
+    local v=$1 t
+    for t in "$TAPA" "$TAPB"; do
+        ip tuntap add "$t" mode tap
+        TAPS+=("$t")
+    done
+    rm -f "$WORK/qmp.sock" "$WORK/qemu.pid"
+    qemu-system-x86_64 -machine pc -accel tcg -m 1024 -smp 2 \
+        -kernel "$KERNEL" -initrd "$INITRD" -append 'root=/dev/vda rw console=ttyS0 panic=-1' \
+        -drive "file=$WORK/$v.img,format=raw,if=virtio" -display none -vga none \
+        -serial "file:$WORK/console-$v.log" -qmp "unix:$WORK/qmp.sock,server,nowait" \
+        -netdev "tap,id=na,ifname=$TAPA,script=no,downscript=no" -device "virtio-net-pci,netdev=na,mac=$MACA,addr=0x3" \
+        -netdev "tap,id=nb,ifname=$TAPB,script=no,downscript=no" -device "virtio-net-pci,netdev=nb,mac=$MACB,addr=0x4" \
+        -daemonize -pidfile "$WORK/qemu.pid"
+    QEMU_PID=$(cat "$WORK/qemu.pid")
+    PIDS+=("$QEMU_PID")
+    router_attach a 10.10.10 "$MACA" 1
+    router_attach b 20.20.20 "$MACB" 2
+    TAPS=()
+}
+
+# qmp JSON: one QMP command; prints the answer ("return" or "error").
+qmp() {
+    python3 - "$WORK/qmp.sock" "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+json.loads(f.readline())
+for cmd in ('{"execute": "qmp_capabilities"}', sys.argv[2]):
+    f.write(cmd + "\n"); f.flush()
+    while True:
+        msg = json.loads(f.readline())
+        if "return" in msg or "error" in msg:
+            break
+print(json.dumps(msg))
+PY
+}
+
+cssh() { # cssh FIP CMD...
+    local fip=$1
+    shift
+    timeout 20 ip netns exec "$CLIENT" ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no \
+        -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3 "root@$fip" "$@"
+}
+answers() { cssh "$1" true; }
+# tables FIP: "MAC=TABLE ..." for every managed NIC, from nicroutectl status --json.
+tables() { cssh "$1" nicroutectl status --json | jq -r '[.nics[] | "\(.mac)=\(.table)"] | sort | join(" ")'; }
+# until SECONDS CMD...: CMD every half second until it succeeds; prints the seconds it took.
+until_ok() {
+    local limit=$1 start=$SECONDS
+    shift
+    while ! "$@" >/dev/null 2>&1; do
+        ((SECONDS - start < limit)) || return 1
+        sleep 0.5
+    done
+    echo $((SECONDS - start))
+}
+# pings FIP COUNT: pings through FIP every 0.2 s in the background (not a child of this shell:
+# poll /proc for its end); prints the PID. The summary lands in $WORK/ping-FIP.
+pings() {
+    ip netns exec "$CLIENT" ping -n -q -i 0.2 -W 1 -c "$2" "$1" >"$WORK/ping-$1" 2>&1 &
+    echo $!
+}
+received() { sed -nE 's/.* ([0-9]+) received.*/\1/p' "$WORK/ping-$1"; }
+manager_restart() {
+    case $1 in
+        networkd) cssh "$FIPA" systemctl restart systemd-networkd.service ;;
+        networkmanager) cssh "$FIPA" systemctl restart NetworkManager.service ;;
+        ifupdown) cssh "$FIPA" 'ifdown ens4 && ifup ens4' ;;
+    esac
+}
+shutdown_vm() {
+    [[ -n $QEMU_PID ]] || return 0
+    qmp '{"execute": "quit"}' >/dev/null 2>&1 || kill "$QEMU_PID" 2>/dev/null || true
+    for _ in $(seq 100); do [[ -d /proc/$QEMU_PID ]] || break; sleep 0.1; done
+    kill -KILL "$QEMU_PID" 2>/dev/null || true
+    QEMU_PID=""
+    local f
+    for f in "$WORK"/dnsmasq-*.pid; do
+        [[ -f $f ]] && { kill "$(cat "$f")" 2>/dev/null || true; }
+        rm -f "$f"
+    done
+    for t in "$TAPA" "$TAPB" "$TAPC"; do
+        for ns in "$PFX-a" "$PFX-b" "$PFX-c"; do ip -n "$ns" link del "$t" 2>/dev/null || true; done
+    done
+}
+
+run_variant() {
+    local v=$1 t0 secs out before after pid lost
+    echo "# --- $v"
+    t0=$SECONDS
+    if ! image "$v"; then
+        not_ok "$v: image with the .deb installed in a chroot"
+        return
+    fi
+    echo "# image built in $((SECONDS - t0)) s"
+    t0=$SECONDS
+    boot "$v"
+    if secs=$(until_ok 240 answers "$FIPA") && secs2=$(until_ok 60 answers "$FIPB"); then
+        ok "$v: ssh through floating IP A after $((secs)) s of boot, through floating IP B $secs2 s later"
+    else
+        not_ok "$v: ssh through both floating IPs after boot (A: $(answers "$FIPA" && echo yes || echo no), B: $(answers "$FIPB" && echo yes || echo no))"
+        tail -n 30 "$WORK/console-$v.log" | indent
+        cssh "$FIPA" 'nicroutectl status; journalctl -b -u nicrouted --no-pager | tail -n 20' 2>&1 | indent
+        shutdown_vm
+        return
+    fi
+    out=$(cssh "$FIPA" nicroutectl status 2>&1)
+    if grep -qE 'IPv4 gateway: 10\.10\.10\.1 \(from ' <<<"$out" && grep -qE 'IPv4 gateway: 20\.20\.20\.254 \(from ' <<<"$out" &&
+        [[ $(grep -c '^●' <<<"$out") == 2 ]]; then
+        ok "$v: nicroutectl status: 2 NICs (default configuration); $(grep -E 'gateway|^●' <<<"$out" | tr -s ' ' | paste -sd ';')"
+    else
+        not_ok "$v: nicroutectl status names both NICs' gateways"
+        indent <<<"$out"
+    fi
+    if out=$(cssh "$FIPA" nicroutectl check 2>&1); then
+        ok "$v: nicroutectl check passes: $(tail -n1 <<<"$out")"
+    else
+        not_ok "$v: nicroutectl check"
+        indent <<<"$out"
+    fi
+    out=$(cssh "$FIPA" "journalctl -b -q --no-pager -u nicrouted -p warning; journalctl -b -q --no-pager -u nicrouted _TRANSPORT=syslog" 2>&1 |
+        grep -v 'Failed to set thread priority for worker thread' || true)
+    if [[ -z $out ]]; then
+        ok "$v: no warning in the daemon's journal"
+    else
+        not_ok "$v: warnings in the daemon's journal"
+        indent <<<"$out"
+    fi
+
+    # IPv6 by router advertisement (SLAAC) on both NICs: each NIC's gateway is its own router's
+    # link-local address (under networkd both defaults share a metric: one multipath route in
+    # main), and each NIC's global address answers the client through its own router.
+    v6=$(cssh "$FIPA" "ip -6 -br addr show scope global" 2>/dev/null | awk '{ for (i = 3; i <= NF; i++) print $i }' | sed 's|/.*||')
+    addr6a=$(grep '^fd00:11:' <<<"$v6" | head -n1)
+    addr6b=$(grep '^fd00:12:' <<<"$v6" | head -n1)
+    out=$(cssh "$FIPA" nicroutectl status 2>&1)
+    ra=$(grep -cE 'IPv6 gateway: fe80::[0-9a-f:]+ \(from router advertisement\)' <<<"$out" || true)
+    pinged=0
+    for a in $addr6a $addr6b; do
+        timeout 10 ip netns exec "$CLIENT" ping -n -q -c 2 -W 2 "$a" >/dev/null 2>&1 && pinged=$((pinged + 1))
+    done
+    if [[ -n $addr6a && -n $addr6b ]] && ((ra == 2 && pinged == 2)); then
+        ok "$v: IPv6 by RA on both NICs ($addr6a, $addr6b): each NIC's gateway is its router's link-local address (from router advertisement), both answer"
+    else
+        not_ok "$v: IPv6 by RA: addresses '$addr6a' '$addr6b', $ra NICs with an RA gateway, $pinged of 2 answer"
+        grep -E '^●|IPv6' <<<"$out" | indent
+        cssh "$FIPA" 'ip -6 route show table main; ip -6 rule' 2>&1 | indent
+    fi
+
+    # NetworkManager: NIC B's profile set never-default, so main has no default route on it; its
+    # router must come from NetworkManager's DHCP lease (read over D-Bus).
+    if [[ $v == networkmanager ]]; then
+        conn=$(cssh "$FIPA" nmcli -g GENERAL.CONNECTION device show ens4 2>/dev/null)
+        cssh "$FIPA" "nmcli connection modify '$conn' ipv4.never-default yes && nmcli connection up '$conn'" >/dev/null 2>&1
+        lease() { cssh "$FIPA" nicroutectl status | grep -qE 'IPv4 gateway: 20\.20\.20\.254 \(from NetworkManager lease\)'; }
+        if [[ -n $conn ]] && ! cssh "$FIPA" ip route show default dev ens4 | grep -q . && secs=$(until_ok 30 lease) &&
+            until_ok 30 answers "$FIPB" >/dev/null; then
+            ok "$v: '$conn' never-default (no default route on ens4 in main): gateway 20.20.20.254 from NetworkManager lease after $secs s, floating IP B answers"
+        else
+            not_ok "$v: never-default profile: gateway from NetworkManager's lease"
+            cssh "$FIPA" 'ip route; nicroutectl status' 2>&1 | indent
+        fi
+    fi
+
+    # Hot-plug a third NIC, then unplug it.
+    ip tuntap add "$TAPC" mode tap
+    TAPS+=("$TAPC")
+    qmp "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"nc\", \"ifname\": \"$TAPC\", \"script\": \"no\", \"downscript\": \"no\"}}" >"$WORK/qmp.out"
+    router_attach c 30.30.30 "$MACC" 3
+    TAPS=()
+    qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"id\": \"nicc\", \"netdev\": \"nc\", \"mac\": \"$MACC\", \"addr\": \"0x5\"}}" >>"$WORK/qmp.out"
+    if secs=$(until_ok 90 answers "$FIPC"); then
+        ok "$v: a NIC hot-plugged over QMP answers through its floating IP after $secs s"
+    else
+        not_ok "$v: hot-plugged NIC answers through its floating IP"
+        indent <"$WORK/qmp.out"
+        cssh "$FIPA" 'ip -br addr; ip rule; nicroutectl status' 2>&1 | indent
+    fi
+    qmp '{"execute": "device_del", "arguments": {"id": "nicc"}}' >/dev/null
+    gone() { ! cssh "$FIPA" ip rule show | grep -q '30\.30\.30\.29'; }
+    if secs=$(until_ok 30 gone) && ! cssh "$FIPA" ip route show table all proto 110 | grep -q 30.30.30; then
+        ok "$v: unplugged (device_del): no nicroute rule or route left for its address after $secs s"
+    else
+        not_ok "$v: unplugged NIC's rule and routes removed"
+        cssh "$FIPA" 'ip rule; ip route show table all proto 110' 2>&1 | indent
+    fi
+    qmp '{"execute": "netdev_del", "arguments": {"id": "nc"}}' >/dev/null 2>&1 || true
+    kill "$(cat "$WORK/dnsmasq-c.pid")" 2>/dev/null || true
+
+    # The manager restarted and the DHCP lease renewed (2-minute leases: the client renews
+    # after one), with the client pinging floating IP B all along.
+    pid=$(pings "$FIPB" 400)
+    sleep 2
+    manager_restart "$v" >/dev/null 2>&1
+    renewed() { (($(grep -c 'DHCPACK' "$WORK/dnsmasq-b.log") > before)); }
+    before=$(grep -c 'DHCPACK' "$WORK/dnsmasq-b.log")
+    until_ok 75 renewed >/dev/null || true
+    after=$(grep -c 'DHCPACK' "$WORK/dnsmasq-b.log")
+    for _ in $(seq 200); do [[ -d /proc/$pid ]] || break; sleep 0.5; done
+    lost=$((400 - $(received "$FIPB")))
+    if ((after > before)) && ((lost <= 10)) && answers "$FIPB"; then
+        ok "$v: manager restarted and lease renewed ($((after - before)) DHCPACK): floating IP B lost $lost of 400 pings over 80 s"
+    else
+        not_ok "$v: manager restart and lease renewal without outage: $((after - before)) DHCPACK, $lost of 400 pings lost"
+        cssh "$FIPA" 'journalctl -b -q --no-pager -u nicrouted | tail -n 20' 2>&1 | indent
+    fi
+
+    # Reboot: the same table for each NIC.
+    before=$(tables "$FIPA")
+    cssh "$FIPA" 'systemctl reboot' >/dev/null 2>&1 || true
+    sleep 5
+    if secs=$(until_ok 240 answers "$FIPA") && until_ok 60 answers "$FIPB" >/dev/null &&
+        after=$(tables "$FIPA") && [[ -n $before && $after == "$before" ]]; then
+        ok "$v: after a reboot both floating IPs answer ($secs s), same table per NIC: $after"
+    else
+        not_ok "$v: reboot: tables before '$before', after '${after:-}'"
+    fi
+    shutdown_vm
+    rm -f "$WORK/$v.img"
+    echo "# $v: $((SECONDS - t0)) s from boot"
+}
+
+for v in "${VARIANTS[@]}"; do
+    case $v in
+        networkd | networkmanager | ifupdown) run_variant "$v" ;;
+        *) echo "vm.sh: unknown variant $v" >&2; exit 2 ;;
+    esac
+done
+summary
+((FAILED == 0))
