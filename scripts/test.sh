@@ -40,6 +40,11 @@ count() { # count "<stage>" <passed> <failed>
     printf '%s: %s passed, %s failed\n' "$1" "$2" "$3"
 }
 
+# The cached Debian trees (sysroot, booted releases, VM guest), built in the background while
+# the Swift build and tests run; whoever needs a tree waits on its lock. Nothing to do when cached.
+bash Tests/System/trees.sh >/tmp/nicroute-trees.$$ 2>&1 &
+trees_pid=$!
+
 log "swift build"
 swift build 2>&1 | tail -n 3
 
@@ -118,6 +123,12 @@ if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "doc
 
 log "fuzz smoke run (${FUZZ_SECONDS}s per target, every parser of untrusted bytes)"
 if bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"; then count "fuzz" 1 0; else count "fuzz" 0 1; fi
+
+if ! wait "$trees_pid"; then
+    echo "building the Debian trees in the background failed (the stages that needed one rebuilt it):"
+    tail -n 20 "/tmp/nicroute-trees.$$"
+fi
+rm -f "/tmp/nicroute-trees.$$"
 
 leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-|nrv-)' || true)
 if ((leftover > 0)); then

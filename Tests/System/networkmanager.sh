@@ -4,7 +4,7 @@
 #
 #   sudo bash Tests/System/networkmanager.sh
 #
-# A debootstrapped Debian 12 with network-manager (cached under /var/cache/nicroute-test-nm,
+# A debootstrapped Debian 12 with network-manager (cached beside the other system tests' trees in /var/cache/nicroute-test,
 # built once) boots under systemd-nspawn (lib-nspawn.sh) with eth0 static (unmanaged by
 # NetworkManager) and eth1 under a keyfile profile: DHCP, never-default. dnsmasq in the router
 # namespace hands out 20.20.20.100-150 with the router 20.20.20.254. Once NetworkManager has the
@@ -14,7 +14,7 @@
 # collector's hint `NetworkManager lease`. `nmcli -f DHCP4 device show eth1` is compared with
 # the bus and kept with NM_CAPTURE=FILE (how Tests/Fixtures/leases/nmcli-dhcp4-* were checked).
 #
-# Environment: NSB_KEEP=1, NSB_MIRROR (lib-nspawn.sh); NM_CAPTURE=FILE; NM_CLASSLESS=yes: the
+# Environment: NSB_KEEP=1, NICROUTE_DEBIAN_MIRROR (lib-nspawn.sh); NM_CAPTURE=FILE; NM_CLASSLESS=yes: the
 # DHCP server also sends classless static routes (option 121) with the same default router.
 #
 # Prints `ok - ...` / `not ok - ...` per check, ends with `networkmanager: N passed, M failed`.
@@ -22,8 +22,6 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-# Its own cache: the package list differs from the other system tests' tree.
-: "${NSB_CACHE_ROOT:=/var/cache/nicroute-test-nm}"
 # shellcheck source-path=SCRIPTDIR source=lib-nspawn.sh
 source "$HERE/lib-nspawn.sh"
 CHECKS_LABEL=networkmanager
