@@ -128,7 +128,7 @@ public final class NicrouteDaemon: Service {
             guard key != state.findingsKey else { return }
             state.findingsKey = key
             let findings = Preflight.findings(
-                plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name)))
+                plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: state.lastReport?.snapshot ?? KernelSnapshot()))
             let messages = Set(findings.map(\.message))
             for message in messages.subtracting(state.loggedFindings).sorted() {
                 logger.warning("preflight: \(message)")
@@ -188,11 +188,11 @@ public final class NicrouteDaemon: Service {
                     let snapshot = try client.snapshot()
                     let plan = reconciler.plan(from: snapshot)
                     let findings = Preflight.findings(
-                        plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name)))
+                        plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
                     let report = StatusReport(
                         plan: plan, snapshot: snapshot, summary: statusLine(), fromDaemon: true, paused: state.paused,
                         deferred: state.lastReport?.deferred.count ?? 0, lastChanges: state.linkChanges,
-                        findings: findings)
+                        findings: findings, forwarding: reconciler.forwardingStatus)
                     return .success(report.json)
                 case .plan:
                     let snapshot = try client.snapshot()
@@ -245,6 +245,15 @@ public final class NicrouteDaemon: Service {
             server = nil
             logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
         }
+        // nftables changes (forwarded connections: nicroute's table is put back when deleted).
+        // Held for the daemon's lifetime; without it, reconcile passes and the periodic check
+        // still put the table back.
+        let nftWatch: NftablesWatch?
+        do { nftWatch = try NftablesWatch(changed: { box.requestReconcile() }) } catch {
+            nftWatch = nil
+            logger.warning("nftables changes are not watched (\(error)): a deleted table comes back at the next reconcile pass only")
+        }
+        _ = nftWatch
         // Trap SIGHUP before the first pass: its default action would end the daemon.
         let signals = await UnixSignalsSequence(trapping: .sighup)
         pass("startup")

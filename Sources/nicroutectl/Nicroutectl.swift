@@ -174,7 +174,8 @@ struct SharedOptions: ParsableArguments {
         let rules = plan.nics.reduce(0) { $0 + $1.addresses.count }
         return StatusReport(
             plan: plan, snapshot: snapshot, summary: "\(plan.nics.count) NICs, \(rules) rules", fromDaemon: false,
-            findings: Preflight.findings(plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name))))
+            findings: Preflight.findings(plan: plan, inputs: r.preflightInputs(plan: plan, snapshot: snapshot)),
+            forwarding: r.forwardingStatus)
     }
 
     /// One-shot changes need root.
