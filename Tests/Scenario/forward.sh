@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Real-kernel scenario test of forwarded connections (SPEC.md, "Forwarded connections"): a
+# published container port, DNATed by the VM the way Docker does it, reached through both
+# floating IPs, IPv4 and IPv6, TCP and UDP, with strict (1) and loose (2) rp_filter.
+#
+#   sudo bash Tests/Scenario/forward.sh
+#
+# The topology is lib.sh's two-NIC OpenStack VM (routers with floating-IP DNAT/SNAT and port
+# security) plus, here: floating IPv6 addresses on the routers (ip6tables NAT), IPv6 on the
+# container bridge, and the VM's Docker-shaped nat rules for tcp/udp 8081 -> container:80.
+# Through floating IP B the container answers only with nicroute's marks in place.
+#
+# Environment:
+#   NICROUTED=/path/to/nicrouted     the daemon (default: `swift build`, .build/debug/nicrouted)
+#   NICROUTECTL=/path/to/nicroutectl the CLI (default: next to NICROUTED)
+#   NR_KEEP_TMP=1                    keep the temp dir (daemon log)
+#
+# Prints `ok - ...` / `not ok - ...` per check and ends with `forward: N passed, M failed`.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+NR_PREFIX=nrf
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$HERE/lib.sh"
+
+nr_require_root
+nr_install_traps
+nr_summary forward
+nr_ensure_deps
+nr_ensure_packages nft:nftables ip6tables:iptables
+
+if [[ -z ${NICROUTED:-} ]]; then
+  nr_find_swift || nr_die "no swift toolchain: set NICROUTED"
+  (cd "$REPO" && swift build --product nicrouted && swift build --product nicroutectl) >/dev/null 2>&1 ||
+    nr_die "swift build failed"
+  NICROUTED="$REPO/.build/debug/nicrouted"
+fi
+: "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
+
+PORT=8081                                  # the published port on the VM
+CT_PORT=80                                 # the container's port
+BR6_ADDR=fd00:17::1 CT6_ADDR=fd00:17::2    # IPv6 on the container bridge
+EXT6_RTR_A=fd00:a::1 EXT6_CLI_A=fd00:a::100 FIP6_A=fd00:a::10
+EXT6_RTR_B=fd00:b::1 EXT6_CLI_B=fd00:b::100 FIP6_B=fd00:b::20
+
+step() { printf '# --- %s\n' "$*"; }
+
+show_daemon_log() {
+  if [[ -s ${DAEMON_LOG:-/nonexistent} ]]; then
+    echo "# nicrouted log (last 30 lines):"
+    tail -n 30 "$DAEMON_LOG" | sed 's/^/#   /'
+  fi
+}
+
+# ---- topology -----------------------------------------------------------------------------
+
+topo_create
+DAEMON_LOG="$NR_TMP/nicrouted.log"
+: >"$NR_TMP/nicroute.conf"
+
+# IPv6 floating IPs: the same DNAT/SNAT and port security as IPv4, with ip6tables.
+for x in A B; do
+  ns=$(nv "$x" NS_RTR) qg=$(nv "$x" QG) cif=$(nv "$x" CIF)
+  rtr6=EXT6_RTR_$x cli6=EXT6_CLI_$x fip6=FIP6_$x
+  ip -n "$NS_CLIENT" addr add "${!cli6}/64" dev "$cif" nodad
+  ip -n "$ns" addr add "${!rtr6}/64" dev "$qg" nodad
+  ip -n "$ns" addr add "${!fip6}/128" dev "$qg" nodad
+  ip -n "$ns" -6 route add default via "${!cli6}" dev "$qg"
+  ip netns exec "$ns" ip6tables -w 5 -t nat -A PREROUTING -d "${!fip6}" -j DNAT --to-destination "$(nv "$x" ADDR6)"
+  ip netns exec "$ns" ip6tables -w 5 -t nat -A POSTROUTING -s "$(nv "$x" ADDR6)" -j SNAT --to-source "${!fip6}"
+  ip netns exec "$ns" ip6tables -w 5 -A FORWARD -i "$(nv "$x" QR)" ! -s "$(nv "$x" ADDR6)" -j DROP
+done
+
+# The VM forwards (Docker turns it on) and publishes container port 80 as 8081, the way
+# Docker's nat table does (DOCKER chain for local destinations, MASQUERADE of the bridge).
+nr_sysctl "$NS_VM" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip -n "$NS_VM" addr add "$BR6_ADDR/64" dev "$BR_DOCKER" nodad
+ip -n "$NS_CT" addr add "$CT6_ADDR/64" dev eth0 nodad
+ip -n "$NS_CT" -6 route add default via "$BR6_ADDR"
+docker_nat() {
+  local ipt ct net dst proto
+  for ipt in iptables ip6tables; do
+    if [[ $ipt == iptables ]]; then ct=$CT_ADDR net=$BR_NET dst=$CT_ADDR:$CT_PORT; else
+      ct=$CT6_ADDR net=fd00:17::/64 dst=[$CT6_ADDR]:$CT_PORT
+    fi
+    ip netns exec "$NS_VM" $ipt -w 5 -t nat -N DOCKER
+    ip netns exec "$NS_VM" $ipt -w 5 -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER
+    ip netns exec "$NS_VM" $ipt -w 5 -t nat -A POSTROUTING -s "$net" ! -o "$BR_DOCKER" -j MASQUERADE
+    for proto in tcp udp; do
+      ip netns exec "$NS_VM" $ipt -w 5 -t nat -A DOCKER ! -i "$BR_DOCKER" -p $proto --dport $PORT \
+        -j DNAT --to-destination "$dst"
+      ip netns exec "$NS_VM" $ipt -w 5 -A FORWARD -d "$ct" ! -i "$BR_DOCKER" -o "$BR_DOCKER" -p $proto \
+        --dport $CT_PORT -j ACCEPT
+    done
+    ip netns exec "$NS_VM" $ipt -w 5 -A FORWARD -o "$BR_DOCKER" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
+    ip netns exec "$NS_VM" $ipt -w 5 -A FORWARD -i "$BR_DOCKER" ! -o "$BR_DOCKER" -j ACCEPT
+  done
+}
+docker_nat
+
+# The container: TCP and UDP echo on [::]:80, both families.
+cat >"$NR_TMP/fwd.py" <<'PY'
+import socket, sys, threading
+
+def serve(ready):
+    t = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    t.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("::", 80)); t.listen(64)
+    u = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    u.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    u.bind(("::", 80))
+    def udp():
+        while True:
+            data, peer = u.recvfrom(4096)
+            u.sendto(data, peer)
+    threading.Thread(target=udp, daemon=True).start()
+    open(ready, "w").close()
+    while True:
+        c, _ = t.accept()
+        with c:
+            c.settimeout(2)
+            try: c.sendall(c.recv(4096))
+            except OSError: pass
+
+def probe(proto, src, dst, port, timeout):
+    fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    s.settimeout(float(timeout))
+    s.bind((src, 0))
+    token = b"nicroute-forward"
+    if proto == "tcp":
+        s.connect((dst, int(port))); s.sendall(token)
+    else:
+        s.sendto(token, (dst, int(port)))
+    return s.recv(4096) == token
+
+if sys.argv[1] == "serve":
+    serve(sys.argv[2])
+else:
+    try: ok = probe(*sys.argv[2:7])
+    except OSError: ok = False
+    sys.exit(0 if ok else 1)
+PY
+nr_bg "$NS_CT" "$NR_TMP/ct-server.log" "$NR_PY" "$NR_TMP/fwd.py" serve "$NR_TMP/ct.ready"
+wait_until 5 test -e "$NR_TMP/ct.ready" || nr_die "container echo server did not start"
+
+# fwd_probe PROTO X FAMILY: one round trip to the published port through floating IP X.
+fwd_probe() {
+  local proto=$1 x=$2 fam=$3 src dst
+  if [[ $fam == 4 ]]; then src=$CLIENT_ADDR dst=$(nv "$x" FIP); else
+    src=EXT6_CLI_$x dst=FIP6_$x src=${!src} dst=${!dst}
+  fi
+  ip netns exec "$NS_CLIENT" timeout 5 "$NR_PY" "$NR_TMP/fwd.py" probe "$proto" "$src" "$dst" "$PORT" 2
+}
+
+# fwd_probe_retry PROTO X FAMILY: up to 3 tries (a lost first packet is not a failure).
+fwd_probe_retry() {
+  local i
+  for ((i = 0; i < 3; i++)); do fwd_probe "$@" && return 0; done
+  return 1
+}
+
+start_daemon() {
+  nicrouted_start "$DAEMON_LOG" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
+    --control-socket "$NR_TMP/control.sock" --log-level debug
+}
+stop_daemon() { nr_stop_pid "$NICROUTED_PID" 5; }
+ctl() { "$NICROUTECTL" --control-socket "$NR_TMP/control.sock" --state-dir "$NR_TMP/state" --manage 'eth*' "$@"; }
+
+table_present() { ip netns exec "$NS_VM" nft list table inet nicroute >/dev/null 2>&1; }
+table_absent() { ! table_present; }
+fwmark_rules() { { ip -n "$NS_VM" -4 rule show; ip -n "$NS_VM" -6 rule show; } | grep -c 'fwmark' || true; }
+fwmark_rules_are() { [[ $(fwmark_rules) -eq $1 ]]; }
+svm() { ip netns exec "$NS_VM" sysctl -n "net.ipv4.conf.$1.src_valid_mark"; }
+
+# all_forwarded X WANT DESC: TCP and UDP, IPv4 and IPv6 through floating IP X; WANT ok|fail.
+all_forwarded() {
+  local x=$1 want=$2 when=$3 proto fam
+  for fam in 4 6; do
+    for proto in tcp udp; do
+      if [[ $want == ok ]]; then
+        check "$proto/IPv$fam to the published port via floating IP $x $when" fwd_probe_retry "$proto" "$x" "$fam"
+      else
+        check_fails "$proto/IPv$fam to the published port via floating IP $x fails $when" fwd_probe "$proto" "$x" "$fam"
+      fi
+    done
+  done
+}
+
+set_rp_filter() {
+  local v=$1 i
+  for i in all default "$NIC_A" "$NIC_B" "$BR_DOCKER"; do nr_sysctl "$NS_VM" "net.ipv4.conf.$i.rp_filter=$v"; done
+}
+
+# ---- the scenario ---------------------------------------------------------------------------
+
+for rp in 1 2; do
+  step "rp_filter=$rp, without nicroute"
+  set_rp_filter "$rp"
+  ip netns exec "$NS_VM" conntrack -F >/dev/null 2>&1 || true
+  all_forwarded A ok "(rp_filter=$rp, no daemon)"
+  all_forwarded B fail "(rp_filter=$rp, no daemon)"
+
+  step "rp_filter=$rp, nicrouted running (ForwardedConnections=auto, the VM forwards)"
+  start_daemon
+  if ! wait_until 10 table_present; then
+    nr_fail "nicroute's nftables table appears (rp_filter=$rp)"
+    show_daemon_log
+  else
+    nr_pass "nicroute's nftables table appears (rp_filter=$rp)"
+  fi
+  check "one fwmark rule per NIC and family (4)" wait_until 5 fwmark_rules_are 4
+  if [[ $rp == 1 ]]; then
+    check "src_valid_mark=1 on $NIC_B (strict rp_filter needs the mark)" wait_until 3 test "$(svm "$NIC_B")" = 1
+  fi
+  all_forwarded B ok "(rp_filter=$rp, daemon)"
+  all_forwarded A ok "(rp_filter=$rp, daemon)"
+  check_route "the VM's own reply from B still leaves by its source rule" "$CLIENT_ADDR" "$ADDR_B" "dev $NIC_B via $GW_B" 3
+
+  if [[ $rp == 1 ]]; then
+    step "status"
+    out=$(ctl status 2>&1 || true)
+    check "status says the ruleset is in place" grep -q 'Forwarded connections: marked by ingress NIC' <<<"$out"
+    check "status shows NIC B's mark" grep -q 'Forward mark: 0x1000/0x3010 (fwmark rules installed)' <<<"$out"
+    json=$(ctl status --json 2>/dev/null || true)
+    check "status --json: forwarding.state installed" test "$(jq -r .forwarding.state <<<"$json")" = installed
+
+    step "nft flush ruleset behind the daemon's back"
+    T0=$(nr_now_us)
+    ip netns exec "$NS_VM" nft flush ruleset
+    if wait_until 3 table_present; then
+      nr_pass "the table is back after nft flush ruleset ($((($(nr_now_us) - T0) / 1000)) ms)"
+    else
+      nr_fail "the table is back after nft flush ruleset within 3 s"
+    fi
+    check "the restored table marks NIC B" grep -q 'iifname "eth1"' <<<"$(ip netns exec "$NS_VM" nft list table inet nicroute)"
+    # `nft flush ruleset` also removed the VM's iptables-nft tables (Docker's DNAT): putting
+    # them back is Docker's job (here, the test's).
+    docker_nat
+    all_forwarded B ok "(after nft flush ruleset and Docker's rules restored)"
+
+    step "restart: the table and rules are adopted"
+    stop_daemon
+    check "table stays after SIGTERM" table_present
+    check "fwmark rules stay after SIGTERM" fwmark_rules_are 4
+    start_daemon
+    check "after restart: one table, 4 fwmark rules" wait_until 5 fwmark_rules_are 4
+    check "after restart: table present" table_present
+  fi
+
+  step "flush"
+  out=$(ctl flush 2>&1 || true)
+  check "flush removes the nftables table" table_absent
+  check "flush removes the fwmark rules" fwmark_rules_are 0
+  if [[ $rp == 1 ]]; then
+    check "flush says it removed the table" grep -q 'nft delete table inet nicroute' <<<"$out"
+    check "flush puts src_valid_mark back to 0 on $NIC_B" test "$(svm "$NIC_B")" = 0
+  fi
+  stop_daemon
+  ip netns exec "$NS_VM" conntrack -F >/dev/null 2>&1 || true
+  if [[ $rp == 2 ]]; then
+    all_forwarded B fail "(after flush)"
+  fi
+done
+
+step "ForwardedConnections=no"
+printf '[Routing]\nForwardedConnections=no\n' >"$NR_TMP/nicroute.conf"
+start_daemon
+wait_until 5 has_nicroute_rule "$NS_VM" "$ADDR_B" || true
+check "no table with ForwardedConnections=no" table_absent
+check "no fwmark rules with ForwardedConnections=no" fwmark_rules_are 0
+stop_daemon
+ctl flush >/dev/null 2>&1 || true
+
+show_daemon_log >"$NR_TMP/log.tail"
+[[ $NR_FAIL -gt 0 ]] && cat "$NR_TMP/log.tail"
+nr_summary_line
+[[ $NR_FAIL -eq 0 ]]
