@@ -29,7 +29,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps iputils-ping util-linux \
-    g++ debootstrap systemd-container debhelper lintian rpm fakeroot
+    g++ debootstrap systemd-container debhelper lintian rpm fakeroot nftables
 export PATH=/opt/swift/usr/bin:$PATH
 
 passed=0
@@ -76,6 +76,7 @@ stage() {
 
 export NICROUTED=$PWD/.build/debug/nicrouted
 stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/openstack.sh
+stage "forwarded connections: a published container port through both floating IPs" forward bash Tests/Scenario/forward.sh
 stage "nicroutectl: options, exit statuses, one-shot output, check's verdicts" cli bash Tests/Scenario/cli.sh
 stage "robustness: address storm with netlink overrun, hot-plug soak, SIGKILL chaos, fights" robustness \
     bash Tests/Robustness/robustness.sh
@@ -92,7 +93,7 @@ if bash scripts/generate-docs.sh --check; then count "docs" 1 0; else count "doc
 log "fuzz smoke run (${FUZZ_SECONDS}s per target, every parser of untrusted bytes)"
 if bash scripts/fuzz-smoke.sh "$FUZZ_SECONDS"; then count "fuzz" 1 0; else count "fuzz" 0 1; fi
 
-leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-)' || true)
+leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrf-|nrr-|nrdemo-|nsn-|nsj-|nsb-)' || true)
 if ((leftover > 0)); then
     echo "leftover test namespaces:"; ip netns list
     count "namespace leak check" 0 1
