@@ -292,6 +292,8 @@ public enum Preflight {
         /// handled): foreign fwmark rules on the same bits are another tool's marks.
         public var rules: [Rule] = []
         public var forwardMask: UInt32? = nil
+        /// Marked NICs whose `src_valid_mark` nicroute could not set.
+        public var sourceValidMarkFailures: [String] = []
         public init() {}
     }
 
@@ -331,6 +333,13 @@ public enum Preflight {
                         "another tool's rule uses the forward mark bits \(ForwardRuleset.hex(mask)): '\(text)'; "
                             + "set [Routing] ForwardMarkMask= to bits it does not use"))
             }
+        }
+        for name in inputs.sourceValidMarkFailures where (inputs.rpFilter[name] ?? 0) == 1 {
+            out.append(
+                .init(
+                    "\(name): strict reverse-path filtering (rp_filter=1) drops forwarded requests arriving here: nicroute "
+                        + "could not set net.ipv4.conf.\(name).src_valid_mark=1 (is /proc/sys read-only?); set it, or "
+                        + "rp_filter=2"))
         }
         if inputs.networkdManagesForeignRules {
             out.append(

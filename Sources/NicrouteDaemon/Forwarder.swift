@@ -24,6 +24,9 @@ public final class Forwarder {
     }
 
     public private(set) var state: State = .off("not checked yet")
+    /// NICs whose `src_valid_mark` could not be set (a read-only /proc/sys, e.g. under
+    /// `ProtectKernelTunables=` without the unit's `ReadWritePaths=`): the preflight names them.
+    public private(set) var sourceValidMarkFailures: [String] = []
     /// The kernel's listing of the table right after nicroute installed it.
     private var installedListing: String?
     /// The script that produced it (another set of NICs or another mask means a new table).
@@ -140,6 +143,7 @@ public final class Forwarder {
             if rc == 0 { done.append("nft delete table inet nicroute") }
         }
         done += restoreSourceValidMark()
+        sourceValidMarkFailures = []
         if case .installed = state { state = .off("removed") }
         return done
     }
@@ -158,6 +162,7 @@ public final class Forwarder {
 
     private func setSourceValidMark(_ names: [String]) -> [String] {
         var changed: [String] = []
+        var failed: [String] = []
         var owned = Set(ownedSourceValidMark())
         for name in names {
             let path = "/proc/sys/net/ipv4/conf/\(name)/src_valid_mark"
@@ -165,8 +170,11 @@ public final class Forwarder {
             if writeText(path, "1\n") {
                 owned.insert(name)
                 changed.append("sysctl net.ipv4.conf.\(name).src_valid_mark=1")
+            } else {
+                failed.append(name)
             }
         }
+        sourceValidMarkFailures = failed
         if !changed.isEmpty {
             try? Files.makeDirectories(stateDirectory)
             try? Files.writeAtomically(owned.sorted().map { $0 + "\n" }.joined(), to: markFile)

@@ -106,6 +106,7 @@ public final class Reconciler {
         if plan.forwardMarks != nil {
             inputs.rules = snapshot.rules
             inputs.forwardMask = configuration.forwardMarkMask
+            inputs.sourceValidMarkFailures = forwarder.sourceValidMarkFailures
         }
         return inputs
     }
