@@ -167,7 +167,11 @@ start_daemon() {
     --control-socket "$NR_TMP/control.sock" --log-level debug
 }
 stop_daemon() { nr_stop_pid "$NICROUTED_PID" 5; }
-ctl() { "$NICROUTECTL" --control-socket "$NR_TMP/control.sock" --state-dir "$NR_TMP/state" --manage 'eth*' "$@"; }
+# ctl ARGS...: nicroutectl inside the VM (its one-shot mode must never act on the root namespace).
+ctl() {
+  ip netns exec "$NS_VM" "$NICROUTECTL" --control-socket "$NR_TMP/control.sock" --state-dir "$NR_TMP/state" \
+    --config "$NR_TMP/nicroute.conf" --manage 'eth*' "$@"
+}
 
 table_present() { ip netns exec "$NS_VM" nft list table inet nicroute >/dev/null 2>&1; }
 table_absent() { ! table_present; }
@@ -264,6 +268,25 @@ for rp in 1 2; do
     all_forwarded B fail "(after flush)"
   fi
 done
+
+step "without libnftables: everything else works, status says why"
+lib=$(ldconfig -p | awk '/libnftables\.so\.1 /{print $NF; exit}')
+lib=$(readlink -f "${lib:-/usr/lib/x86_64-linux-gnu/libnftables.so.1}")
+# The library is hidden in a mount namespace of the daemon's own (an empty file in its place).
+unshare --mount --propagation private sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$lib" \
+  ip netns exec "$NS_VM" "$NICROUTED" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
+  --control-socket "$NR_TMP/control.sock" --log-level debug >>"$DAEMON_LOG" 2>&1 &
+NICROUTED_PID=$!
+NR_PIDS+=("$NICROUTED_PID")
+check "source rules are installed without libnftables" wait_until 10 has_nicroute_rule "$NS_VM" "$ADDR_B"
+check "no table without libnftables" table_absent
+check "no fwmark rules without libnftables" fwmark_rules_are 0
+out=$(ctl status 2>&1 || true)
+check "status says forwarded replies are not covered, and why" \
+  grep -q 'Forwarded connections: NOT covered: libnftables is not available' <<<"$out"
+check "the VM's own reply from B still leaves by its source rule" route_is "$NS_VM" "$CLIENT_ADDR" "$ADDR_B" "dev $NIC_B via $GW_B"
+stop_daemon
+ctl flush >/dev/null 2>&1 || true
 
 step "ForwardedConnections=no"
 printf '[Routing]\nForwardedConnections=no\n' >"$NR_TMP/nicroute.conf"
