@@ -38,6 +38,25 @@ public final class Forwarder {
     public init(stateDirectory: String, root: String = "") {
         self.stateDirectory = stateDirectory
         self.root = root
+        // Adoption: what the previous run installed (its script and the kernel's listing of
+        // the result). When the kernel still lists exactly that and the script is the same, a
+        // restart leaves the table alone; otherwise it is replaced (still one transaction).
+        if let text = Files.readText(tableFile), let cut = text.firstRange(of: Self.separator) {
+            installedScript = String(text[..<cut.lowerBound])
+            installedListing = String(text[cut.upperBound...])
+        }
+    }
+
+    private var tableFile: String { stateDirectory + "/nftables" }
+    private static let separator = "\n#---- kernel listing ----\n"
+
+    private func saveInstalled() {
+        guard let script = installedScript, let listing = installedListing else {
+            unlink(tableFile)
+            return
+        }
+        try? Files.makeDirectories(stateDirectory)
+        try? Files.writeAtomically(script + Self.separator + listing, to: tableFile)
     }
 
     /// Runs an nft script. Returns (status, output, error text); status -2: no library.
@@ -111,6 +130,7 @@ public final class Forwarder {
             }
             installedListing = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n").1
             installedScript = script
+            saveInstalled()
             done.append("nft: replace table inet nicroute (\(nics.count) NIC(s))")
         }
         state = .installed
@@ -135,8 +155,10 @@ public final class Forwarder {
     @discardableResult
     public func remove() -> [String] {
         var done: [String] = []
+        let had = installedScript != nil
         installedListing = nil
         installedScript = nil
+        if had || Files.exists(tableFile) { saveInstalled() }
         let (rc, _, _) = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n")
         if rc == 0 {
             let (rc, _, _) = Self.run(ForwardRuleset.deleteScript)

@@ -73,6 +73,9 @@ all_forwarded() {
   done
 }
 
+# log_count_above WORD N: the daemon's log has more than N lines with WORD.
+log_count_above() { [[ $(grep -c "$1" "$DAEMON_LOG" || true) -gt $2 ]]; }
+
 set_rp_filter() {
   local v=$1 i
   for i in all default "$NIC_A" "$NIC_B" "$BR_DOCKER"; do nr_sysctl "$NS_VM" "net.ipv4.conf.$i.rp_filter=$v"; done
@@ -129,9 +132,15 @@ for rp in 1 2; do
     stop_daemon
     check "table stays after SIGTERM" table_present
     check "fwmark rules stay after SIGTERM" fwmark_rules_are 4
+    replaced=$(grep -c 'nft: replace table inet nicroute' "$DAEMON_LOG" || true)
+    readies=$(grep -c 'ready' "$DAEMON_LOG" || true)
     start_daemon
-    check "after restart: one table, 4 fwmark rules" wait_until 5 fwmark_rules_are 4
+    check "after restart: 4 fwmark rules" wait_until 5 fwmark_rules_are 4
+    wait_until 5 log_count_above ready "$readies" || true
     check "after restart: table present" table_present
+    check "after restart: the table is adopted, not replaced" \
+      test "$(grep -c 'nft: replace table inet nicroute' "$DAEMON_LOG" || true)" = "$replaced"
+    all_forwarded B ok "(after restart)"
   fi
 
   step "flush"
