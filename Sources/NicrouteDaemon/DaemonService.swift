@@ -251,9 +251,9 @@ public final class NicrouteDaemon: Service {
         let nftWatch: NftablesWatch?
         do { nftWatch = try NftablesWatch(changed: { box.requestReconcile() }) } catch {
             nftWatch = nil
-            logger.warning("nftables changes are not watched (\(error)): a deleted table comes back at the next reconcile pass only")
+            logger.warning("nftables changes are not watched (\(error)): nicroute's table is checked every 10 s instead")
         }
-        _ = nftWatch
+        let pollNftables = nftWatch == nil
         // Trap SIGHUP before the first pass: its default action would end the daemon.
         let signals = await UnixSignalsSequence(trapping: .sighup)
         pass("startup")
@@ -276,6 +276,15 @@ public final class NicrouteDaemon: Service {
                 }
                 group.addTask {
                     for await _ in signals { box.requestReload() }
+                }
+                if pollNftables {
+                    // Without nftables' announcements, a deleted table is noticed by this check.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await ExecutorSleep.sleep(for: .seconds(10))
+                            box.requestReconcile()
+                        }
+                    }
                 }
                 if let interval = notifier.watchdogInterval {
                     // The ping is sent by the loop itself (below), so a stuck loop stops pinging
@@ -323,6 +332,7 @@ public final class NicrouteDaemon: Service {
             stopping.set()
             box.finish()
         }
+        withExtendedLifetime(nftWatch) {}
         box.finish()  // also after a cancellation: queued control requests get an answer
         server?.stop()
         state.timer?.cancel()
