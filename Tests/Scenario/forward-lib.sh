@@ -42,6 +42,17 @@ docker_nat() {
           --dport "$inside" -j ACCEPT
       done
     done
+    # ICMP echo to the VM's addresses goes to the container too (a 1:1 DNAT, as a guest behind
+    # the VM would have; Docker itself publishes TCP and UDP only).
+    if [[ $ipt == iptables ]]; then
+      ip netns exec "$NS_VM" $ipt -w 5 -t nat -A DOCKER ! -i "$BR_DOCKER" -p icmp --icmp-type echo-request \
+        -j DNAT --to-destination "$ct"
+    else
+      ip netns exec "$NS_VM" $ipt -w 5 -t nat -A DOCKER ! -i "$BR_DOCKER" -p icmpv6 --icmpv6-type echo-request \
+        -j DNAT --to-destination "$ct"
+    fi
+    if [[ $ipt == iptables ]]; then proto=icmp; else proto=icmpv6; fi
+    ip netns exec "$NS_VM" $ipt -w 5 -A FORWARD -d "$ct" ! -i "$BR_DOCKER" -o "$BR_DOCKER" -p $proto -j ACCEPT
     ip netns exec "$NS_VM" $ipt -w 5 -A FORWARD -o "$BR_DOCKER" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT
     ip netns exec "$NS_VM" $ipt -w 5 -A FORWARD -i "$BR_DOCKER" ! -o "$BR_DOCKER" -j ACCEPT
   done
@@ -69,6 +80,8 @@ fwd_topo_create() {
   # The VM forwards (Docker turns it on) and publishes container port 80 as 8081, the way
   # Docker's nat table does (DOCKER chain for local destinations, MASQUERADE of the bridge).
   nr_sysctl "$NS_VM" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+  # The VM itself does not answer pings: an answer through a floating IP is the container's.
+  nr_sysctl "$NS_VM" net.ipv4.icmp_echo_ignore_all=1 net.ipv6.icmp.echo_ignore_all=1
   ip -n "$NS_VM" addr add "$BR6_ADDR/64" dev "$BR_DOCKER" nodad
   ip -n "$NS_CT" addr add "$CT6_ADDR/64" dev eth0 nodad
   ip -n "$NS_CT" -6 route add default via "$BR6_ADDR"
@@ -149,11 +162,16 @@ wait_until 5 test -e "$NR_TMP/ct.ready" || nr_die "container echo server did not
 
 }
 
-# fwd_probe PROTO X FAMILY: one round trip to the published port through floating IP X.
+# fwd_probe PROTO X FAMILY: one round trip to the published port (tcp, udp) or one ping
+# (icmp, DNATed to the container as well) through floating IP X.
 fwd_probe() {
   local proto=$1 x=$2 fam=$3 src dst
   if [[ $fam == 4 ]]; then src=$CLIENT_ADDR dst=$(nv "$x" FIP); else
     src=EXT6_CLI_$x dst=FIP6_$x src=${!src} dst=${!dst}
+  fi
+  if [[ $proto == icmp ]]; then
+    ip netns exec "$NS_CLIENT" ping -"$fam" -n -q -c1 -W2 -I "$src" "$dst" >/dev/null 2>&1
+    return
   fi
   ip netns exec "$NS_CLIENT" timeout 5 "$NR_PY" "$NR_TMP/fwd.py" probe "$proto" "$src" "$dst" "$PORT" 2
 }

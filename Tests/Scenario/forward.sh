@@ -59,11 +59,12 @@ fwmark_rules() { { ip -n "$NS_VM" -4 rule show; ip -n "$NS_VM" -6 rule show; } |
 fwmark_rules_are() { [[ $(fwmark_rules) -eq $1 ]]; }
 svm() { ip netns exec "$NS_VM" sysctl -n "net.ipv4.conf.$1.src_valid_mark"; }
 
-# all_forwarded X WANT DESC: TCP and UDP, IPv4 and IPv6 through floating IP X; WANT ok|fail.
+# all_forwarded X WANT DESC: TCP, UDP and ICMP echo, IPv4 and IPv6 through floating IP X;
+# WANT ok|fail.
 all_forwarded() {
   local x=$1 want=$2 when=$3 proto fam
   for fam in 4 6; do
-    for proto in tcp udp; do
+    for proto in tcp udp icmp; do
       if [[ $want == ok ]]; then
         check "$proto/IPv$fam to the published port via floating IP $x $when" fwd_probe_retry "$proto" "$x" "$fam"
       else
