@@ -8,7 +8,9 @@
 //   packet mark of every later packet of the connection that is routed by the VM (prerouting:
 //   forwarded requests and forwarded replies);
 // - one rule per NIC and family, `fwmark M(I)/MASK lookup T(I)`, sends those packets by I's
-//   table.
+//   table where they would otherwise take the main table's default route; one shared rule per
+//   family before them (`not fwmark 0/MASK lookup main suppress_prefixlength 0`) keeps the main
+//   table's specific routes for marked packets (see `Planner.forwardRules`).
 //
 // Locally generated packets (the output hook) never get the mark: the VM's own traffic is
 // routed by SPEC.md's source rules exactly as before.
@@ -125,32 +127,51 @@ public enum ForwardRuleset {
 
 /// The rules of a plan that route forwarded connections: `fwmark M(I)/MASK lookup T(I)`.
 extension Planner {
-    /// The fwmark rules for the planned NICs, per family with addresses on the NIC.
+    /// The fwmark rules for the planned NICs: per family, one shared rule that gives marked
+    /// packets the main table's specific routes, then one rule per NIC for the rest.
     ///
-    /// Priority: the NIC's own priority P(I), the one of its `from` rules. Both kinds of rules
-    /// send a packet by I's table, and their selectors do not meet in practice: the mark is
-    /// set on forwarded packets only (never by the output hook), whose source is not one of
-    /// the VM's addresses until SNAT in postrouting, after routing. Within P(I) the kernel
-    /// keeps insertion order, which therefore does not matter.
+    /// 1. `not fwmark 0/MASK lookup main suppress_prefixlength 0`, at the priority just below
+    ///    the band (`Priorities=` first - 1): a marked packet goes where the main table's
+    ///    specific routes send it (the container bridge, a backend on another NIC's subnet, a
+    ///    VPN), as forwarding did before nicroute; only a default-route answer is suppressed.
+    ///    Without it, a request arriving on I and DNATed to a host on another managed NIC's
+    ///    subnet would follow I's table, which reaches that subnet via I's gateway (SPEC.md's
+    ///    rule for the VM's own replies), and be lost.
+    /// 2. `fwmark M(I)/MASK lookup T(I)` at the NIC's own priority P(I), that of its `from`
+    ///    rules: what would have taken the main table's default route (the reply to the
+    ///    client, the reverse-path check of the request) takes I's default route. Both kinds of
+    ///    rules at P(I) send a packet by I's table, and their selectors do not meet in practice
+    ///    (marks are set on forwarded packets only, never by the output hook; their source is
+    ///    not one of the VM's addresses until SNAT, after routing), so the kernel's insertion
+    ///    order within P(I) does not matter.
     public func forwardRules(nics: [ManagedNIC], marks: ForwardMarks) -> [Rule] {
         var rules: [Rule] = []
+        var families: [AddressFamily] = []
         for nic in nics {
             guard let mark = marks.mark(slot: nic.slot) else { continue }
             for family in AddressFamily.allCases where nic.addresses.contains(where: { $0.family == family }) {
+                if !families.contains(family) { families.append(family) }
                 rules.append(
                     Rule(
                         family: family, priority: nic.priority, table: nic.table, firewallMark: mark,
                         firewallMask: marks.mask, proto: .nicroute))
             }
         }
-        return rules
+        let shared = configuration.priorities.lowerBound - 1
+        return families.sorted { $0.rawValue < $1.rawValue }.map { family in
+            // The kernel keeps (and reports) a zero mark as no FRA_FWMARK, only FRA_FWMASK.
+            Rule(
+                family: family, priority: shared, table: RoutingTable.main, firewallMask: marks.mask,
+                suppressPrefixLength: 0, proto: .nicroute, invert: true)
+        } + rules
     }
 
     /// Foreign rules (not nicroute's) whose fwmark selector shares bits with `mask`: another
     /// tool that uses those bits (the preflight names them).
     public static func markCollisions(rules: [Rule], mask: UInt32) -> [Rule] {
         rules.filter { r in
-            guard !isOwned(r), let mark = r.firewallMark else { return false }
+            guard !isOwned(r), r.firewallMark != nil || r.firewallMask != nil else { return false }
+            let mark = r.firewallMark ?? 0
             let theirs = r.firewallMask ?? 0xffff_ffff
             return theirs & mask != 0 && (mark != 0 || r.invert)
         }

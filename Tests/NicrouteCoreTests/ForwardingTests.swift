@@ -125,15 +125,28 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
     }
 
     @Test(arguments: [
-        // NICs, IPv6, forwarding -> fwmark rules
-        (2, true, true, 4), (2, false, true, 2), (3, true, true, 6), (2, true, false, 0), (1, true, true, 2),
+        // NICs, IPv6, forwarding -> fwmark rules per NIC, shared rules
+        (2, true, true, 4, 2), (2, false, true, 2, 1), (3, true, true, 6, 2), (2, true, false, 0, 0),
+        (1, true, true, 2, 2),
     ])
-    func oneFwmarkRulePerNICAndFamily(nics: Int, ipv6: Bool, forwarding: Bool, rules: Int) {
+    func oneFwmarkRulePerNICAndFamily(nics: Int, ipv6: Bool, forwarding: Bool, rules: Int, shared: Int) {
         let plan = planner().plan(snapshot: vm(nics: nics, ipv6: ipv6), slots: SlotTable(), forwarding: forwarding)
         let fw = plan.changes.compactMap { c -> Rule? in
             if case .addRule(let r) = c, r.firewallMark != nil { r } else { nil }
         }
+        let sharedRules = plan.changes.compactMap { c -> Rule? in
+            if case .addRule(let r) = c, r.firewallMark == nil, r.firewallMask != nil { r } else { nil }
+        }
         #expect(fw.count == rules)
+        #expect(sharedRules.count == shared)
+        for r in sharedRules {
+            // `not fwmark 0/MASK lookup main suppress_prefixlength 0`, just below the band.
+            #expect(r.invert && r.table == RoutingTable.main && r.suppressPrefixLength == 0)
+            #expect(r.priority == 9999 && r.proto == .nicroute && r.firewallMask == ForwardMarks.defaultMask)
+            #expect(
+                IPCommand.rule("add", r).contains(
+                    "priority 9999 not from all fwmark 0x0/0x3010 lookup main suppress_prefixlength 0 proto nicroute"))
+        }
         #expect(plan.forwardMarks?.count == (forwarding ? nics : nil))
         for r in fw {
             let nic = plan.nics.first { $0.table == r.table }!
@@ -159,9 +172,9 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
         let first = p.plan(snapshot: s, slots: SlotTable(), forwarding: true)
         s = apply(first.changes, to: s)
         let off = p.plan(snapshot: s, slots: first.slots, forwarding: false)
-        #expect(off.changes.count == 4)
+        #expect(off.changes.count == 6)
         #expect(
-            off.changes.allSatisfy { if case .deleteRule(let r) = $0 { r.firewallMark != nil } else { false } })
+            off.changes.allSatisfy { if case .deleteRule(let r) = $0 { r.firewallMask != nil } else { false } })
         #expect(off.forwardMarks == nil)
     }
 

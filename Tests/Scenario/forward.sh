@@ -77,6 +77,15 @@ all_forwarded() {
 # log_count_above WORD N: the daemon's log has more than N lines with WORD.
 log_count_above() { [[ $(grep -c "$1" "$DAEMON_LOG" || true) -gt $2 ]]; }
 
+# mark_route_is DST SRC IIF MARK WANT: the VM's kernel routes a packet from SRC to DST arriving
+# on IIF with MARK as WANT ("dev D[ via G]").
+mark_route_is() {
+  local got
+  got=$(ip -j -n "$NS_VM" route get "$1" from "$2" iif "$3" mark "$4" 2>/dev/null |
+    jq -r '.[0] | "dev \(.dev)" + (if .gateway then " via \(.gateway)" else "" end)') || true
+  [[ $got == "$5" ]] || { echo "# route get $1 from $2 iif $3 mark $4: $got"; return 1; }
+}
+
 set_rp_filter() {
   local v=$1 i
   for i in all default "$NIC_A" "$NIC_B" "$BR_DOCKER"; do nr_sysctl "$NS_VM" "net.ipv4.conf.$i.rp_filter=$v"; done
@@ -99,7 +108,16 @@ for rp in 1 2; do
   else
     nr_pass "nicroute's nftables table appears (rp_filter=$rp)"
   fi
-  check "one fwmark rule per NIC and family (4)" wait_until 5 fwmark_rules_are 4
+  check "fwmark rules: one per NIC and family, one shared per family (6)" wait_until 5 fwmark_rules_are 6
+  # The kernel's answers for marked packets (the oracle): a reply from the container to the
+  # client leaves through B; a request from B DNATed to a host on A's subnet stays on A's link
+  # (the main table's specific route, not B's table's route via B's gateway).
+  check "marked reply from the container leaves through $NIC_B" \
+    mark_route_is "$CLIENT_ADDR" "$CT_ADDR" "$BR_DOCKER" 0x1000 "dev $NIC_B via $GW_B"
+  check "marked request to a host on $NIC_A's subnet stays on $NIC_A's link" \
+    mark_route_is 10.10.10.50 "$CLIENT_ADDR" "$NIC_B" 0x1000 "dev $NIC_A"
+  check "marked request to the container goes to the bridge" \
+    mark_route_is "$CT_ADDR" "$CLIENT_ADDR" "$NIC_B" 0x1000 "dev $BR_DOCKER"
   if [[ $rp == 1 ]]; then
     check "src_valid_mark=1 on $NIC_B (strict rp_filter needs the mark)" wait_until 3 test "$(svm "$NIC_B")" = 1
   fi
@@ -132,11 +150,11 @@ for rp in 1 2; do
     step "restart: the table and rules are adopted"
     stop_daemon
     check "table stays after SIGTERM" table_present
-    check "fwmark rules stay after SIGTERM" fwmark_rules_are 4
+    check "fwmark rules stay after SIGTERM" fwmark_rules_are 6
     replaced=$(grep -c 'nft: replace table inet nicroute' "$DAEMON_LOG" || true)
     readies=$(grep -c 'ready' "$DAEMON_LOG" || true)
     start_daemon
-    check "after restart: 4 fwmark rules" wait_until 5 fwmark_rules_are 4
+    check "after restart: 6 fwmark rules" wait_until 5 fwmark_rules_are 6
     wait_until 5 log_count_above ready "$readies" || true
     check "after restart: table present" table_present
     check "after restart: the table is adopted, not replaced" \
