@@ -185,7 +185,8 @@ public struct StatusReport: Hashable, Sendable {
                 state: state, reason: f["reason"]?.stringValue ?? "", mask: hex(f["mask"]),
                 marks: (f["marks"]?.arrayValue ?? []).compactMap { m in
                     m["nic"]?.stringValue.map {
-                        Forwarding.Mark(nic: $0, mark: hex(m["mark"]), rulesInstalled: m["rulesInstalled"]?.boolValue ?? false)
+                        Forwarding.Mark(
+                            nic: $0, mark: hex(m["mark"]), rulesInstalled: m["rulesInstalled"]?.boolValue ?? false)
                     }
                 })
         } else {

@@ -128,7 +128,9 @@ public final class NicrouteDaemon: Service {
             guard key != state.findingsKey else { return }
             state.findingsKey = key
             let findings = Preflight.findings(
-                plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: state.lastReport?.snapshot ?? KernelSnapshot()))
+                plan: plan,
+                inputs: reconciler.preflightInputs(plan: plan, snapshot: state.lastReport?.snapshot ?? KernelSnapshot())
+            )
             let messages = Set(findings.map(\.message))
             for message in messages.subtracting(state.loggedFindings).sorted() {
                 logger.warning("preflight: \(message)")
@@ -251,7 +253,8 @@ public final class NicrouteDaemon: Service {
         let nftWatch: NftablesWatch?
         do { nftWatch = try NftablesWatch(changed: { box.requestReconcile() }) } catch {
             nftWatch = nil
-            logger.warning("nftables changes are not watched (\(error)): nicroute's table is checked every 10 s instead")
+            logger.warning(
+                "nftables changes are not watched (\(error)): nicroute's table is checked every 10 s instead")
         }
         let pollNftables = nftWatch == nil
         // Trap SIGHUP before the first pass: its default action would end the daemon.

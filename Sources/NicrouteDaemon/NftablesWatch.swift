@@ -36,7 +36,8 @@ public final class NftablesWatch: Sendable {
             var group = UInt32(NFNLGRP_NFTABLES.rawValue)
             try check(
                 "setsockopt(NETLINK_ADD_MEMBERSHIP NFNLGRP_NFTABLES)",
-                setsockopt(fd, CNL_SOL_NETLINK, CNL_NETLINK_ADD_MEMBERSHIP, &group, socklen_t(MemoryLayout<UInt32>.size)))
+                setsockopt(
+                    fd, CNL_SOL_NETLINK, CNL_NETLINK_ADD_MEMBERSHIP, &group, socklen_t(MemoryLayout<UInt32>.size)))
         } catch {
             close(fd)
             throw error

@@ -43,20 +43,21 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
 }
 
 @Suite struct ForwardMarksTests {
-    @Test(arguments: [
-        // mask, slot, mark (nil: no room)
-        (UInt32(0x3010), 0, UInt32?(0x10)),
-        (0x3010, 1, 0x1000),
-        (0x3010, 2, 0x1010),
-        (0x3010, 3, 0x2000),
-        (0x3010, 6, 0x3010),
-        (0x3010, 7, nil),
-        (0xff00_0000, 0, 0x0100_0000),
-        (0xff00_0000, 254, 0xff00_0000),
-        (0xff00_0000, 255, nil),
-        (0x1, 0, 0x1),
-        (0x1, 1, nil),
-    ] as [(UInt32, Int, UInt32?)])
+    @Test(
+        arguments: [
+            // mask, slot, mark (nil: no room)
+            (UInt32(0x3010), 0, UInt32?(0x10)),
+            (0x3010, 1, 0x1000),
+            (0x3010, 2, 0x1010),
+            (0x3010, 3, 0x2000),
+            (0x3010, 6, 0x3010),
+            (0x3010, 7, nil),
+            (0xff00_0000, 0, 0x0100_0000),
+            (0xff00_0000, 254, 0xff00_0000),
+            (0xff00_0000, 255, nil),
+            (0x1, 0, 0x1),
+            (0x1, 1, nil),
+        ] as [(UInt32, Int, UInt32?)])
     func markSpreadsSlotPlusOneOverTheMaskBits(mask: UInt32, slot: Int, mark: UInt32?) {
         #expect(ForwardMarks(mask: mask).mark(slot: slot) == mark)
     }
@@ -83,7 +84,10 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
 @Suite struct ForwardRulesetTests {
     @Test func scriptReplacesTheTableInOneTransaction() {
         let s = ForwardRuleset.script(
-            nics: [ForwardedNIC(name: "eth0", mark: 0x10, table: 10000), ForwardedNIC(name: "eth1", mark: 0x1000, table: 10001)],
+            nics: [
+                ForwardedNIC(name: "eth0", mark: 0x10, table: 10000),
+                ForwardedNIC(name: "eth1", mark: 0x1000, table: 10001),
+            ],
             mask: 0x3010)
         #expect(
             s == """
@@ -186,10 +190,13 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
 
     @Test func foreignFwmarkRulesOnTheMaskBitsAreCollisions() {
         let rules = [
-            Rule(family: .inet, priority: 100, table: 100, firewallMark: 0x2000, firewallMask: 0x2000),  // netavark-like
-            Rule(family: .inet, priority: 101, table: 101, firewallMark: 0x4000, firewallMask: 0x4000),  // kube-proxy
-            Rule(family: .inet, priority: 102, table: 102, firewallMark: 0xca6c, invert: true),  // wg-quick: not fwmark
-            Rule(family: .inet, priority: 10000, table: 10000, firewallMark: 0x10, firewallMask: 0x3010, proto: .nicroute),
+            // Podman's netavark-like, kube-proxy's, wg-quick's `not fwmark`, nicroute's own.
+            Rule(family: .inet, priority: 100, table: 100, firewallMark: 0x2000, firewallMask: 0x2000),
+            Rule(family: .inet, priority: 101, table: 101, firewallMark: 0x4000, firewallMask: 0x4000),
+            Rule(family: .inet, priority: 102, table: 102, firewallMark: 0xca6c, invert: true),
+            Rule(
+                family: .inet, priority: 10000, table: 10000, firewallMark: 0x10, firewallMask: 0x3010, proto: .nicroute
+            ),
         ]
         let hits = Planner.markCollisions(rules: rules, mask: 0x3010)
         #expect(hits.map(\.table) == [100, 102])
@@ -203,16 +210,17 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
 }
 
 @Suite struct ForwardConfigurationTests {
-    @Test(arguments: [
-        ("", ForwardingMode.auto, ForwardMarks.defaultMask),
-        ("ForwardedConnections=yes\n", .yes, ForwardMarks.defaultMask),
-        ("ForwardedConnections=no\n", .no, ForwardMarks.defaultMask),
-        ("ForwardedConnections=Auto\n", .auto, ForwardMarks.defaultMask),
-        ("ForwardedConnections=no\nForwardedConnections=\n", .auto, ForwardMarks.defaultMask),
-        ("ForwardMarkMask=0xff000000\n", .auto, 0xff00_0000),
-        ("ForwardMarkMask=256\n", .auto, 0x100),
-        ("ForwardMarkMask=0x10\nForwardMarkMask=\n", .auto, ForwardMarks.defaultMask),
-    ] as [(String, ForwardingMode, UInt32)])
+    @Test(
+        arguments: [
+            ("", ForwardingMode.auto, ForwardMarks.defaultMask),
+            ("ForwardedConnections=yes\n", .yes, ForwardMarks.defaultMask),
+            ("ForwardedConnections=no\n", .no, ForwardMarks.defaultMask),
+            ("ForwardedConnections=Auto\n", .auto, ForwardMarks.defaultMask),
+            ("ForwardedConnections=no\nForwardedConnections=\n", .auto, ForwardMarks.defaultMask),
+            ("ForwardMarkMask=0xff000000\n", .auto, 0xff00_0000),
+            ("ForwardMarkMask=256\n", .auto, 0x100),
+            ("ForwardMarkMask=0x10\nForwardMarkMask=\n", .auto, ForwardMarks.defaultMask),
+        ] as [(String, ForwardingMode, UInt32)])
     func parses(text: String, mode: ForwardingMode, mask: UInt32) throws {
         let c = try ConfigurationParser.parse("[Routing]\n" + text, file: "f", into: Configuration())
         #expect(c.forwardedConnections == mode)

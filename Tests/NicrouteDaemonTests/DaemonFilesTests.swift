@@ -301,11 +301,12 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
 /// nftables side is tested in network namespaces by Tests/Scenario/forward.sh, never here: these
 /// tests run in the machine's own namespace).
 @Suite struct ForwarderDecisionTests {
-    @Test(arguments: [
-        // ip_forward, IPv6 forwarding, mode -> wanted
-        ("0", "0", ForwardingMode.auto, false), ("1", "0", .auto, true), ("0", "1", .auto, true),
-        ("1", "1", .no, false), ("0", "0", .yes, true), (nil, nil, .auto, false),
-    ] as [(String?, String?, ForwardingMode, Bool)])
+    @Test(
+        arguments: [
+            // ip_forward, IPv6 forwarding, mode -> wanted
+            ("0", "0", ForwardingMode.auto, false), ("1", "0", .auto, true), ("0", "1", .auto, true),
+            ("1", "1", .no, false), ("0", "0", .yes, true), (nil, nil, .auto, false),
+        ] as [(String?, String?, ForwardingMode, Bool)])
     func autoFollowsForwarding(v4: String?, v6: String?, mode: ForwardingMode, wanted: Bool) throws {
         let tree = try ScratchTree()
         if let v4 { try tree.write("proc/sys/net/ipv4/ip_forward", v4 + "\n") }
