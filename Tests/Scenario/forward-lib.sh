@@ -9,7 +9,9 @@ PORT=8081                                  # the published port on the VM
 CT_PORT=80                                 # the container's port
 BENCH_PORT=5201                            # published 1:1 for iperf3 (benchmark)
 BR6_ADDR=fd00:17::1 CT6_ADDR=fd00:17::2    # IPv6 on the container bridge
+# shellcheck disable=SC2034 # read indirectly (${!name}) by fwd_topo_create and fwd_probe
 EXT6_RTR_A=fd00:a::1 EXT6_CLI_A=fd00:a::100 FIP6_A=fd00:a::10
+# shellcheck disable=SC2034 # read indirectly
 EXT6_RTR_B=fd00:b::1 EXT6_CLI_B=fd00:b::100 FIP6_B=fd00:b::20
 
 step() { printf '# --- %s\n' "$*"; }
@@ -28,6 +30,7 @@ show_daemon_log() {
 docker_nat() {
   local ipt ct net proto map host inside
   for ipt in iptables ip6tables; do
+    # shellcheck disable=SC2153 # CT_ADDR and BR_NET come from lib.sh
     if [[ $ipt == iptables ]]; then ct=$CT_ADDR net=$BR_NET; else ct=$CT6_ADDR net=fd00:17::/64; fi
     ip netns exec "$NS_VM" $ipt -w 5 -t nat -N DOCKER
     ip netns exec "$NS_VM" $ipt -w 5 -t nat -A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER

@@ -62,10 +62,10 @@ svm() { ip netns exec "$NS_VM" sysctl -n "net.ipv4.conf.$1.src_valid_mark"; }
 # all_forwarded X WANT DESC: TCP, UDP and ICMP echo, IPv4 and IPv6 through floating IP X;
 # WANT ok|fail.
 all_forwarded() {
-  local x=$1 want=$2 when=$3 proto fam
+  local x=$1 outcome=$2 when=$3 proto fam
   for fam in 4 6; do
     for proto in tcp udp icmp; do
-      if [[ $want == ok ]]; then
+      if [[ $outcome == ok ]]; then
         check "$proto/IPv$fam to the published port via floating IP $x $when" fwd_probe_retry "$proto" "$x" "$fam"
       else
         check_fails "$proto/IPv$fam to the published port via floating IP $x fails $when" fwd_probe "$proto" "$x" "$fam"
@@ -181,6 +181,7 @@ step "without libnftables: everything else works, status says why"
 lib=$(ldconfig -p | awk '/libnftables\.so\.1 /{print $NF; exit}')
 lib=$(readlink -f "${lib:-/usr/lib/x86_64-linux-gnu/libnftables.so.1}")
 # The library is hidden in a mount namespace of the daemon's own (an empty file in its place).
+# shellcheck disable=SC2016 # $1 and $@ are the inner shell's
 unshare --mount --propagation private sh -c 'mount --bind /dev/null "$1" && shift && exec "$@"' sh "$lib" \
   ip netns exec "$NS_VM" "$NICROUTED" --manage 'eth*' --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" \
   --control-socket "$NR_TMP/control.sock" --log-level debug >>"$DAEMON_LOG" 2>&1 &
