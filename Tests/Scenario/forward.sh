@@ -162,15 +162,17 @@ for rp in 1 2; do
     all_forwarded B ok "(after restart)"
   fi
 
-  step "flush"
+  # rp_filter=1: flush through the daemon (package removal's prerm, the daemon running);
+  # rp_filter=2: one-shot flush with the daemon stopped (its state directory tells what to undo).
+  if [[ $rp == 1 ]]; then how="through the daemon"; else how="one-shot, daemon stopped"; stop_daemon; fi
+  step "flush ($how)"
+  check "src_valid_mark=1 on $NIC_B before flush" test "$(svm "$NIC_B")" = 1
   out=$(ctl flush 2>&1 || true)
-  check "flush removes the nftables table" table_absent
-  check "flush removes the fwmark rules" fwmark_rules_are 0
-  if [[ $rp == 1 ]]; then
-    check "flush says it removed the table" grep -q 'nft delete table inet nicroute' <<<"$out"
-    check "flush puts src_valid_mark back to 0 on $NIC_B" test "$(svm "$NIC_B")" = 0
-  fi
-  stop_daemon
+  check "flush ($how) removes the nftables table" table_absent
+  check "flush ($how) removes the fwmark rules" fwmark_rules_are 0
+  check "flush ($how) says it removed the table" grep -q 'nft delete table inet nicroute' <<<"$out"
+  check "flush ($how) puts src_valid_mark back to 0 on $NIC_B" test "$(svm "$NIC_B")" = 0
+  [[ $rp == 1 ]] && stop_daemon
   ip netns exec "$NS_VM" conntrack -F >/dev/null 2>&1 || true
   if [[ $rp == 2 ]]; then
     all_forwarded B fail "(after flush)"
