@@ -199,6 +199,21 @@ check "the VM's own reply from B still leaves by its source rule" route_is "$NS_
 stop_daemon
 ctl flush >/dev/null 2>&1 || true
 
+step "ForwardedConnections=auto follows forwarding"
+nr_sysctl "$NS_VM" net.ipv4.ip_forward=0 net.ipv6.conf.all.forwarding=0
+start_daemon
+wait_until 5 has_nicroute_rule "$NS_VM" "$ADDR_B" || true
+check "no table while the VM does not forward" table_absent
+check "no fwmark rules while the VM does not forward" fwmark_rules_are 0
+# What Docker does when it starts: forwarding on, then its iptables(-nft) rules; the rules'
+# nftables announcement makes nicrouted look again.
+nr_sysctl "$NS_VM" net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+ip netns exec "$NS_VM" iptables -w 5 -t nat -N DOCKER-NEW
+check "the table appears once the VM forwards (and the ruleset changes)" wait_until 3 table_present
+check "and the fwmark rules" wait_until 3 fwmark_rules_are 6
+stop_daemon
+ctl flush >/dev/null 2>&1 || true
+
 step "ForwardedConnections=no"
 printf '[Routing]\nForwardedConnections=no\n' >"$NR_TMP/nicroute.conf"
 start_daemon
