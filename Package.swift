@@ -42,6 +42,8 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
 
+        // libnftables through dlopen (no link-time dependency: see its header).
+        .target(name: "CNftables", linkerSettings: [.linkedLibrary("dl")]),
         // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED, pthread_setname_np).
         .target(name: "CPosix"),
         // Swift concurrency's global executor without libdispatch's 1 s timer (nicrouted installs it).
@@ -51,7 +53,7 @@ let package = Package(
         .target(
             name: "NicrouteDaemon",
             dependencies: [
-                "NicrouteCore", "Netlink", "CSystemd", "CPosix", "CGlobalExecutor",
+                "NicrouteCore", "Netlink", "CNetlink", "CSystemd", "CPosix", "CGlobalExecutor", "CNftables",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

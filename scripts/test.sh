@@ -29,7 +29,7 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 ensure_packages libsystemd-dev pkg-config iproute2 iptables python3 jq procps iputils-ping util-linux \
-    g++ debootstrap systemd-container debhelper lintian rpm rpmlint fakeroot
+    g++ debootstrap systemd-container debhelper lintian rpm rpmlint fakeroot nftables
 export PATH=/opt/swift/usr/bin:$PATH
 
 passed=0
@@ -81,6 +81,7 @@ stage() {
 
 export NICROUTED=$PWD/.build/debug/nicrouted
 stage "OpenStack scenario in network namespaces" scenario bash Tests/Scenario/openstack.sh
+stage "forwarded connections: a published container port through both floating IPs" forward bash Tests/Scenario/forward.sh
 stage "nicroutectl: options, exit statuses, one-shot output, check's verdicts" cli bash Tests/Scenario/cli.sh
 stage "multipath routes in main: routers on link-local addresses only" multipath bash Tests/Scenario/multipath.sh
 stage "IPv6 first-host gateway confirmed as soon as the link-local address leaves DAD" first-host bash Tests/Scenario/first-host.sh
@@ -130,7 +131,7 @@ if ! wait "$trees_pid"; then
 fi
 rm -f "/tmp/nicroute-trees.$$"
 
-leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-|nrv-)' || true)
+leftover=$(ip netns list | grep -cE '^(nlt-|nr-|nrr-|nrdemo-|nsn-|nsj-|nsb-|nrv-|nrf-)' || true)
 if ((leftover > 0)); then
     echo "leftover test namespaces:"; ip netns list
     count "namespace leak check" 0 1

@@ -9,6 +9,10 @@ public struct Configuration: Hashable, Sendable {
     /// Use the first host of a NIC's subnet as its gateway when nothing else names one, once it
     /// answers a neighbour probe.
     public var firstHostFallback: Bool = true
+    /// Mark forwarded connections by their ingress NIC and route their packets by its table.
+    public var forwardedConnections: ForwardingMode = .auto
+    /// The packet and conntrack mark bits nicroute uses for forwarded connections.
+    public var forwardMarkMask: UInt32 = ForwardMarks.defaultMask
     /// Interfaces to manage. Empty: the default selection (physical Ethernet-like devices).
     public var manage: [InterfaceMatch] = []
     /// Interfaces never to manage, whatever `manage` says.

@@ -26,6 +26,8 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 /// Priorities=10000-10999
 /// IPv6=yes
 /// FirstHostFallback=yes
+/// ForwardedConnections=auto
+/// ForwardMarkMask=0x3010
 /// NetworkData=/mnt/config/openstack/latest/network_data.json
 ///
 /// [Interfaces]
@@ -233,6 +235,26 @@ private struct FileParser {
             configuration.ipv6 = a.value.isEmpty ? defaults.ipv6 : try a.boolean()
         case "FirstHostFallback":
             configuration.firstHostFallback = a.value.isEmpty ? defaults.firstHostFallback : try a.boolean()
+        case "ForwardedConnections":
+            if a.value.isEmpty {
+                configuration.forwardedConnections = defaults.forwardedConnections
+            } else if a.value.lowercased() == "auto" {
+                configuration.forwardedConnections = .auto
+            } else {
+                configuration.forwardedConnections = try a.boolean() ? .yes : .no
+            }
+        case "ForwardMarkMask":
+            guard !a.value.isEmpty else {
+                configuration.forwardMarkMask = defaults.forwardMarkMask
+                return
+            }
+            let text = a.value.lowercased()
+            let digits = text.hasPrefix("0x") ? text.dropFirst(2) : Substring(text)
+            guard let mask = UInt32(digits, radix: text.hasPrefix("0x") ? 16 : 10) else {
+                throw a.invalid("not a 32-bit mask (expected e.g. 0x3010)")
+            }
+            guard mask != 0 else { throw a.invalid("the mask must have at least one bit") }
+            configuration.forwardMarkMask = mask
         case "NetworkData":
             let paths = ScalarText.words(a.value).map(String.init)
             if let relative = paths.first(where: { !$0.hasPrefix("/") }) {

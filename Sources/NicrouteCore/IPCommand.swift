@@ -42,7 +42,8 @@ public enum IPCommand {
         if let d = r.destination { parts += ["to", d.ipSpelling] }
         if let i = r.inputInterface { parts += ["iif", i] }
         if let o = r.outputInterface { parts += ["oif", o] }
-        if let m = r.firewallMark {
+        if r.firewallMark != nil || r.firewallMask != nil {
+            let m = r.firewallMark ?? 0
             parts += [
                 "fwmark", "0x" + String(m, radix: 16) + (r.firewallMask.map { "/0x" + String($0, radix: 16) } ?? ""),
             ]

@@ -111,8 +111,23 @@ public struct Plan: Hashable, Sendable {
     public var neighborProbes: [NeighborProbe]
     /// Desired objects that a foreign object blocks (same key, another protocol): left alone.
     public var conflicts: [String]
+    /// The NICs whose forwarded connections are marked, with their marks, in slot order;
+    /// nil when forwarded connections are not handled (the ruleset is then removed).
+    public var forwardMarks: [ForwardedNIC]? = nil
 
     public var isEmpty: Bool { changes.isEmpty }
+}
+
+/// A NIC whose forwarded connections carry a mark.
+public struct ForwardedNIC: Hashable, Sendable {
+    public var name: String
+    public var mark: UInt32
+    public var table: UInt32
+    public init(name: String, mark: UInt32, table: UInt32) {
+        self.name = name
+        self.mark = mark
+        self.table = table
+    }
 }
 
 /// A request to resolve a candidate gateway.
@@ -178,7 +193,11 @@ public struct Planner: Sendable {
     ///   - slots: the persisted NIC slots; new NICs are added to the returned copy.
     ///   - hints: gateway candidates per link index from leases and the config drive, in
     ///     SPEC.md's order; the main table and configuration are consulted here.
-    public func plan(snapshot: KernelSnapshot, slots: SlotTable, hints: [Int32: [GatewayHint]] = [:]) -> Plan {
+    ///   - forwarding: whether forwarded connections are handled (the daemon resolves
+    ///     `ForwardedConnections=auto` from the forwarding sysctls); adds the fwmark rules.
+    public func plan(
+        snapshot: KernelSnapshot, slots: SlotTable, hints: [Int32: [GatewayHint]] = [:], forwarding: Bool = false
+    ) -> Plan {
         let linksByIndex = Dictionary(snapshot.links.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
         let managedLinks = snapshot.links.filter { isManaged($0) && $0.isUp }.sorted { $0.index < $1.index }
         let managedIndexes = Set(managedLinks.map(\.index))
@@ -265,9 +284,26 @@ public struct Planner: Sendable {
             }
             nics.append(nic)
         }
+        var forwarded: [ForwardedNIC]?
+        if forwarding {
+            let marks = ForwardMarks(mask: configuration.forwardMarkMask)
+            forwarded = []
+            for i in nics.indices {
+                if let mark = marks.mark(slot: nics[i].slot) {
+                    forwarded?.append(ForwardedNIC(name: nics[i].link.name, mark: mark, table: nics[i].table))
+                } else {
+                    nics[i].notes.append(
+                        "forwarded connections not marked: ForwardMarkMask=\(ForwardRuleset.hex(marks.mask)) has room for \(marks.capacity) NIC(s)"
+                    )
+                }
+            }
+            desiredRules += forwardRules(nics: nics, marks: marks)
+        }
         let (changes, conflicts) = Self.diff(
             desiredRoutes: desiredRoutes, desiredRules: desiredRules, current: snapshot)
-        return Plan(nics: nics, changes: changes, slots: slotTable, neighborProbes: probes, conflicts: conflicts)
+        return Plan(
+            nics: nics, changes: changes, slots: slotTable, neighborProbes: probes, conflicts: conflicts,
+            forwardMarks: forwarded)
     }
 
     /// Gateway discovery in SPEC.md's order; returns the choice, a note when there is none, and

@@ -8,7 +8,8 @@
 ///   refuses it (`EXDEV`) when the reverse route does not go out through I.
 ///
 /// Replies to connections forwarded to containers or guests behind the host carry their own
-/// source address, which no `from` rule matches: they are not judged here.
+/// source address, which no `from` rule matches: they are routed by a connection mark and a
+/// `fwmark` rule per NIC (see Forwarding.swift), which `status` reports; they are not judged here.
 ///
 /// Pure: values in, a verdict out.
 public enum RouteCheck {

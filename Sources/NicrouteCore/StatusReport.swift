@@ -47,11 +47,52 @@ public struct StatusReport: Hashable, Sendable {
     public var deferred: Int
     public var conflicts: [String]
     public var findings: [Finding]
+    /// Forwarded connections (SPEC.md): whether nicroute's nftables table and fwmark rules are
+    /// in place, and why not.
+    public var forwarding: Forwarding
+
+    public struct Forwarding: Hashable, Sendable {
+        /// "installed", "off" or "unavailable".
+        public var state: String
+        /// Why (for off and unavailable), or what (for installed).
+        public var reason: String
+        public var mask: UInt32
+        /// The marked NICs: name, mark, and whether its fwmark rules are all in the kernel.
+        public var marks: [Mark]
+        public struct Mark: Hashable, Sendable {
+            public var nic: String
+            public var mark: UInt32
+            public var rulesInstalled: Bool
+        }
+        public init(state: String, reason: String, mask: UInt32, marks: [Mark] = []) {
+            self.state = state
+            self.reason = reason
+            self.mask = mask
+            self.marks = marks
+        }
+        public static let unknown = Forwarding(state: "off", reason: "not reported", mask: 0)
+    }
 
     public init(
         plan: Plan, snapshot: KernelSnapshot, summary: String, fromDaemon: Bool, paused: Bool = false,
-        deferred: Int = 0, lastChanges: [String: String] = [:], findings: [Finding] = []
+        deferred: Int = 0, lastChanges: [String: String] = [:], findings: [Finding] = [],
+        forwarding: (state: String, reason: String, mask: UInt32) = ("off", "not reported", 0)
     ) {
+        var marks: [Forwarding.Mark] = []
+        for f in plan.forwardMarks ?? [] {
+            let wanted = Set(
+                plan.nics.first { $0.link.name == f.name }.map { n in
+                    AddressFamily.allCases.filter { fam in n.addresses.contains { $0.family == fam } }
+                } ?? [])
+            let present = Set(
+                snapshot.rules.filter {
+                    Planner.isOwned($0) && $0.firewallMark == f.mark && $0.firewallMask == forwarding.mask
+                        && $0.table == f.table
+                }.map(\.family))
+            marks.append(.init(nic: f.name, mark: f.mark, rulesInstalled: wanted.isSubset(of: present)))
+        }
+        self.forwarding = Forwarding(
+            state: forwarding.state, reason: forwarding.reason, mask: forwarding.mask, marks: marks)
         self.summary = summary
         self.fromDaemon = fromDaemon
         self.paused = paused
@@ -67,7 +108,9 @@ public struct StatusReport: Hashable, Sendable {
                     Gateway(family: f, address: n.gateway(f)?.gateway, source: n.gateway(f)?.source)
                 },
                 rulesInstalled: snapshot.rules.filter { Planner.isOwned($0) && $0.table == n.table }.count,
-                rulesWanted: n.addresses.count,
+                rulesWanted: n.addresses.count
+                    + (plan.forwardMarks?.contains { $0.name == n.link.name } == true
+                        ? Set(n.addresses.map(\.family)).count : 0),
                 routesInstalled: snapshot.routes.filter { Planner.isOwned($0) && $0.table == n.table }.count,
                 notes: n.notes, lastChange: lastChanges[n.link.name])
         }
@@ -85,6 +128,17 @@ public struct StatusReport: Hashable, Sendable {
             "deferred": .number(Double(deferred)),
             "conflicts": .array(conflicts.map(JSONValue.string)),
             "findings": .array(findings.map { ["severity": .string($0.severity), "message": .string($0.message)] }),
+            "forwarding": [
+                "state": .string(forwarding.state), "reason": .string(forwarding.reason),
+                "mask": .string(ForwardRuleset.hex(forwarding.mask)),
+                "marks": .array(
+                    forwarding.marks.map {
+                        [
+                            "nic": .string($0.nic), "mark": .string(ForwardRuleset.hex($0.mark)),
+                            "rulesInstalled": .bool($0.rulesInstalled),
+                        ]
+                    }),
+            ],
             "nics": .array(
                 nics.map { n in
                     [
@@ -121,6 +175,22 @@ public struct StatusReport: Hashable, Sendable {
         conflicts = json["conflicts"]?.arrayValue?.compactMap(\.stringValue) ?? []
         findings = (json["findings"]?.arrayValue ?? []).compactMap { f in
             f["message"]?.stringValue.map { Finding(severity: f["severity"]?.stringValue ?? "warning", $0) }
+        }
+        if let f = json["forwarding"], let state = f["state"]?.stringValue {
+            func hex(_ v: JSONValue?) -> UInt32 {
+                guard let t = v?.stringValue, t.hasPrefix("0x") else { return 0 }
+                return UInt32(t.dropFirst(2), radix: 16) ?? 0
+            }
+            forwarding = Forwarding(
+                state: state, reason: f["reason"]?.stringValue ?? "", mask: hex(f["mask"]),
+                marks: (f["marks"]?.arrayValue ?? []).compactMap { m in
+                    m["nic"]?.stringValue.map {
+                        Forwarding.Mark(
+                            nic: $0, mark: hex(m["mark"]), rulesInstalled: m["rulesInstalled"]?.boolValue ?? false)
+                    }
+                })
+        } else {
+            forwarding = .unknown
         }
         var nics: [NIC] = []
         for n in json["nics"]?.arrayValue ?? [] {
@@ -173,8 +243,22 @@ public struct StatusReport: Hashable, Sendable {
                     out.append("\(label): none (subnet routes only)")
                 }
             }
+            if let m = forwarding.marks.first(where: { $0.nic == n.name }) {
+                out.append(
+                    "Forward mark: \(ForwardRuleset.hex(m.mark))/\(ForwardRuleset.hex(forwarding.mask)) "
+                        + (m.rulesInstalled ? "(fwmark rules installed)" : "(fwmark rules missing)"))
+            }
             if let c = n.lastChange { out.append(" Last change: \(c)") }
             for note in n.notes { out.append("        Note: \(note)") }
+        }
+        out.append("")
+        switch forwarding.state {
+        case "installed":
+            out.append(
+                "Forwarded connections: marked by ingress NIC (nftables table inet nicroute, mask \(ForwardRuleset.hex(forwarding.mask)))"
+            )
+        case "unavailable": out.append("Forwarded connections: NOT covered: \(forwarding.reason)")
+        default: out.append("Forwarded connections: off (\(forwarding.reason))")
         }
         if pendingChanges > 0 {
             out.append("")
@@ -205,6 +289,12 @@ public enum Preflight {
         /// systemd-networkd runs and will remove foreign rules/routes (its defaults), if known.
         public var networkdManagesForeignRules: Bool = false
         public var networkdManagesForeignRoutes: Bool = false
+        /// The kernel's rules and nicroute's forward mark mask (when forwarded connections are
+        /// handled): foreign fwmark rules on the same bits are another tool's marks.
+        public var rules: [Rule] = []
+        public var forwardMask: UInt32? = nil
+        /// Marked NICs whose `src_valid_mark` nicroute could not set.
+        public var sourceValidMarkFailures: [String] = []
         public init() {}
     }
 
@@ -233,6 +323,24 @@ public enum Preflight {
                     }
                 }
             }
+        }
+        if let mask = inputs.forwardMask {
+            var seen = Set<String>()
+            for r in Planner.markCollisions(rules: inputs.rules, mask: mask) {
+                let text = IPCommand.rule("add", r)
+                guard seen.insert(text).inserted else { continue }
+                out.append(
+                    .init(
+                        "another tool's rule uses the forward mark bits \(ForwardRuleset.hex(mask)): '\(text)'; "
+                            + "set [Routing] ForwardMarkMask= to bits it does not use"))
+            }
+        }
+        for name in inputs.sourceValidMarkFailures where (inputs.rpFilter[name] ?? 0) == 1 {
+            out.append(
+                .init(
+                    "\(name): strict reverse-path filtering (rp_filter=1) drops forwarded requests arriving here: nicroute "
+                        + "could not set net.ipv4.conf.\(name).src_valid_mark=1 (is /proc/sys read-only?); set it, or "
+                        + "rp_filter=2"))
         }
         if inputs.networkdManagesForeignRules {
             out.append(

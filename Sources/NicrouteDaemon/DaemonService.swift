@@ -128,7 +128,9 @@ public final class NicrouteDaemon: Service {
             guard key != state.findingsKey else { return }
             state.findingsKey = key
             let findings = Preflight.findings(
-                plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name)))
+                plan: plan,
+                inputs: reconciler.preflightInputs(plan: plan, snapshot: state.lastReport?.snapshot ?? KernelSnapshot())
+            )
             let messages = Set(findings.map(\.message))
             for message in messages.subtracting(state.loggedFindings).sorted() {
                 logger.warning("preflight: \(message)")
@@ -188,11 +190,11 @@ public final class NicrouteDaemon: Service {
                     let snapshot = try client.snapshot()
                     let plan = reconciler.plan(from: snapshot)
                     let findings = Preflight.findings(
-                        plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name)))
+                        plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
                     let report = StatusReport(
                         plan: plan, snapshot: snapshot, summary: statusLine(), fromDaemon: true, paused: state.paused,
                         deferred: state.lastReport?.deferred.count ?? 0, lastChanges: state.linkChanges,
-                        findings: findings)
+                        findings: findings, forwarding: reconciler.forwardingStatus)
                     return .success(report.json)
                 case .plan:
                     let snapshot = try client.snapshot()
@@ -245,6 +247,16 @@ public final class NicrouteDaemon: Service {
             server = nil
             logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
         }
+        // nftables changes (forwarded connections: nicroute's table is put back when deleted).
+        // Held for the daemon's lifetime; without it, reconcile passes and the periodic check
+        // still put the table back.
+        let nftWatch: NftablesWatch?
+        do { nftWatch = try NftablesWatch(changed: { box.requestReconcile() }) } catch {
+            nftWatch = nil
+            logger.warning(
+                "nftables changes are not watched (\(error)): nicroute's table is checked every 10 s instead")
+        }
+        let pollNftables = nftWatch == nil
         // Trap SIGHUP before the first pass: its default action would end the daemon.
         let signals = await UnixSignalsSequence(trapping: .sighup)
         pass("startup")
@@ -267,6 +279,15 @@ public final class NicrouteDaemon: Service {
                 }
                 group.addTask {
                     for await _ in signals { box.requestReload() }
+                }
+                if pollNftables {
+                    // Without nftables' announcements, a deleted table is noticed by this check.
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try? await ExecutorSleep.sleep(for: .seconds(10))
+                            box.requestReconcile()
+                        }
+                    }
                 }
                 if let interval = notifier.watchdogInterval {
                     // The ping is sent by the loop itself (below), so a stuck loop stops pinging
@@ -314,6 +335,7 @@ public final class NicrouteDaemon: Service {
             stopping.set()
             box.finish()
         }
+        withExtendedLifetime(nftWatch) {}
         box.finish()  // also after a cancellation: queued control requests get an answer
         server?.stop()
         state.timer?.cancel()

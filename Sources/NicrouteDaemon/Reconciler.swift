@@ -28,6 +28,10 @@ public final class Reconciler {
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
     let logger: Logger
+    /// nicroute's nftables table and src_valid_mark (forwarded connections).
+    public let forwarder: Forwarder
+    /// Whether the current pass handles forwarded connections (decided once per pass).
+    private var forwarding = false
 
     /// The outcome of a pass.
     public struct Report: Sendable {
@@ -68,6 +72,7 @@ public final class Reconciler {
         self.configuration = configuration
         self.store = store
         self.logger = logger
+        forwarder = Forwarder(stateDirectory: store.directory)
         slots = store.loadSlots()
     }
 
@@ -88,7 +93,32 @@ public final class Reconciler {
 
     /// Plans from `snapshot` without changing anything.
     public func plan(from snapshot: KernelSnapshot) -> Plan {
-        planner.plan(snapshot: snapshot, slots: slots, hints: hints(for: snapshot))
+        planner.plan(
+            snapshot: snapshot, slots: slots, hints: hints(for: snapshot),
+            forwarding: forwarder.decide(configuration))
+    }
+
+    /// The preflight's inputs for `plan`: the sysctls, and the kernel's rules when forwarded
+    /// connections are handled (foreign fwmark rules on nicroute's bits).
+    public func preflightInputs(plan: Plan, snapshot: KernelSnapshot) -> Preflight.Inputs {
+        var inputs = SystemInspector().inputs(for: plan.nics.map(\.link.name))
+        if plan.forwardMarks != nil {
+            inputs.rules = snapshot.rules
+            inputs.forwardMask = configuration.forwardMarkMask
+            inputs.sourceValidMarkFailures = forwarder.sourceValidMarkFailures
+        }
+        return inputs
+    }
+
+    /// The forwarding part of `status` (state, reason, mask), as the kernel has it now.
+    public var forwardingStatus: (state: String, reason: String, mask: UInt32) {
+        let mask = configuration.forwardMarkMask
+        if forwarder.decide(configuration) { forwarder.observe() }
+        switch forwarder.state {
+        case .installed: return ("installed", "in place", mask)
+        case .off(let why): return ("off", why, mask)
+        case .unavailable(let why): return ("unavailable", why, mask)
+        }
     }
 
     /// Gateway hints from lease files and the config drive. Read for managed NICs only: nobody
@@ -119,6 +149,9 @@ public final class Reconciler {
         snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: Reading
     ) {
         var addresses: [InterfaceAddress]?
+        let forwarding = forwarder.decide(configuration)
+        if forwarding != self.forwarding { quiet = nil }
+        self.forwarding = forwarding
         if addressesOnly, let quiet, quiet.plan.slots == slots {
             addresses = try client.addresses(remember: true)
             let dumped = monotonicSeconds()
@@ -133,13 +166,13 @@ public final class Reconciler {
         if let quiet, quiet.plan.slots == slots, quiet.hints == hints, quiet.snapshot == snapshot {
             return (snapshot, quiet.plan, dumped, .everything)
         }
-        var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
+        var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints, forwarding: forwarding)
         let families = Set(plan.neighborProbes.map(\.address.family))
         if !families.isEmpty {
             for family in AddressFamily.allCases where families.contains(family) {
                 snapshot.neighbors += try client.neighbors(family: family)
             }
-            plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints)
+            plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints, forwarding: forwarding)
         }
         quiet = plan.changes.isEmpty && plan.neighborProbes.isEmpty ? (snapshot, hints, plan) : nil
         return (snapshot, plan, dumped, .everything)
@@ -209,7 +242,16 @@ public final class Reconciler {
                 }
             }
         }
-        let failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
+        // The nftables table after the rules: a failure there leaves the routing of the VM's own
+        // traffic as it is (and status says why forwarded replies are not covered).
+        for command in forwarder.apply(plan.forwardMarks, mask: configuration.forwardMarkMask) {
+            logger.notice("\(command)", metadata: ["command": "\(command)", "action": "forward"])
+        }
+        if case .unavailable(let why) = forwarder.state, loggedFailures.insert("forward \(why)").inserted {
+            logger.error("forwarded connections: \(why)")
+        }
+        var failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
+        if case .unavailable(let why) = forwarder.state { failing.insert("forward \(why)") }
         loggedFailures.formIntersection(failing)
         lastPass = (snapshot, plan, report.failed.map(\.change))
         installedCache = nil
@@ -300,9 +342,11 @@ public final class Reconciler {
             try client.apply(change)
             logChange(change, names: names, nics: [])
         }
+        let forward = forwarder.remove()
+        for command in forward { logger.notice("\(command)", metadata: ["command": "\(command)"]) }
         lastPass = nil
         installedCache = []
         quiet = nil
-        return changes.map { $0.ipCommand(linkName: { names[$0] }) }
+        return changes.map { $0.ipCommand(linkName: { names[$0] }) } + forward
     }
 }

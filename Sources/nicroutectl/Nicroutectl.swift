@@ -174,7 +174,8 @@ struct SharedOptions: ParsableArguments {
         let rules = plan.nics.reduce(0) { $0 + $1.addresses.count }
         return StatusReport(
             plan: plan, snapshot: snapshot, summary: "\(plan.nics.count) NICs, \(rules) rules", fromDaemon: false,
-            findings: Preflight.findings(plan: plan, inputs: SystemInspector().inputs(for: plan.nics.map(\.link.name))))
+            findings: Preflight.findings(plan: plan, inputs: r.preflightInputs(plan: plan, snapshot: snapshot)),
+            forwarding: r.forwardingStatus)
     }
 
     /// One-shot changes need root.
@@ -269,9 +270,10 @@ extension Nicroutectl {
                 foreign rule of higher priority wins, rp_filter would drop the request, NIC not \
                 managed, not an address of this host.
 
-                Not checked: replies to connections forwarded to containers or guests behind this host \
-                (Docker ports, DNAT). Those replies carry the container's source address, which no \
-                source rule matches; nicroute does not route them yet.
+                Not checked here: replies to connections forwarded to containers or guests behind this \
+                host (Docker ports, DNAT). They carry the container's source address, which no source \
+                rule matches; nicroute routes them by a connection mark and one fwmark rule per NIC \
+                ([Routing] ForwardedConnections=), and status shows whether that is in place.
 
                 Prints one line per address, ok or FAIL, its NIC, the address, where the reply goes and \
                 why that is wrong when it is; then a count. With --json, an object with ok and one \

@@ -285,10 +285,36 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(parsed.priorities == defaults.priorities)
         #expect(parsed.ipv6 == defaults.ipv6)
         #expect(parsed.firstHostFallback == defaults.firstHostFallback)
+        #expect(parsed.forwardedConnections == defaults.forwardedConnections)
+        #expect(parsed.forwardMarkMask == defaults.forwardMarkMask)
+        #expect(uncommented.contains("\nForwardedConnections=auto\n"))
+        #expect(uncommented.contains("\nForwardMarkMask=0x3010\n"))
         #expect(parsed.networkDataPaths == defaults.networkDataPaths)
         #expect(parsed.controlSocket == defaults.controlSocket)
         #expect(parsed.controlGroup == nil)
         #expect(parsed.manage.map(\.description) == ["eth*", "ens*"])
         #expect(parsed.gateways.count == 1)
+    }
+}
+
+/// `ForwardedConnections=auto` follows the forwarding sysctls (read under a fixture root; the
+/// nftables side is tested in network namespaces by Tests/Scenario/forward.sh, never here: these
+/// tests run in the machine's own namespace).
+@Suite struct ForwarderDecisionTests {
+    @Test(
+        arguments: [
+            // ip_forward, IPv6 forwarding, mode -> wanted
+            ("0", "0", ForwardingMode.auto, false), ("1", "0", .auto, true), ("0", "1", .auto, true),
+            ("1", "1", .no, false), ("0", "0", .yes, true), (nil, nil, .auto, false),
+        ] as [(String?, String?, ForwardingMode, Bool)])
+    func autoFollowsForwarding(v4: String?, v6: String?, mode: ForwardingMode, wanted: Bool) throws {
+        let tree = try ScratchTree()
+        if let v4 { try tree.write("proc/sys/net/ipv4/ip_forward", v4 + "\n") }
+        if let v6 { try tree.write("proc/sys/net/ipv6/conf/all/forwarding", v6 + "\n") }
+        var c = Configuration()
+        c.forwardedConnections = mode
+        let (want, why) = Forwarder(stateDirectory: tree.root + "/state", root: tree.root).wanted(c)
+        #expect(want == wanted)
+        #expect(why.contains("ForwardedConnections=\(mode.rawValue)"))
     }
 }

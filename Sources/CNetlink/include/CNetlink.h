@@ -13,6 +13,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_link.h>
 #include <linux/neighbour.h>
+#include <linux/netfilter/nfnetlink.h>  // NFNLGRP_NFTABLES (nicrouted watches nftables changes)
 
 // Socket options at SOL_NETLINK that older libc headers may lack.
 static const int CNL_SOL_NETLINK = 270;          // SOL_NETLINK
