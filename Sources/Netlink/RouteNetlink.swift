@@ -26,6 +26,11 @@ public final class RouteNetlink: Sendable {
         public var count = 0
         /// Why the last one was refused, and what it was ("routes: ...").
         public var lastError: String?
+
+        public init(count: Int = 0, lastError: String? = nil) {
+            self.count = count
+            self.lastError = lastError
+        }
     }
     private let state: Mutex<State>
     /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is tried in all.
