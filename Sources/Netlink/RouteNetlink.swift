@@ -101,7 +101,7 @@ public final class RouteNetlink: Sendable {
     public func routes(family: AddressFamily, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
         // rtm_table is exact for tables below 256.
         let skip: ((ByteReader) -> Bool)? =
-            skipLocal ? { p in (try? p.load(rtmsg.self))?.rtm_table == UInt8(RoutingTable.local) } : nil
+            skipLocal ? { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) } : nil
         return try typedDump(
             MessageType.getRoute, family: family, what: "routes", skip: skip,
             key: remember ? "routes \(family) \(skipLocal)" : nil

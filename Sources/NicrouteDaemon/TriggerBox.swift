@@ -129,13 +129,11 @@ final class TriggerBox: Sendable {
 
     /// False for notifications that `isRelevant` would turn down whatever the interest, told from
     /// the undecoded bytes: nicroute's own routes added outside the main table (the echo of its
-    /// own changes, thousands in a full reconcile). rtm_table (byte 4 of struct rtmsg) is the
-    /// table itself below 256 and RT_TABLE_COMPAT above; rtm_protocol is byte 5.
+    /// own changes, thousands in a full reconcile), told from `RouteCodec.routeHeader`: `rtm_table` is the
+    /// table itself below 256 and `RT_TABLE_COMPAT` above.
     static func worthDecoding(_ header: NetlinkHeader, _ payload: ByteReader) -> Bool {
-        guard header.type == MessageType.newRoute, payload.count >= 8,
-            let table = try? payload.read(UInt8.self, at: 4), let proto = try? payload.read(UInt8.self, at: 5)
-        else { return true }
-        return proto != RouteProtocol.nicroute.rawValue || UInt32(table) == RoutingTable.main
+        guard header.type == MessageType.newRoute, let h = RouteCodec.routeHeader(payload) else { return true }
+        return h.proto != .nicroute || UInt32(h.table) == RoutingTable.main
     }
 
     /// Links and addresses always matter; routes in the main table or in nicroute's tables;
