@@ -119,7 +119,6 @@ public struct Attributes: Sendable {
 
     public subscript(type: UInt16) -> ByteReader? { entries.last(where: { $0.type == type })?.value }
     public subscript<T: BinaryInteger>(type: T) -> ByteReader? { self[UInt16(truncatingIfNeeded: type)] }
-    public var types: [UInt16] { Set(entries.map(\.type)).sorted() }
 }
 
 /// The fixed `struct nlmsghdr`.

@@ -79,12 +79,6 @@ public final class Reconciler {
         quiet = nil
     }
 
-    /// Reads the kernel and plans, without changing anything (`nicroutectl plan`).
-    /// - Throws: `NetlinkError` when a dump fails.
-    public func plan() throws -> Plan {
-        try plan(from: try client.snapshot())
-    }
-
     /// The planner for the current configuration.
     public var planner: Planner { Planner(configuration: configuration) }
 

@@ -20,7 +20,6 @@ final class TriggerBox: Sendable {
         var resync = false
         /// The watchdog interval elapsed: the loop proves it is alive by answering.
         var watchdog = false
-        var events = 0
         /// Something besides address announcements happened since the last pass (another event,
         /// relevant or not, decoded or not, a resync, a timer, a reload): the next pass reads the
         /// whole kernel picture. While only addresses were announced, a pass may read the
@@ -42,7 +41,6 @@ final class TriggerBox: Sendable {
             resync = resync || later.resync
             beyondAddresses = beyondAddresses || later.beyondAddresses
             watchdog = watchdog || later.watchdog
-            events += later.events
             lastChange = later.lastChange ?? lastChange
             linkChanges.merge(later.linkChanges) { _, new in new }
             controls += later.controls
@@ -88,7 +86,6 @@ final class TriggerBox: Sendable {
     /// Records a kernel event; wakes the loop when it can change the plan.
     func post(_ event: RouteEvent) {
         let wake = state.withLock { s -> Bool in
-            s.pending.events += 1
             let relevant: Bool
             switch event {
             case .resyncNeeded:
