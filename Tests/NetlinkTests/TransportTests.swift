@@ -297,4 +297,42 @@ struct TransportTests {
         kernel.failNextReceive(NetlinkError(operation: "recvmsg(AF_NETLINK)", errno: .noBufferSpace))
         #expect(client.apply(changes).allSatisfy { (try? $0.get()) == nil })
     }
+
+    @Test("a route lookup is one request without NLM_F_DUMP; the answer is the route, or the kernel's errno")
+    func lookup() throws {
+        let kernel = FakeKernel()
+        let client = RouteNetlink(transport: kernel)
+        let chosen = route(7)
+        kernel.setAnswer { request in
+            .datagrams([
+                try! RouteCodec.routeRequest(
+                    MessageType.newRoute, flags: 0, route: chosen, sequence: request.header.sequence)
+            ])
+        }
+        let query = RouteQuery(destination: IPAddress("198.51.7.1")!, source: IPAddress("10.1.0.5")!)
+        #expect(try client.lookup(query) == chosen)
+        let sent = try #require(try kernel.sentMessages().first)
+        #expect(sent.header.type == MessageType.getRoute)
+        #expect(sent.header.flags == MessageFlags.request)
+
+        kernel.setAnswer { _ in .ack(.noRouteToHost) }
+        let error = try #require(throws: NetlinkError.self) { try client.lookup(query) }
+        #expect(error.errno == .noRouteToHost)
+        #expect(error.object == "ip -4 route get 198.51.7.1 from 10.1.0.5")
+    }
+
+    @Test("a neighbour probe is RTM_NEWNEIGH with NTF_USE and waits for its ack")
+    func probe() throws {
+        let kernel = FakeKernel()
+        let client = RouteNetlink(transport: kernel)
+        try client.probeNeighbor(IPAddress("10.1.0.254")!, linkIndex: eth1)
+        let sent = try #require(try kernel.sentMessages().first)
+        #expect(sent.header.type == MessageType.newNeighbor)
+        #expect(sent.header.flags == MessageFlags.request | MessageFlags.ack | MessageFlags.create)
+        let header = try sent.payload.load(ndmsg.self)
+        #expect(header.ndm_ifindex == eth1)
+        #expect(header.ndm_flags == UInt8(NTF_USE))
+        kernel.setAnswer { _ in .ack(.operationNotSupportedByDevice) }
+        #expect(throws: NetlinkError.self) { try client.probeNeighbor(IPAddress("10.1.0.254")!, linkIndex: 99) }
+    }
 }
