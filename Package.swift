@@ -35,6 +35,9 @@ let package = Package(
             ]
         ),
 
+        // An in-memory rtnetlink peer behind Netlink's transport seam, for tests (like nltest).
+        .target(name: "NetlinkTesting", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),
+
         // libsystemd (sd_notify, sd_journal_sendv) through pkg-config.
         .systemLibrary(
             name: "CSystemd",
@@ -83,8 +86,9 @@ let package = Package(
         .executableTarget(name: "NetlinkFuzz", dependencies: ["Netlink", "NicrouteCore", "CFuzzer"]),
 
         .testTarget(name: "NicrouteCoreTests", dependencies: ["NicrouteCore"]),
-        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),
+        .testTarget(name: "NetlinkTests", dependencies: ["Netlink", "NetlinkTesting", "NicrouteCore", "CNetlink"]),
         .testTarget(
-            name: "NicrouteDaemonTests", dependencies: ["NicrouteDaemon", "NicrouteCore", "Netlink", "CSystemd"]),
+            name: "NicrouteDaemonTests",
+            dependencies: ["NicrouteDaemon", "NicrouteCore", "Netlink", "NetlinkTesting", "CSystemd"]),
     ]
 )

@@ -1,3 +1,4 @@
+import CNetlink
 import NicrouteCore
 
 /// The one reader of netlink bytes: every access is bounds-checked and throws
@@ -118,12 +119,11 @@ public struct Attributes: Sendable {
 
     public subscript(type: UInt16) -> ByteReader? { entries.last(where: { $0.type == type })?.value }
     public subscript<T: BinaryInteger>(type: T) -> ByteReader? { self[UInt16(truncatingIfNeeded: type)] }
-    public var types: [UInt16] { Set(entries.map(\.type)).sorted() }
 }
 
 /// The fixed `struct nlmsghdr`.
 public struct NetlinkHeader: Hashable, Sendable {
-    public static let size = 16
+    public static let size = MemoryLayout<nlmsghdr>.size
     /// `nlmsg_len`.
     public var length: UInt32
     /// `nlmsg_type`.
@@ -150,15 +150,18 @@ public struct NetlinkMessage: Sendable {
             guard bytes.count - offset >= NetlinkHeader.size else {
                 throw NetlinkDecodingError("\(bytes.count - offset) bytes left, less than a header", at: offset)
             }
-            let length = Int(try all.read(UInt32.self, at: offset))
+            let length = Int(try all.read(UInt32.self, at: offset))  // nlmsg_len
             guard length >= NetlinkHeader.size, length <= bytes.count - offset else {
                 throw NetlinkDecodingError("nlmsg_len \(length) with \(bytes.count - offset) bytes left", at: offset)
             }
+            let h = try all.load(nlmsghdr.self, at: offset)
             let header = NetlinkHeader(
-                length: UInt32(length), type: try all.read(UInt16.self, at: offset + 4),
-                flags: try all.read(UInt16.self, at: offset + 6), sequence: try all.read(UInt32.self, at: offset + 8),
-                portID: try all.read(UInt32.self, at: offset + 12))
-            out.append(NetlinkMessage(header: header, payload: try all.window(at: offset + 16, length: length - 16)))
+                length: h.nlmsg_len, type: h.nlmsg_type, flags: h.nlmsg_flags, sequence: h.nlmsg_seq,
+                portID: h.nlmsg_pid)
+            out.append(
+                NetlinkMessage(
+                    header: header,
+                    payload: try all.window(at: offset + NetlinkHeader.size, length: length - NetlinkHeader.size)))
             offset += (length + 3) & ~3
         }
         return out

@@ -32,6 +32,13 @@ public struct MessageWriter {
         withUnsafeBytes(of: value) { bytes.append(contentsOf: $0) }
     }
 
+    /// Appends a fixed C header (`struct rtmsg`, `struct ifinfomsg`, ...) as the kernel lays it
+    /// out, padded to 4 bytes. The reader's counterpart is `ByteReader.load(_:at:)`.
+    public mutating func append<T: BitwiseCopyable>(header: T) {
+        withUnsafeBytes(of: header) { bytes.append(contentsOf: $0) }
+        align()
+    }
+
     /// Pads with zeros to the next 4-byte boundary (`NLMSG_ALIGNTO`, `RTA_ALIGNTO`).
     public mutating func align() {
         while bytes.count % 4 != 0 { bytes.append(0) }

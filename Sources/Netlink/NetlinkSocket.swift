@@ -3,8 +3,6 @@ import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 /// An `AF_NETLINK`/`NETLINK_ROUTE` socket: open, bind, send and receive datagrams.

@@ -98,21 +98,25 @@ public enum RouteCodec {
         let f = family?.rawValue ?? 0
         switch type {
         case MessageType.getLink:
-            w.append(f)  // struct ifinfomsg
-            w.append(UInt8(0))
-            w.append(UInt16(0))
-            w.append(Int32(0))
-            w.append(UInt32(0))
-            w.append(UInt32(0))
+            var h = ifinfomsg()
+            h.ifi_family = f
+            w.append(header: h)
         case MessageType.getAddress:
-            w.append(f)  // struct ifaddrmsg
-            w.append(UInt8(0))
-            w.append(UInt8(0))
-            w.append(UInt8(0))
-            w.append(UInt32(0))
-        default:  // struct rtmsg, fib_rule_hdr and ndmsg are all 12 bytes with the family first
-            w.append(f)
-            for _ in 0..<11 { w.append(UInt8(0)) }
+            var h = ifaddrmsg()
+            h.ifa_family = f
+            w.append(header: h)
+        case MessageType.getRule:
+            var h = fib_rule_hdr()
+            h.family = f
+            w.append(header: h)
+        case MessageType.getNeighbor:
+            var h = ndmsg()
+            h.ndm_family = f
+            w.append(header: h)
+        default:
+            var h = rtmsg()
+            h.rtm_family = f
+            w.append(header: h)
         }
         return w.finish()
     }
@@ -121,15 +125,17 @@ public enum RouteCodec {
     /// with `rtm_table` = `RT_TABLE_UNSPEC`; every table id is sent in `RTA_TABLE`.
     public static func routeRequest(_ type: UInt16, flags: UInt16, route: Route, sequence: UInt32) throws -> [UInt8] {
         var w = MessageWriter(type: type, flags: flags, sequence: sequence)
-        w.append(route.family.rawValue)  // rtm_family
-        w.append(route.destination.length)  // rtm_dst_len
-        w.append(route.source?.length ?? 0)  // rtm_src_len
-        w.append(route.tos)  // rtm_tos
-        w.append(UInt8(route.table < 256 ? route.table : RoutingTable.unspecified))  // rtm_table
-        w.append(route.proto.rawValue)  // rtm_protocol
-        w.append(route.scope.rawValue)  // rtm_scope
-        w.append(route.type.rawValue)  // rtm_type
-        w.append(route.configuredFlags)  // rtm_flags
+        var h = rtmsg()
+        h.rtm_family = route.family.rawValue
+        h.rtm_dst_len = route.destination.length
+        h.rtm_src_len = route.source?.length ?? 0
+        h.rtm_tos = route.tos
+        h.rtm_table = UInt8(route.table < 256 ? route.table : RoutingTable.unspecified)
+        h.rtm_protocol = route.proto.rawValue
+        h.rtm_scope = route.scope.rawValue
+        h.rtm_type = route.type.rawValue
+        h.rtm_flags = route.configuredFlags
+        w.append(header: h)
         try w.attribute(t(RTA_TABLE.rawValue), u32: route.table)
         if route.destination.length > 0 { try w.attribute(t(RTA_DST.rawValue), address: route.destination.address) }
         if let src = route.source, src.length > 0 { try w.attribute(t(RTA_SRC.rawValue), address: src.address) }
@@ -168,15 +174,15 @@ public enum RouteCodec {
     /// `RTM_NEWRULE`/`RTM_DELRULE` for `rule`. The table always travels in `FRA_TABLE`.
     public static func ruleRequest(_ type: UInt16, flags: UInt16, rule: Rule, sequence: UInt32) throws -> [UInt8] {
         var w = MessageWriter(type: type, flags: flags, sequence: sequence)
-        w.append(rule.family.rawValue)  // family
-        w.append(rule.destination?.length ?? 0)  // dst_len
-        w.append(rule.source?.length ?? 0)  // src_len
-        w.append(rule.tos)  // tos
-        w.append(UInt8(rule.table < 256 ? rule.table : RoutingTable.unspecified))  // table
-        w.append(UInt8(0))  // res1
-        w.append(UInt8(0))  // res2
-        w.append(rule.action.rawValue)  // action
-        w.append(rule.invert ? ruleInvertFlag : 0)  // flags
+        var h = fib_rule_hdr()
+        h.family = rule.family.rawValue
+        h.dst_len = rule.destination?.length ?? 0
+        h.src_len = rule.source?.length ?? 0
+        h.tos = rule.tos
+        h.table = UInt8(rule.table < 256 ? rule.table : RoutingTable.unspecified)
+        h.action = rule.action.rawValue
+        h.flags = rule.invert ? ruleInvertFlag : 0
+        w.append(header: h)
         try w.attribute(t(FRA_TABLE), u32: rule.table)
         if let p = rule.priority { try w.attribute(t(FRA_PRIORITY), u32: p) }
         if let s = rule.source, s.length > 0 { try w.attribute(t(FRA_SRC), address: s.address) }
@@ -196,13 +202,11 @@ public enum RouteCodec {
         var w = MessageWriter(
             type: MessageType.newNeighbor, flags: MessageFlags.request | MessageFlags.ack | MessageFlags.create,
             sequence: sequence)
-        w.append(address.family.rawValue)  // ndm_family
-        w.append(UInt8(0))  // ndm_pad1
-        w.append(UInt16(0))  // ndm_pad2
-        w.append(linkIndex)  // ndm_ifindex
-        w.append(UInt16(0))  // ndm_state
-        w.append(neighborUseFlag)  // ndm_flags
-        w.append(UInt8(0))  // ndm_type
+        var h = ndmsg()
+        h.ndm_family = address.family.rawValue
+        h.ndm_ifindex = linkIndex
+        h.ndm_flags = neighborUseFlag
+        w.append(header: h)
         try w.attribute(t(NDA_DST), address: address)
         return w.finish()
     }
@@ -223,15 +227,12 @@ public enum RouteCodec {
             throw NetlinkEncodingError("route lookup from \(s.family) \(s) to \(family) \(query.destination)")
         }
         var w = MessageWriter(type: MessageType.getRoute, flags: MessageFlags.request, sequence: sequence)
-        w.append(family.rawValue)  // rtm_family
-        w.append(family.bitWidth)  // rtm_dst_len: a host
-        w.append(query.source == nil ? 0 : family.bitWidth)  // rtm_src_len
-        w.append(UInt8(0))  // rtm_tos
-        w.append(UInt8(0))  // rtm_table
-        w.append(UInt8(0))  // rtm_protocol
-        w.append(UInt8(0))  // rtm_scope
-        w.append(UInt8(0))  // rtm_type
-        w.append(lookupTableFlag)  // rtm_flags
+        var h = rtmsg()
+        h.rtm_family = family.rawValue
+        h.rtm_dst_len = family.bitWidth  // a host
+        h.rtm_src_len = query.source == nil ? 0 : family.bitWidth
+        h.rtm_flags = lookupTableFlag
+        w.append(header: h)
         try w.attribute(t(RTA_DST.rawValue), address: query.destination)
         if let s = query.source { try w.attribute(t(RTA_SRC.rawValue), address: s) }
         if let i = query.inputInterface { try w.attribute(t(RTA_IIF.rawValue), i32: i) }
@@ -259,14 +260,12 @@ public enum RouteCodec {
     private static func family(_ raw: UInt8) -> AddressFamily? { AddressFamily(rawValue: raw) }
 
     static func decodeLink(_ p: ByteReader) throws -> Link? {
-        let size = Int(CNL_IFINFOMSG_SIZE)
-        let hardwareType = try p.read(UInt16.self, at: 2)
-        let index = try p.read(Int32.self, at: 4)
-        let flags = try p.read(UInt32.self, at: 8)
+        let h = try p.load(ifinfomsg.self)
+        let size = MemoryLayout<ifinfomsg>.size
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         var link = Link(
-            index: index, name: attrs[IFLA_IFNAME]?.string() ?? "", mac: attrs[IFLA_ADDRESS]?.mac(),
-            flags: LinkFlags(rawValue: flags), hardwareType: hardwareType)
+            index: h.ifi_index, name: attrs[IFLA_IFNAME]?.string() ?? "", mac: attrs[IFLA_ADDRESS]?.mac(),
+            flags: LinkFlags(rawValue: h.ifi_flags), hardwareType: h.ifi_type)
         if let s = attrs[IFLA_OPERSTATE] { link.operationalState = OperationalState(rawValue: try s.u8()) ?? .unknown }
         if let m = attrs[IFLA_MTU] { link.mtu = try m.u32() }
         if let info = attrs[IFLA_LINKINFO] {
@@ -277,15 +276,13 @@ public enum RouteCodec {
     }
 
     static func decodeAddress(_ p: ByteReader) throws -> InterfaceAddress? {
-        let size = Int(CNL_IFADDRMSG_SIZE)
-        guard let fam = family(try p.read(UInt8.self, at: 0)) else {
-            _ = try p.window(at: 0, length: size)
-            return nil
-        }
-        let prefixLength = try p.read(UInt8.self, at: 1)
-        let shortFlags = try p.read(UInt8.self, at: 2)
-        let scope = try p.read(UInt8.self, at: 3)
-        let index = try p.read(UInt32.self, at: 4)
+        let h = try p.load(ifaddrmsg.self)
+        let size = MemoryLayout<ifaddrmsg>.size
+        guard let fam = family(h.ifa_family) else { return nil }
+        let prefixLength = h.ifa_prefixlen
+        let shortFlags = h.ifa_flags
+        let scope = h.ifa_scope
+        let index = h.ifa_index
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         let peerOrLocal = try attrs[IFA_ADDRESS]?.address()
         let local = try attrs[IFA_LOCAL]?.address()
@@ -318,24 +315,30 @@ public enum RouteCodec {
         return IPPrefix(a, length: length)
     }
 
+    /// `rtm_table` and `rtm_protocol` of a route message's payload, read from its `struct rtmsg`
+    /// without decoding the rest; nil when the payload is shorter than the header. Enough to
+    /// leave out routes that are not wanted before paying for their attributes.
+    public static func routeHeader(_ p: ByteReader) -> (table: UInt8, proto: RouteProtocol)? {
+        guard let h = try? p.load(rtmsg.self) else { return nil }
+        return (h.rtm_table, RouteProtocol(rawValue: h.rtm_protocol))
+    }
+
     static func decodeRoute(_ p: ByteReader) throws -> Route? {
-        let size = Int(CNL_RTMSG_SIZE)
-        _ = try p.window(at: 0, length: size)
-        guard let fam = family(try p.read(UInt8.self, at: 0)) else { return nil }
-        let dstLen = try p.read(UInt8.self, at: 1)
-        let srcLen = try p.read(UInt8.self, at: 2)
+        let h = try p.load(rtmsg.self)
+        let size = MemoryLayout<rtmsg>.size
+        guard let fam = family(h.rtm_family) else { return nil }
+        let dstLen = h.rtm_dst_len
+        let srcLen = h.rtm_src_len
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         let dst = try prefix(attrs[RTA_DST.rawValue], length: dstLen, family: fam, at: p.range.lowerBound)
         guard dst != nil || dstLen == 0 else {
             throw NetlinkDecodingError("rtm_dst_len \(dstLen) without RTA_DST", at: p.range.lowerBound)
         }
         var route = Route(
-            family: fam, table: UInt32(try p.read(UInt8.self, at: 4)), destination: dst ?? .any(fam),
+            family: fam, table: UInt32(h.rtm_table), destination: dst ?? .any(fam),
             source: try prefix(attrs[RTA_SRC.rawValue], length: srcLen, family: fam, at: p.range.lowerBound),
-            tos: try p.read(UInt8.self, at: 3), proto: RouteProtocol(rawValue: try p.read(UInt8.self, at: 5)),
-            scope: Scope(rawValue: try p.read(UInt8.self, at: 6)),
-            type: RouteType(rawValue: try p.read(UInt8.self, at: 7)),
-            flags: try p.read(UInt32.self, at: 8))
+            tos: h.rtm_tos, proto: RouteProtocol(rawValue: h.rtm_protocol), scope: Scope(rawValue: h.rtm_scope),
+            type: RouteType(rawValue: h.rtm_type), flags: h.rtm_flags)
         if let table = attrs[RTA_TABLE.rawValue] { route.table = try table.u32() }
         route.gateway = try gateway(attrs, family: fam)
         if let oif = attrs[RTA_OIF.rawValue] { route.outputInterface = try oif.i32() }
@@ -399,19 +402,16 @@ public enum RouteCodec {
     }
 
     static func decodeRule(_ p: ByteReader) throws -> Rule? {
-        let size = Int(CNL_FIB_RULE_HDR_SIZE)
-        _ = try p.window(at: 0, length: size)
-        guard let fam = family(try p.read(UInt8.self, at: 0)) else { return nil }
+        let h = try p.load(fib_rule_hdr.self)
+        let size = MemoryLayout<fib_rule_hdr>.size
+        guard let fam = family(h.family) else { return nil }
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         var rule = Rule(
-            family: fam, table: UInt32(try p.read(UInt8.self, at: 4)),
-            source: try prefix(
-                attrs[FRA_SRC], length: try p.read(UInt8.self, at: 2), family: fam, at: p.range.lowerBound),
-            destination: try prefix(
-                attrs[FRA_DST], length: try p.read(UInt8.self, at: 1), family: fam, at: p.range.lowerBound),
-            proto: .unspecified, action: RuleAction(rawValue: try p.read(UInt8.self, at: 7)),
-            tos: try p.read(UInt8.self, at: 3),
-            invert: try p.read(UInt32.self, at: 8) & ruleInvertFlag != 0)
+            family: fam, table: UInt32(h.table),
+            source: try prefix(attrs[FRA_SRC], length: h.src_len, family: fam, at: p.range.lowerBound),
+            destination: try prefix(attrs[FRA_DST], length: h.dst_len, family: fam, at: p.range.lowerBound),
+            proto: .unspecified, action: RuleAction(rawValue: h.action), tos: h.tos,
+            invert: h.flags & ruleInvertFlag != 0)
         if let table = attrs[FRA_TABLE] { rule.table = try table.u32() }
         if let prio = attrs[FRA_PRIORITY] { rule.priority = try prio.u32() }
         rule.inputInterface = attrs[FRA_IIFNAME]?.string()
@@ -427,16 +427,16 @@ public enum RouteCodec {
     }
 
     static func decodeNeighbor(_ p: ByteReader) throws -> Neighbor? {
-        let size = Int(CNL_NDMSG_SIZE)
-        _ = try p.window(at: 0, length: size)
-        guard let fam = family(try p.read(UInt8.self, at: 0)) else { return nil }
+        let h = try p.load(ndmsg.self)
+        let size = MemoryLayout<ndmsg>.size
+        guard let fam = family(h.ndm_family) else { return nil }
         let attrs = try Attributes(try p.window(at: size, length: p.count - size))
         guard let dst = try attrs[NDA_DST]?.address(), dst.family == fam else {
             throw NetlinkDecodingError("neighbour message without a \(fam) NDA_DST", at: p.range.lowerBound)
         }
         return Neighbor(
-            linkIndex: try p.read(Int32.self, at: 4), address: dst, linkLayerAddress: attrs[NDA_LLADDR]?.mac(),
-            state: NeighborState(rawValue: try p.read(UInt16.self, at: 8)))
+            linkIndex: h.ndm_ifindex, address: dst, linkLayerAddress: attrs[NDA_LLADDR]?.mac(),
+            state: NeighborState(rawValue: h.ndm_state))
     }
 
     /// The errno and extended-ack message of an `NLMSG_ERROR` (errno 0 is an ACK).
@@ -450,10 +450,11 @@ public enum RouteCodec {
         var text: String? = nil
         if message.header.flags & MessageFlags.ackTLVs != 0 {
             // struct nlmsgerr: error + the original header, then its payload unless capped.
-            var offset = 4 + NetlinkHeader.size
+            let header = MemoryLayout<nlmsgerr>.offset(of: \nlmsgerr.msg) ?? 4
+            var offset = MemoryLayout<nlmsgerr>.size
             if message.header.flags & MessageFlags.capped == 0 {
-                let originalLength = Int(try p.read(UInt32.self, at: 4))
-                offset = 4 + max(originalLength, NetlinkHeader.size)
+                let originalLength = Int(try p.read(UInt32.self, at: header))  // msg.nlmsg_len
+                offset = header + max(originalLength, NetlinkHeader.size)
             }
             offset = (offset + 3) & ~3
             if offset < p.count {

@@ -12,10 +12,25 @@ import Glibc
 /// Calls are serialized; each waits for the kernel's answer to its own sequence number.
 public final class RouteNetlink: Sendable {
     private struct State: ~Copyable {
-        var socket: NetlinkSocket
+        var socket: any NetlinkTransport
         var sequence: UInt32
         /// Dumps made with `remember`: their bytes and what was decoded from them, by kind.
         var remembered: [String: (bytes: [UInt8], objects: any Sendable)] = [:]
+        var undecodable = Undecodable()
+    }
+
+    /// Objects of dumps that the decoder refused, skipped so that one odd object does not hide
+    /// the whole picture.
+    public struct Undecodable: Sendable, Equatable {
+        /// How many were skipped since the client was opened.
+        public var count = 0
+        /// Why the last one was refused, and what it was ("routes: ...").
+        public var lastError: String?
+
+        public init(count: Int = 0, lastError: String? = nil) {
+            self.count = count
+            self.lastError = lastError
+        }
     }
     private let state: Mutex<State>
     /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is tried in all.
@@ -29,8 +44,31 @@ public final class RouteNetlink: Sendable {
     }
 
     /// Opens a client socket, in `networkNamespace` (a path such as `/run/netns/NAME`) if given.
-    public init(networkNamespace: String? = nil) throws {
-        state = Mutex(State(socket: try NetlinkSocket(networkNamespace: networkNamespace), sequence: 0))
+    public convenience init(networkNamespace: String? = nil) throws {
+        self.init(transport: try NetlinkSocket(networkNamespace: networkNamespace))
+    }
+
+    /// A client over `transport` (a `NetlinkSocket`, or a fake in tests); the first request
+    /// carries sequence number `firstSequence`.
+    public init(transport: any NetlinkTransport, firstSequence: UInt32 = 1) {
+        state = Mutex(State(socket: transport, sequence: firstSequence &- 1))
+    }
+
+    /// The objects of dumps skipped because they could not be decoded, for the caller to report
+    /// (this library does not log).
+    public var undecodable: Undecodable { state.withLock { $0.undecodable } }
+
+    /// `message` decoded, or nil (counted in `undecodable`) when the decoder refuses it.
+    private func decodeOrCount(_ message: NetlinkMessage, what: String) -> RouteObject? {
+        do {
+            return try RouteCodec.decode(message)
+        } catch {
+            state.withLock {
+                $0.undecodable.count += 1
+                $0.undecodable.lastError = "\(what): \(error)"
+            }
+            return nil
+        }
     }
 
     // MARK: Dumps
@@ -61,9 +99,9 @@ public final class RouteNetlink: Sendable {
     ///     same bytes with the same routes, without decoding them again. Every call still reads
     ///     the kernel's whole answer: only the decoding is saved.
     public func routes(family: AddressFamily, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
-        // rtm_table (the byte at offset 4 of struct rtmsg) is exact for tables below 256.
+        // rtm_table is exact for tables below 256.
         let skip: ((ByteReader) -> Bool)? =
-            skipLocal ? { p in (try? p.read(UInt8.self, at: 4)) == UInt8(RoutingTable.local) } : nil
+            skipLocal ? { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) } : nil
         return try typedDump(
             MessageType.getRoute, family: family, what: "routes", skip: skip,
             key: remember ? "routes \(family) \(skipLocal)" : nil
@@ -92,9 +130,9 @@ public final class RouteNetlink: Sendable {
     public func dump(
         _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil
     ) throws -> [RouteObject] {
-        // One object the decoder cannot read is skipped, not the whole picture.
+        // One object the decoder cannot read is skipped (and counted), not the whole picture.
         try rawDump(type, family: family, what: what, skip: skip, fingerprint: false).messages.compactMap {
-            try? RouteCodec.decode($0)
+            decodeOrCount($0, what: what)
         }
     }
 
@@ -110,7 +148,7 @@ public final class RouteNetlink: Sendable {
         {
             return value
         }
-        let value = messages.compactMap { message in (try? RouteCodec.decode(message))?.flatMap(extract) }
+        let value = messages.compactMap { message in decodeOrCount(message, what: what).flatMap(extract) }
         if let key { state.withLock { $0.remembered[key] = (fingerprint, value) } }
         return value
     }
@@ -176,60 +214,43 @@ public final class RouteNetlink: Sendable {
 
     // MARK: Changes
 
+    /// Applies one change and waits for its ack. "Already exists" on add and "no such" on
+    /// delete count as done. Equivalent to `ip route add|replace|del ...`, `ip rule add|del ...`.
+    /// - Returns: false when the kernel already was in the wanted state.
+    /// - Throws: `NetlinkError` with errno, the kernel's message and the change as an `ip` command.
+    @discardableResult
+    public func apply(_ change: Change) throws -> Bool {
+        let request = Self.describe(change)
+        return try exchange(request.operation, object: change.ipCommand(), tolerate: request.tolerated) {
+            try Self.request(for: change, sequence: $0)
+        }
+    }
+
     /// Adds `route`; returns false when an identical key already existed ("File exists" counts
     /// as done). Equivalent to `ip route add ...`.
     @discardableResult
-    public func add(_ route: Route) throws -> Bool {
-        try change(
-            "add route", object: IPCommand.route("add", route),
-            flags: MessageFlags.create | MessageFlags.exclusive, tolerate: [.fileExists]
-        ) { try RouteCodec.routeRequest(MessageType.newRoute, flags: $1, route: route, sequence: $0) }
-    }
+    public func add(_ route: Route) throws -> Bool { try apply(.addRoute(route)) }
 
     /// Adds or replaces the route with `route`'s key. Equivalent to `ip route replace ...`.
-    public func replace(_ route: Route) throws {
-        _ = try change(
-            "replace route", object: IPCommand.route("replace", route),
-            flags: MessageFlags.create | MessageFlags.replace, tolerate: []
-        ) { try RouteCodec.routeRequest(MessageType.newRoute, flags: $1, route: route, sequence: $0) }
-    }
+    public func replace(_ route: Route) throws { _ = try apply(.replaceRoute(route)) }
 
     /// Deletes `route`; returns false when it was already gone ("No such process" counts as done).
     /// Equivalent to `ip route del ...`.
     @discardableResult
-    public func delete(_ route: Route) throws -> Bool {
-        try change(
-            "delete route", object: IPCommand.route("del", route), flags: 0,
-            tolerate: [.noSuchProcess, .noSuchFileOrDirectory]
-        ) {
-            try RouteCodec.routeRequest(MessageType.deleteRoute, flags: $1, route: route, sequence: $0)
-        }
-    }
+    public func delete(_ route: Route) throws -> Bool { try apply(.deleteRoute(route)) }
 
     /// Adds `rule`; returns false when it already existed. Equivalent to `ip rule add ...`.
     @discardableResult
-    public func add(_ rule: Rule) throws -> Bool {
-        try change(
-            "add rule", object: IPCommand.rule("add", rule), flags: MessageFlags.create | MessageFlags.exclusive,
-            tolerate: [.fileExists]
-        ) { try RouteCodec.ruleRequest(MessageType.newRule, flags: $1, rule: rule, sequence: $0) }
-    }
+    public func add(_ rule: Rule) throws -> Bool { try apply(.addRule(rule)) }
 
     /// Deletes `rule`; returns false when it was already gone. Equivalent to `ip rule del ...`.
     @discardableResult
-    public func delete(_ rule: Rule) throws -> Bool {
-        try change(
-            "delete rule", object: IPCommand.rule("del", rule), flags: 0,
-            tolerate: [.noSuchFileOrDirectory, .noSuchProcess]
-        ) {
-            try RouteCodec.ruleRequest(MessageType.deleteRule, flags: $1, rule: rule, sequence: $0)
-        }
-    }
+    public func delete(_ rule: Rule) throws -> Bool { try apply(.deleteRule(rule)) }
 
     /// Asks the kernel to resolve `address` on a link (ARP or neighbour solicitation).
     public func probeNeighbor(_ address: IPAddress, linkIndex: Int32) throws {
-        _ = try change("probe neighbour", object: "\(address) dev #\(linkIndex)", flags: 0, tolerate: []) { seq, _ in
-            try RouteCodec.neighborProbeRequest(address: address, linkIndex: linkIndex, sequence: seq)
+        _ = try exchange("probe neighbour", object: "\(address) dev #\(linkIndex)", tolerate: []) {
+            try RouteCodec.neighborProbeRequest(address: address, linkIndex: linkIndex, sequence: $0)
         }
     }
 
@@ -279,15 +300,17 @@ public final class RouteNetlink: Sendable {
         return parts.joined(separator: " ")
     }
 
-    /// Sends one request with `NLM_F_REQUEST | NLM_F_ACK | flags` and waits for its ack.
-    private func change(
-        _ operation: String, object: @autoclosure () -> String, flags: UInt16, tolerate: Set<Errno>,
-        _ build: (UInt32, UInt16) throws -> [UInt8]
+    /// Sends one request that asks for an ack (`build` stamps it with the sequence number it is
+    /// given) and waits for the ack; returns false when the kernel answered with an errno of
+    /// `tolerate`.
+    private func exchange(
+        _ operation: String, object: @autoclosure () -> String, tolerate: Set<Errno>,
+        _ build: (UInt32) throws -> [UInt8]
     ) throws -> Bool {
         try state.withLock { state in
             state.sequence &+= 1
             let seq = state.sequence
-            try state.socket.send(build(seq, MessageFlags.request | MessageFlags.ack | flags))
+            try state.socket.send(build(seq))
             while true {
                 for message in try NetlinkMessage.split(try state.socket.receive())
                 where message.header.sequence == seq && message.header.type == MessageType.error {
@@ -351,7 +374,7 @@ public final class RouteNetlink: Sendable {
                             let change = changes[pending[k].index]
                             if code == 0 {
                                 results[pending[k].index] = .success(true)
-                            } else if Self.tolerated(change).contains(Errno(rawValue: code)) {
+                            } else if Self.describe(change).tolerated.contains(Errno(rawValue: code)) {
                                 results[pending[k].index] = .success(false)
                             } else {
                                 results[pending[k].index] = .failure(
@@ -372,49 +395,54 @@ public final class RouteNetlink: Sendable {
         return results
     }
 
-    /// The request `apply` sends for `change`, as `add`/`replace`/`delete` would.
-    static func request(for change: Change, sequence: UInt32) throws -> [UInt8] {
-        let ack = MessageFlags.request | MessageFlags.ack
-        switch change {
-        case .addRoute(let r):
-            return try RouteCodec.routeRequest(
-                MessageType.newRoute, flags: ack | MessageFlags.create | MessageFlags.exclusive, route: r,
-                sequence: sequence)
-        case .replaceRoute(let r):
-            return try RouteCodec.routeRequest(
-                MessageType.newRoute, flags: ack | MessageFlags.create | MessageFlags.replace, route: r,
-                sequence: sequence)
-        case .deleteRoute(let r):
-            return try RouteCodec.routeRequest(MessageType.deleteRoute, flags: ack, route: r, sequence: sequence)
-        case .addRule(let r):
-            return try RouteCodec.ruleRequest(
-                MessageType.newRule, flags: ack | MessageFlags.create | MessageFlags.exclusive, rule: r,
-                sequence: sequence)
-        case .deleteRule(let r):
-            return try RouteCodec.ruleRequest(MessageType.deleteRule, flags: ack, rule: r, sequence: sequence)
+    /// How one kind of change goes to the kernel: the one description that the single calls,
+    /// `apply`'s batches and their errors share.
+    struct ChangeRequest: Equatable {
+        /// The operation named in errors: "add route", "delete rule", ...
+        var operation: String
+        /// `RTM_NEWROUTE`, `RTM_DELRULE`, ...
+        var type: UInt16
+        /// The flags beyond `NLM_F_REQUEST | NLM_F_ACK`.
+        var flags: UInt16
+        /// The errnos that mean "already done".
+        var tolerated: Set<Errno>
+    }
+
+    /// The description of `change`'s kind.
+    static func describe(_ change: Change) -> ChangeRequest {
+        let add = MessageFlags.create | MessageFlags.exclusive
+        let gone: Set<Errno> = [.noSuchProcess, .noSuchFileOrDirectory]
+        return switch change {
+        case .addRoute:
+            ChangeRequest(operation: "add route", type: MessageType.newRoute, flags: add, tolerated: [.fileExists])
+        case .replaceRoute:
+            ChangeRequest(
+                operation: "replace route", type: MessageType.newRoute,
+                flags: MessageFlags.create | MessageFlags.replace, tolerated: [])
+        case .deleteRoute:
+            ChangeRequest(operation: "delete route", type: MessageType.deleteRoute, flags: 0, tolerated: gone)
+        case .addRule:
+            ChangeRequest(operation: "add rule", type: MessageType.newRule, flags: add, tolerated: [.fileExists])
+        case .deleteRule:
+            ChangeRequest(operation: "delete rule", type: MessageType.deleteRule, flags: 0, tolerated: gone)
         }
     }
 
-    /// The errors that mean "already done" for `change`, as the single calls tolerate them.
-    static func tolerated(_ change: Change) -> Set<Errno> {
+    /// The request for `change`, with `NLM_F_ACK`.
+    static func request(for change: Change, sequence: UInt32) throws -> [UInt8] {
+        let d = describe(change)
+        let flags = MessageFlags.request | MessageFlags.ack | d.flags
         switch change {
-        case .addRoute, .addRule: [.fileExists]
-        case .replaceRoute: []
-        case .deleteRoute, .deleteRule: [.noSuchProcess, .noSuchFileOrDirectory]
+        case .addRoute(let r), .replaceRoute(let r), .deleteRoute(let r):
+            return try RouteCodec.routeRequest(d.type, flags: flags, route: r, sequence: sequence)
+        case .addRule(let r), .deleteRule(let r):
+            return try RouteCodec.ruleRequest(d.type, flags: flags, rule: r, sequence: sequence)
         }
     }
 
     /// The error `change` failed with, named as the single calls name it.
     static func failure(_ change: Change, errno: Errno, text: String?) -> NetlinkError {
-        let operation: String
-        let object: String
-        switch change {
-        case .addRoute(let r): (operation, object) = ("add route", IPCommand.route("add", r))
-        case .replaceRoute(let r): (operation, object) = ("replace route", IPCommand.route("replace", r))
-        case .deleteRoute(let r): (operation, object) = ("delete route", IPCommand.route("del", r))
-        case .addRule(let r): (operation, object) = ("add rule", IPCommand.rule("add", r))
-        case .deleteRule(let r): (operation, object) = ("delete rule", IPCommand.rule("del", r))
-        }
-        return NetlinkError(operation: operation, errno: errno, kernelMessage: text, object: object)
+        NetlinkError(
+            operation: describe(change).operation, errno: errno, kernelMessage: text, object: change.ipCommand())
     }
 }

@@ -6,8 +6,6 @@ import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 /// rtnetlink multicast groups.

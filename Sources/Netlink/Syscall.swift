@@ -2,8 +2,6 @@ import SystemPackage
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 /// Runs a system call, retrying on EINTR; throws a `NetlinkError` naming `operation` and errno.

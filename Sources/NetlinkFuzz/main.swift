@@ -33,8 +33,6 @@ import NicrouteCore
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 /// One fuzz target: a parser of untrusted bytes.

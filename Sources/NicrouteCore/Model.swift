@@ -360,6 +360,12 @@ public struct Route: Hashable, Sendable {
             if a.family != b.family { return a.family.rawValue < b.family.rawValue }
             if a.table != b.table { return a.table < b.table }
             if a.destination != b.destination { return a.destination < b.destination }
+            if a.source != b.source {
+                // No source (any) first, as `==` tells them apart.
+                guard let x = a.source else { return true }
+                guard let y = b.source else { return false }
+                return x < y
+            }
             if a.metric != b.metric { return a.metric < b.metric }
             return a.tos < b.tos
         }

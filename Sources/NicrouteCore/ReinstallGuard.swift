@@ -72,7 +72,4 @@ public struct ReinstallGuard: Sendable {
         history = history.filter { $0.value.contains { now - $0 < window } }
         backoff = backoff.filter { now < $0.value.until + window || history[$0.key] != nil }
     }
-
-    /// The number of objects currently in back-off.
-    public func deferredCount(now: Double) -> Int { backoff.values.filter { now < $0.until }.count }
 }

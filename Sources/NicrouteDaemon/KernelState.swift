@@ -21,20 +21,4 @@ extension RouteNetlink {
             rules: try rules(family: .inet, remember: true) + rules(family: .inet6, remember: true),
             neighbors: includeNeighbors ? try neighbors(family: .inet) + neighbors(family: .inet6) : [])
     }
-
-    /// Applies one change. "Already exists" on add and "no such" on delete count as done.
-    /// - Returns: false when the kernel already was in the wanted state.
-    /// - Throws: `NetlinkError` with errno and the kernel's message.
-    @discardableResult
-    public func apply(_ change: Change) throws -> Bool {
-        switch change {
-        case .addRoute(let r): return try add(r)
-        case .replaceRoute(let r):
-            try replace(r)
-            return true
-        case .deleteRoute(let r): return try delete(r)
-        case .addRule(let r): return try add(r)
-        case .deleteRule(let r): return try delete(r)
-        }
-    }
 }

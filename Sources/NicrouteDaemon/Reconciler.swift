@@ -27,6 +27,8 @@ public final class Reconciler {
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
+    /// Kernel objects the client could not decode, as far as already logged.
+    private var loggedUndecodable = RouteNetlink.Undecodable()
     let logger: Logger
     /// nicroute's nftables table and src_valid_mark (forwarded connections).
     public let forwarder: Forwarder
@@ -80,12 +82,6 @@ public final class Reconciler {
     public func update(_ configuration: Configuration) {
         self.configuration = configuration
         quiet = nil
-    }
-
-    /// Reads the kernel and plans, without changing anything (`nicroutectl plan`).
-    /// - Throws: `NetlinkError` when a dump fails.
-    public func plan() throws -> Plan {
-        try plan(from: try client.snapshot())
     }
 
     /// The planner for the current configuration.
@@ -189,6 +185,7 @@ public final class Reconciler {
         let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
         report.read = read
+        logUndecodable()
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         var admitted: [Change] = []
         // Objects this pass starts backing off from: one warning for all of them (a tool that
@@ -291,6 +288,22 @@ public final class Reconciler {
             snapshot: Int((planStart - start) * 1e6), plan: Int((applyStart - planStart) * 1e6),
             apply: Int((end - applyStart) * 1e6))
         return report
+    }
+
+    /// Logs the kernel objects the client skipped because it could not decode them: a warning
+    /// when the reason is new, at debug when the same one recurs (a route nicroute cannot read
+    /// is dumped on every pass).
+    private func logUndecodable() {
+        let now = client.undecodable
+        guard now.count > loggedUndecodable.count else { return }
+        let metadata: Logger.Metadata = ["skipped": "\(now.count - loggedUndecodable.count)", "total": "\(now.count)"]
+        let reason = now.lastError ?? "unknown"
+        if now.lastError != loggedUndecodable.lastError {
+            logger.warning("skipped kernel objects that could not be decoded: \(reason)", metadata: metadata)
+        } else {
+            logger.debug("skipped kernel objects that could not be decoded: \(reason)", metadata: metadata)
+        }
+        loggedUndecodable = now
     }
 
     /// The objects the last pass left installed: what it added or found in place and kept,

@@ -20,7 +20,6 @@ final class TriggerBox: Sendable {
         var resync = false
         /// The watchdog interval elapsed: the loop proves it is alive by answering.
         var watchdog = false
-        var events = 0
         /// Something besides address announcements happened since the last pass (another event,
         /// relevant or not, decoded or not, a resync, a timer, a reload): the next pass reads the
         /// whole kernel picture. While only addresses were announced, a pass may read the
@@ -42,7 +41,6 @@ final class TriggerBox: Sendable {
             resync = resync || later.resync
             beyondAddresses = beyondAddresses || later.beyondAddresses
             watchdog = watchdog || later.watchdog
-            events += later.events
             lastChange = later.lastChange ?? lastChange
             linkChanges.merge(later.linkChanges) { _, new in new }
             controls += later.controls
@@ -88,7 +86,6 @@ final class TriggerBox: Sendable {
     /// Records a kernel event; wakes the loop when it can change the plan.
     func post(_ event: RouteEvent) {
         let wake = state.withLock { s -> Bool in
-            s.pending.events += 1
             let relevant: Bool
             switch event {
             case .resyncNeeded:
@@ -129,13 +126,11 @@ final class TriggerBox: Sendable {
 
     /// False for notifications that `isRelevant` would turn down whatever the interest, told from
     /// the undecoded bytes: nicroute's own routes added outside the main table (the echo of its
-    /// own changes, thousands in a full reconcile). rtm_table (byte 4 of struct rtmsg) is the
-    /// table itself below 256 and RT_TABLE_COMPAT above; rtm_protocol is byte 5.
+    /// own changes, thousands in a full reconcile), told from `RouteCodec.routeHeader`: `rtm_table` is the
+    /// table itself below 256 and `RT_TABLE_COMPAT` above.
     static func worthDecoding(_ header: NetlinkHeader, _ payload: ByteReader) -> Bool {
-        guard header.type == MessageType.newRoute, payload.count >= 8,
-            let table = try? payload.read(UInt8.self, at: 4), let proto = try? payload.read(UInt8.self, at: 5)
-        else { return true }
-        return proto != RouteProtocol.nicroute.rawValue || UInt32(table) == RoutingTable.main
+        guard header.type == MessageType.newRoute, let h = RouteCodec.routeHeader(payload) else { return true }
+        return h.proto != .nicroute || UInt32(h.table) == RoutingTable.main
     }
 
     /// Links and addresses always matter; routes in the main table or in nicroute's tables;

@@ -7,8 +7,6 @@ import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Musl)
-import Musl
 #endif
 
 @main

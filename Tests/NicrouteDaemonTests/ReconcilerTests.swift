@@ -1,0 +1,191 @@
+import Foundation
+import Logging
+import Netlink
+import NetlinkTesting
+import NicrouteCore
+import SystemPackage
+import Testing
+
+@testable import NicrouteDaemon
+
+// The Reconciler driven over the in-memory FakeKernel: its passes, its caches (the quiet plan,
+// the addresses-only pass, the objects it installed) and its back-off, without root.
+
+private let upFlags: LinkFlags = [.up, .broadcast, .running, .lowerUp]
+
+private func nic(_ index: Int32, _ name: String, mac: UInt8) -> Link {
+    Link(
+        index: index, name: name, mac: MACAddress(bytes: [0xfa, 0x16, 0x3e, 0, 0, mac]), flags: upFlags,
+        operationalState: .up, mtu: 1500, hardwareType: 1)
+}
+
+private func address(_ index: Int32, _ text: String) -> InterfaceAddress {
+    let p = IPPrefix(text)!
+    return InterfaceAddress(linkIndex: index, address: p.address, prefixLength: p.length, flags: [.permanent])
+}
+
+/// eth0 (10.10.10.29/24, the default route) and eth1 (20.20.20.16/24, gateway by configuration).
+private func twoNICVM() -> FakeKernel.Objects {
+    let a0 = address(2, "10.10.10.29/24")
+    let a1 = address(3, "20.20.20.16/24")
+    func connected(_ a: InterfaceAddress) -> Route {
+        Route(
+            family: .inet, table: RoutingTable.main, destination: a.subnet, proto: .kernel, scope: .link,
+            outputInterface: a.linkIndex, preferredSource: a.address)
+    }
+    return FakeKernel.Objects(
+        links: [
+            Link(index: 1, name: "lo", flags: [.up, .loopback], hardwareType: 772), nic(2, "eth0", mac: 1),
+            nic(3, "eth1", mac: 2),
+        ],
+        addresses: [a0, a1],
+        routes: [
+            connected(a0), connected(a1),
+            Route(
+                family: .inet, table: RoutingTable.main, destination: IPPrefix("0.0.0.0/0")!, proto: .dhcp,
+                gateway: IPAddress("10.10.10.1"), outputInterface: 2),
+        ],
+        rules: [
+            Rule(family: .inet, priority: 32766, table: RoutingTable.main, proto: .kernel),
+            Rule(family: .inet, priority: 32767, table: RoutingTable.default, proto: .kernel),
+        ])
+}
+
+private final class Fixture {
+    let kernel: FakeKernel
+    let client: RouteNetlink
+    let reconciler: Reconciler
+    let directory: String
+
+    init(_ objects: FakeKernel.Objects = twoNICVM()) throws {
+        kernel = FakeKernel(objects)
+        client = RouteNetlink(transport: kernel)
+        directory = NSTemporaryDirectory() + "nicroute-reconciler-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        var configuration = Configuration()
+        configuration.networkDataPaths = []
+        configuration.firstHostFallback = false
+        configuration.gateways = [GatewayOverride(match: InterfaceMatch("eth1"), ipv4: IPAddress("20.20.20.1"))]
+        reconciler = Reconciler(
+            client: client, configuration: configuration, store: StateStore(directory: directory),
+            logger: Logger(label: "test"))
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: directory) }
+
+    /// The changes of the datagrams sent since `since` (dumps left out).
+    func changesSent(since: Int) throws -> [UInt16] {
+        try kernel.sent[since...].flatMap(NetlinkMessage.split).map(\.header.type)
+            .filter { $0 & 3 != 2 }
+    }
+
+    var owned: (routes: [Route], rules: [Rule]) {
+        (kernel.objects.routes.filter(Planner.isOwned), kernel.objects.rules.filter(Planner.isOwned))
+    }
+}
+
+@Suite("Reconciler over the fake kernel")
+struct ReconcilerTests {
+    @Test("a pass installs the plan; the next one finds nothing to do and changes nothing")
+    func converges() throws {
+        let f = try Fixture()
+        let first = try f.reconciler.reconcile(now: 0)
+        #expect(first.failed.isEmpty)
+        #expect(!first.applied.isEmpty)
+        #expect(first.applied == first.plan.changes)
+        #expect(Set(f.owned.rules.map(\.table)) == [10000, 10001])
+        #expect(f.owned.routes.contains { $0.table == 10001 && $0.gateway == IPAddress("20.20.20.1") })
+        #expect(StateStore(directory: f.directory).loadSlots() == first.plan.slots)
+
+        let sent = f.kernel.sent.count
+        let second = try f.reconciler.reconcile(now: 1)
+        #expect(second.plan.changes.isEmpty)
+        #expect(second.applied.isEmpty)
+        #expect(try f.changesSent(since: sent).isEmpty)
+        #expect(second.retryAt == nil)
+    }
+
+    @Test("with only addresses announced and the same addresses read, a quiet pass reads nothing else")
+    func addressesOnly() throws {
+        let f = try Fixture()
+        _ = try f.reconciler.reconcile(now: 0)
+        _ = try f.reconciler.reconcile(now: 1)  // quiet: nothing to do
+        var dumps = f.kernel.dumps
+        let quiet = try f.reconciler.reconcile(now: 2, addressesOnly: true)
+        #expect(quiet.read == .addresses)
+        #expect(quiet.plan.changes.isEmpty)
+        #expect(f.kernel.dumps == dumps + 1)
+
+        // A new address: the whole picture is read, and the plan follows it.
+        f.kernel.objects.addresses.append(address(3, "20.20.20.17/24"))
+        dumps = f.kernel.dumps
+        let moved = try f.reconciler.reconcile(now: 3, addressesOnly: true)
+        #expect(moved.read == .everything)
+        #expect(f.kernel.dumps > dumps + 1)
+        #expect(
+            moved.applied.contains {
+                if case .addRule(let r) = $0 { r.source == IPPrefix("20.20.20.17/32") } else { false }
+            })
+    }
+
+    @Test("a change the kernel refuses is reported and retried after a back-off; the others are applied")
+    func failure() throws {
+        let f = try Fixture()
+        f.kernel.setAnswer { request in
+            if case .rule(let r) = try? RouteCodec.decode(request), r.table == 10001,
+                request.header.type == MessageType.newRule
+            {
+                return .ack(.invalidArgument)
+            }
+            return nil
+        }
+        let report = try f.reconciler.reconcile(now: 100)
+        #expect(report.failed.count == 1)
+        #expect(report.failed.first?.error.contains("Invalid argument") == true)
+        #expect(report.applied.count == report.plan.changes.count - 1)
+        #expect(report.retryAt == 102)
+        let again = try f.reconciler.reconcile(now: 102)
+        #expect(again.failed.count == 1)
+        #expect(again.applied.isEmpty)
+        #expect(again.retryAt == 106)  // the delay doubles
+        f.kernel.setAnswer(nil)
+        let healed = try f.reconciler.reconcile(now: 106)
+        #expect(healed.failed.isEmpty && healed.applied.count == 1)
+        #expect(healed.retryAt == nil)
+    }
+
+    @Test("an object another tool keeps deleting is re-added at once, then held back")
+    func fight() throws {
+        let f = try Fixture()
+        _ = try f.reconciler.reconcile(now: 0)
+        let rule = try #require(f.owned.rules.first)
+        var deferred: [Change] = []
+        for step in 1...8 {
+            f.kernel.objects.rules.removeAll { $0 == rule }
+            let report = try f.reconciler.reconcile(now: Double(step) * 0.1)
+            if report.deferred.isEmpty {
+                #expect(report.applied == [.addRule(rule)])
+            } else {
+                deferred = report.deferred
+                #expect(report.retryAt != nil)
+                break
+            }
+        }
+        // ReinstallGuard's default: five re-installs within 30 s go ahead, the sixth waits.
+        #expect(deferred == [.addRule(rule)])
+        #expect(!f.kernel.objects.rules.contains(rule))
+    }
+
+    @Test("flush deletes what nicroute owns and nothing else")
+    func flush() throws {
+        let f = try Fixture()
+        let before = f.kernel.objects
+        _ = try f.reconciler.reconcile(now: 0)
+        let owned = f.owned
+        #expect(!owned.rules.isEmpty && !owned.routes.isEmpty)
+        let commands = try f.reconciler.flush()
+        #expect(commands.count == owned.routes.count + owned.rules.count)
+        #expect(commands.allSatisfy { $0.contains(" del ") })
+        #expect(f.owned.routes.isEmpty && f.owned.rules.isEmpty)
+        #expect(f.kernel.objects == before)
+    }
+}
