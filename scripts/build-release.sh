@@ -20,10 +20,10 @@ sysroot=$(bash scripts/build-sysroot.sh)
 
 # How the link is made, and why:
 # - `--sysroot`: clang's linker driver takes crt1.o, libc.so (glibc 2.31), libpthread, libdl,
-#   libm and GCC 10's crtbegin/libgcc/libgcc_eh from the sysroot; pkg-config, pointed at the
-#   sysroot, does the same for libsystemd. Only the link changes: Swift code is compiled against
-#   the toolchain's Glibc module as before (glibc's headers declare no function the older
-#   library lacks that our code calls; the floor check below proves it on every build).
+#   libm, GCC 10's crtbegin/libgcc/libgcc_eh and libsystemd.so (247) from the sysroot. Only the
+#   link changes: the code is compiled against this machine's headers as before (glibc's and
+#   libsystemd's), and whatever it calls that the older libraries lack fails the link or the
+#   floor check below.
 # - `--static-swift-stdlib` links the Swift runtime statically but names libstdc++ with a plain
 #   `-lstdc++` (swift_static/linux/static-stdlib-args.lnk), which the linker resolves to the
 #   shared library. A directory holding only the host's libstdc++.a, searched first, makes that
@@ -40,10 +40,23 @@ fi
 mkdir -p "$libs"
 ln -sfn "$archive" "$libs/libstdc++.a"
 clang --sysroot="$sysroot" -O2 -fPIC -Wall -Werror -c packaging/glibc-compat/glibc-compat.c -o "$libs/glibc-compat.o"
+# libsystemd as SwiftPM sees it (it reads .pc files itself, PKG_CONFIG_PATH first): this
+# machine's headers (the sysroot's would bring its glibc 2.31 headers in beside the
+# toolchain's), the sysroot's library (SwiftPM puts the libdir of the .pc ahead of the default
+# paths: this machine's would make -lc this machine's glibc). SwiftPM keeps the flags in its
+# build plan and does not notice a change of .pc file: the plan is made anew each time.
+mkdir -p "$libs/pkgconfig"
+cat >"$libs/pkgconfig/libsystemd.pc" <<EOF
+Name: systemd
+Description: libsystemd of the release build's sysroot (scripts/build-sysroot.sh)
+Version: $(sed -nE 's/^Version: *//p' "$sysroot/usr/lib/x86_64-linux-gnu/pkgconfig/libsystemd.pc")
+Libs: -L$sysroot/usr/lib/x86_64-linux-gnu -lsystemd
+Cflags:
+EOF
+export PKG_CONFIG_PATH=$libs/pkgconfig
+unset PKG_CONFIG_SYSROOT_DIR
+rm -f .build-release/release.yaml
 
-export PKG_CONFIG_LIBDIR=$sysroot/usr/lib/x86_64-linux-gnu/pkgconfig:$sysroot/usr/share/pkgconfig
-export PKG_CONFIG_SYSROOT_DIR=$sysroot
-unset PKG_CONFIG_PATH
 # `--disable-local-rpath`: no RUNPATH $ORIGIN (the binaries load no library of their own).
 flags=(-c release --static-swift-stdlib --disable-local-rpath --scratch-path .build-release
     -Xswiftc -Xclang-linker -Xswiftc "--sysroot=$sysroot" -Xlinker "-L$libs" -Xlinker "$libs/glibc-compat.o"
