@@ -49,7 +49,8 @@ NSB_RECIPE=1
 # What the tree holds. nicroutectl and nicrouted (static Swift runtime) need libc6, libstdc++6
 # and libsystemd0 at run time; iproute2 is for the tests' `ip` inside; procps for `ps`; man-db
 # because `systemd-analyze verify` checks the man pages named in Documentation=.
-NSB_PACKAGES=(systemd systemd-sysv iproute2 dbus libsystemd0 libstdc++6 procps man-db)
+# libnftables1: what nicrouted loads for forwarded connections' marks (the .deb recommends it).
+NSB_PACKAGES=(systemd systemd-sysv iproute2 dbus libsystemd0 libstdc++6 procps man-db libnftables1)
 # Taken from bookworm-backports when NSB_BACKPORTS=yes.
 NSB_BPO_PACKAGES=(systemd systemd-sysv libsystemd0 libsystemd-shared)
 

@@ -24,8 +24,11 @@
 #   upgrade  `apt-get install ./new.deb` while the host polls `ip rule` in the container's
 #            namespace and `ip monitor rule` records every change: no poll without both rules,
 #            no nicroute rule deleted, the daemon restarted (new PID), no duplicate rule;
+#   forward  the container forwards (ip_forward=1): the default ForwardedConnections=auto keeps
+#            the nftables table inet nicroute, fwmark rules and src_valid_mark, under the unit;
 #   remove   `apt-get remove`, with an invalid drop-in written just before: the service is gone
-#            and no rule or route with protocol 110 is left in the kernel;
+#            and no rule or route with protocol 110, no nftables table is left in the kernel,
+#            src_valid_mark is back to 0;
 #   purge    `apt-get purge`: no file is left that was not there before the install, none is
 #            gone but /etc/nicroute (where the test's own drop-in was), and dpkg printed no
 #            warning;
@@ -131,6 +134,7 @@ cp -a "$REPO/packaging/dib/nicroute" "$NSB_STAGE/var/tmp/dib/element"
 printf '# test: veths are not managed by default\n[Interfaces]\nManage=eth*\n' |
     nsb_write /etc/nicroute/nicroute.conf.d/50-test.conf
 nsb_netns
+ip netns exec "$NSB_NS" sysctl -qw net.ipv4.ip_forward=1
 nsb_boot 30 || {
     not_ok "the container boots"
     summary
@@ -167,11 +171,24 @@ else
     not_ok "after install: enabled ($enabled) and active ($(prop ActiveState))"
     diagnose
 fi
-if wait_for 15 rules_ok && [[ $(in_ct ip rule show | grep -c 'proto nicroute') == 2 ]]; then
+if wait_for 15 rules_ok && [[ $(in_ct ip rule show | grep -E 'proto nicroute' | grep -cE 'from [0-9]') == 2 ]]; then
     ok "rules for both addresses, named by the shipped rt_protos.d file: $(in_ct ip rule show | grep nicroute | tr -s ' \t' ' ' | paste -sd ';')"
 else
     not_ok "rules for both addresses with proto nicroute (inside the container)"
     in_ct ip rule show | indent
+fi
+# Forwarded connections: the container forwards (ip_forward=1, set before boot), so with
+# ForwardedConnections=auto, the shipped default, the daemon keeps its nftables table (through
+# the tree's libnftables1, under the unit's sandbox), fwmark rules and src_valid_mark on the NICs.
+nft_table() { ip netns exec "$NSB_NS" nft list table inet nicroute >/dev/null 2>&1; }
+fwmark_rules() { ip -n "$NSB_NS" rule show | grep -E 'fwmark .* proto (nicroute|110)' || true; }
+if wait_for 15 nft_table && [[ $(fwmark_rules | grep -c lookup) -ge 2 ]] &&
+    [[ $(ip netns exec "$NSB_NS" sysctl -n net.ipv4.conf.eth1.src_valid_mark) == 1 ]]; then
+    ok "forwarded connections under the unit: table inet nicroute in place, $(fwmark_rules | wc -l) fwmark rules, src_valid_mark=1 on eth1"
+else
+    not_ok "forwarded connections under the unit: nft table, fwmark rules, src_valid_mark"
+    fwmark_rules | indent
+    in_ct nicroutectl status 2>&1 | tail -n 8 | indent
 fi
 if wait_for 15 route_eth1; then
     ok "ip route get 192.0.2.1 from 20.20.20.16: $(ip -n "$NSB_NS" route get 192.0.2.1 from 20.20.20.16 | head -n1)"
@@ -277,6 +294,8 @@ in_ct systemctl stop systemd-networkd.service systemd-networkd.socket
 in_ct rm -f /etc/systemd/network/50-eth1.network
 in_ct rmdir /etc/systemd/networkd.conf.d 2>/dev/null
 
+rules_before_upgrade=$(nicroute_rules | wc -l)
+
 # 2. upgrade, with the rules watched all along: `ip monitor rule` sees every deletion, and a
 # poll every few milliseconds sees whether both rules are there.
 pid_before=$(prop MainPID)
@@ -323,8 +342,8 @@ else
     not_ok "rules in place throughout the upgrade: $gaps of $polls polls without both rules, $deleted deletions"
     indent <"$NSB_WORK/upgrade-monitor.log"
 fi
-if [[ $(nicroute_rules | wc -l) == 2 ]] && route_eth1; then
-    ok "after the upgrade: exactly 2 nicroute rules (adopted, no duplicates), routing right"
+if [[ $(nicroute_rules | grep -cE 'from [0-9]') == 2 && $(nicroute_rules | wc -l) == "$rules_before_upgrade" ]] && route_eth1; then
+    ok "after the upgrade: exactly 2 nicroute address rules, $rules_before_upgrade rules in all as before (adopted, no duplicates), routing right"
 else
     not_ok "after the upgrade: exactly 2 nicroute rules"
     nicroute_rules | indent
@@ -337,6 +356,11 @@ out=$(apt_ct remove nicroute 2>&1)
 rc=$?
 left=$(kernel_objects)
 remove_warnings=$(grep -iE 'warning|error' <<<"$out" || true)
+if ! nft_table && [[ $(ip netns exec "$NSB_NS" sysctl -n net.ipv4.conf.eth1.src_valid_mark) == 0 ]]; then
+    ok "apt-get remove: no nftables table inet nicroute left, src_valid_mark back to 0 on eth1"
+else
+    not_ok "apt-get remove takes the nftables table out and puts src_valid_mark back"
+fi
 if ((rc == 0)) && [[ -z $left && -z $remove_warnings ]] && ! in_ct test -e /usr/bin/nicrouted; then
     ok "apt-get remove (with an invalid drop-in in place): no rule or route with protocol 110 left in the kernel, binaries gone"
 else

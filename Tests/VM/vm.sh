@@ -3,7 +3,7 @@
 # configuration users get: physical NICs managed (virtio, renamed by udev), the installed unit,
 # a real DHCP client and a real network manager writing its leases.
 #
-#   sudo bash Tests/VM/vm.sh [networkd|networkmanager|ifupdown]...   (default: all three)
+#   sudo bash Tests/VM/vm.sh [networkd|networkmanager|ifupdown|dib]...   (default: all four)
 #
 # The guest tree (Tests/VM/guest-tree.sh: a kernel, udev, openssh-server and the three managers)
 # is cached under /var/cache/nicroute-test; the .deb comes from scripts/build-packages.sh (or
@@ -21,7 +21,10 @@
 #              floating IP; removed (device_del), no nicroute rule is left for its address;
 #   manager    the network manager restarted and the DHCP lease renewed while the client
 #              pings floating IP B: no nicroute rule deleted for good, FIP B still answers;
-#   reboot     after a reboot the same table per NIC (slots by MAC), both FIPs answer.
+#   reboot     after a reboot the same table per NIC (slots by MAC), both FIPs answer;
+#   dib        an image made by diskimage-builder's disk-image-create with the nicroute element
+#              (and a test element for DHCP and the ssh key) boots and answers through both
+#              floating IPs, status, check and the journal as above.
 #
 # Network safety: everything lives in namespaces made here (nrv-ID-*); the taps qemu opens are
 # made in the root namespace and moved into the router namespaces before any traffic (qemu
@@ -36,10 +39,12 @@ REPO=$(cd "$HERE/../.." && pwd)
 CHECKS_LABEL=vm
 # shellcheck source=../System/lib-checks.sh
 source "$REPO/Tests/System/lib-checks.sh"
+# shellcheck source=../../scripts/lib-debian.sh
+source "$REPO/scripts/lib-debian.sh"
 export LC_ALL=C
 
 VARIANTS=("$@")
-((${#VARIANTS[@]})) || VARIANTS=(networkd networkmanager ifupdown)
+((${#VARIANTS[@]})) || VARIANTS=(networkd networkmanager ifupdown dib)
 ID="$$"
 PFX="nrv-$ID"
 WORK=""
@@ -68,7 +73,8 @@ trap 'exit 143' TERM
 trap 'exit 129' HUP
 
 missing=()
-for p in qemu-system-x86 dnsmasq-base openssh-client debootstrap e2fsprogs iptables python3 jq; do
+for p in qemu-system-x86 dnsmasq-base openssh-client debootstrap e2fsprogs iptables python3 python3-venv jq \
+    sudo qemu-utils; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -88,8 +94,10 @@ if [[ -z ${NICROUTE_PKG_NEW:-} ]]; then
     }
 fi
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/key"
-KERNEL=$(ls "$TREE"/boot/vmlinuz-* | tail -n1)
-INITRD=$(ls "$TREE"/boot/initrd.img-* | tail -n1)
+TREE_KERNEL=$(ls "$TREE"/boot/vmlinuz-* | tail -n1)
+TREE_INITRD=$(ls "$TREE"/boot/initrd.img-* | tail -n1)
+KERNEL=$TREE_KERNEL INITRD=$TREE_INITRD
+DIB_VERSION=3.43.0
 
 # ---- network ----------------------------------------------------------------------------------
 
@@ -210,6 +218,35 @@ image() {
     rm -rf --one-file-system "$root"
 }
 
+# dib_image: the image diskimage-builder makes with the nicroute element (packaging/dib) and the
+# test's own (Tests/VM/dib-elements: networkd with DHCP, the ssh key), one ext4 file system
+# without a partition table (Tests/VM/dib-block-device.yaml says why), and the kernel and initrd
+# the baremetal element exports. diskimage-builder comes from PyPI, in a virtualenv cached
+# beside the trees.
+dib_image() {
+    local venv=${NSB_CACHE_ROOT:-/var/cache/nicroute-test}/dib-venv-$DIB_VERSION mirror
+    if [[ ! -x $venv/bin/disk-image-create ]]; then
+        rm -rf "$venv"
+        python3 -m venv "$venv" && "$venv/bin/pip" install -q "diskimage-builder==$DIB_VERSION" >"$WORK/pip.log" 2>&1 || {
+            tail -n 20 "$WORK/pip.log" >&2
+            rm -rf "$venv"
+            return 1
+        }
+    fi
+    mirror=$(debian_mirror)
+    ELEMENTS_PATH="$REPO/packaging/dib:$HERE/dib-elements" DIB_RELEASE=bookworm \
+        DIB_DISTRIBUTION_MIRROR="$mirror" DIB_DEBIAN_SECURITY_MIRROR="${mirror%/debian*}/debian-security" \
+        DIB_BLOCK_DEVICE_CONFIG="file://$HERE/dib-block-device.yaml" \
+        DIB_NICROUTE_PACKAGE="$NICROUTE_PKG_NEW" DIB_NICROUTE_VM_TEST_KEY="$WORK/key.pub" \
+        timeout 1500 "$venv/bin/disk-image-create" --no-tmpfs -t raw --image-size 3 -o "$WORK/dib" \
+        debian-minimal baremetal nicroute nicroute-vm-test >"$WORK/dib.log" 2>&1 || {
+        grep -vE '^[^|]*\| \+' "$WORK/dib.log" | tail -n 30 >&2
+        return 1
+    }
+    mv "$WORK/dib.raw" "$WORK/dib.img"
+    KERNEL=$WORK/dib.vmlinuz INITRD=$WORK/dib.initrd
+}
+
 QEMU_PID=""
 # boot VARIANT: starts qemu (TCG) with NIC A and B (their taps, then moved to the routers).
 boot() {
@@ -305,7 +342,13 @@ run_variant() {
     local v=$1 t0 secs out before after pid lost
     echo "# --- $v"
     t0=$SECONDS
-    if ! image "$v"; then
+    if [[ $v == dib ]]; then
+        if ! dib_image; then
+            not_ok "dib: disk-image-create with the nicroute element"
+            return
+        fi
+        ok "dib: disk-image-create debian-minimal baremetal nicroute nicroute-vm-test built the image in $((SECONDS - t0)) s"
+    elif ! image "$v"; then
         not_ok "$v: image with the .deb installed in a chroot"
         return
     fi
@@ -342,6 +385,15 @@ run_variant() {
     else
         not_ok "$v: warnings in the daemon's journal"
         indent <<<"$out"
+    fi
+
+    if [[ $v == dib ]]; then
+        # The element's image boots and routes; the rest is the same daemon, checked above.
+        shutdown_vm
+        KERNEL=$TREE_KERNEL INITRD=$TREE_INITRD
+        rm -f "$WORK/dib.img"
+        echo "# dib: $((SECONDS - t0)) s"
+        return
     fi
 
     # IPv6 by router advertisement (SLAAC) on both NICs: each NIC's gateway is its own router's
@@ -439,7 +491,7 @@ run_variant() {
 
 for v in "${VARIANTS[@]}"; do
     case $v in
-        networkd | networkmanager | ifupdown) run_variant "$v" ;;
+        networkd | networkmanager | ifupdown | dib) run_variant "$v" ;;
         *) echo "vm.sh: unknown variant $v" >&2; exit 2 ;;
     esac
 done
