@@ -26,13 +26,7 @@ build() {
     mirror=$(debian_mirror)
     start=$SECONDS
     echo "# debootstrap $SUITE ($mirror) into $dir: about a minute, once" >&2
-    timeout 900 debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-        "$SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || {
-        tail -n 30 "$dir.log" >&2
-        rm -f "$dir.log"
-        return 1
-    }
-    rm -f "$dir.log"
+    debian_debootstrap "$dir" "$SUITE" "${PACKAGES[@]}" || return 1
     # Absolute symbolic links (libpthread.so -> /lib/x86_64-linux-gnu/libpthread.so.0, the
     # dynamic loader in /lib64) would point into the build machine's own /lib: make them
     # relative, inside the tree.

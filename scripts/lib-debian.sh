@@ -42,3 +42,17 @@ debian_cached_tree() {
     fi
     echo "$tree"
 }
+
+# debian_debootstrap DIR SUITE PACKAGE...: a minbase Debian SUITE with PACKAGEs in DIR, from
+# debian_mirror; on failure the tail of debootstrap's output goes to stderr.
+debian_debootstrap() {
+    local dir=$1 suite=$2
+    shift 2
+    timeout 1200 debootstrap --variant=minbase --include="$(IFS=,; echo "$*")" \
+        "$suite" "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 || {
+        tail -n 30 "$dir.log" >&2
+        rm -f "$dir.log"
+        return 1
+    }
+    rm -f "$dir.log"
+}

@@ -184,17 +184,11 @@ nsb_tree() {
 }
 
 nsb_build_tree() {
-    local dir=$1 mirror start include
+    local dir=$1 mirror start
     mirror=$(debian_mirror)
     start=$SECONDS
-    include=$(IFS=,; echo "${NSB_PACKAGES[*]}")
     nsb_log "debootstrap $NSB_SUITE ($mirror) into $dir: about 2 minutes, once"
-    timeout 900 debootstrap --variant=minbase --include="$include" "$NSB_SUITE" "$dir" "$mirror" >"$dir.log" 2>&1 || {
-        tail -n 30 "$dir.log" >&2
-        rm -f "$dir.log"
-        return 1
-    }
-    rm -f "$dir.log"
+    debian_debootstrap "$dir" "$NSB_SUITE" "${NSB_PACKAGES[@]}" || return 1
     if [[ $NSB_BACKPORTS == yes ]]; then
         nsb_log "systemd from $NSB_SUITE-backports"
         cat >"$dir/etc/apt/sources.list.d/backports.sources" <<EOF

@@ -21,13 +21,7 @@ LATER=(network-manager)
 build() {
     local dir=$1 start=$SECONDS
     echo "# debootstrap $SUITE with a kernel and three network managers into $dir: a few minutes, once" >&2
-    timeout 1200 debootstrap --variant=minbase --include="$(IFS=,; echo "${PACKAGES[*]}")" \
-        "$SUITE" "$dir" "$(debian_mirror)" >"$dir.log" 2>&1 || {
-        tail -n 30 "$dir.log" >&2
-        rm -f "$dir.log"
-        return 1
-    }
-    rm -f "$dir.log"
+    debian_debootstrap "$dir" "$SUITE" "${PACKAGES[@]}" || return 1
     printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
     chmod 0755 "$dir/usr/sbin/policy-rc.d"
     timeout 900 unshare --mount --propagation private bash -c '
