@@ -427,7 +427,8 @@ run_variant() {
             ok "$v: '$conn' never-default (no default route on ens4 in main): gateway 20.20.20.254 from NetworkManager lease after $secs s, floating IP B answers"
         else
             not_ok "$v: never-default profile: gateway from NetworkManager's lease"
-            cssh "$FIPA" 'ip route; nicroutectl status' 2>&1 | indent
+            cssh "$FIPA" "ip route; nicroutectl status; nmcli -g DHCP4.OPTION device show ens4 | grep -i router;
+                journalctl -b -q --no-pager -u nicrouted | grep -iE 'bus|NetworkManager|lease' | tail -n 10" 2>&1 | indent
         fi
     fi
 
