@@ -12,8 +12,7 @@ export LC_ALL=C
 CACHE=${NSB_CACHE_ROOT:-/var/cache/nicroute-test}
 SUITE=bookworm
 RECIPE=1
-# libnss-systemd: the system bus (dbus-daemon) refuses clients whose user it cannot look up,
-# and nicrouted runs as a DynamicUser= that only nss-systemd names (the .deb recommends it).
+# libnss-systemd: names DynamicUser= users (nicrouted's), as on images with a full systemd.
 PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
     ifupdown isc-dhcp-client libnss-systemd)
 # Installed afterwards, in a chroot with /proc mounted: polkitd's configuration fails inside
