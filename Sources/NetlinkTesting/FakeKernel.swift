@@ -25,24 +25,8 @@ public final class FakeKernel: NetlinkTransport {
         case datagrams([[UInt8]])
     }
 
-    /// The objects the fake kernel holds.
-    public struct Objects: Sendable, Hashable {
-        public var links: [Link] = []
-        public var addresses: [InterfaceAddress] = []
-        public var routes: [Route] = []
-        public var rules: [Rule] = []
-        public var neighbors: [Neighbor] = []
-        public init(
-            links: [Link] = [], addresses: [InterfaceAddress] = [], routes: [Route] = [], rules: [Rule] = [],
-            neighbors: [Neighbor] = []
-        ) {
-            self.links = links
-            self.addresses = addresses
-            self.routes = routes
-            self.rules = rules
-            self.neighbors = neighbors
-        }
-    }
+    /// The objects the fake kernel holds: the core's own picture of a kernel.
+    public typealias Objects = KernelSnapshot
 
     private struct State {
         var objects: Objects
