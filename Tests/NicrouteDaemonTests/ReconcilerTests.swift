@@ -57,7 +57,7 @@ private final class Fixture {
     let reconciler: Reconciler
     let directory: String
 
-    init(_ objects: FakeKernel.Objects = twoNICVM()) throws {
+    init(_ objects: FakeKernel.Objects = twoNICVM(), logger: Logger = Logger(label: "test")) throws {
         kernel = FakeKernel(objects)
         client = RouteNetlink(transport: kernel)
         directory = NSTemporaryDirectory() + "nicroute-reconciler-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -67,7 +67,7 @@ private final class Fixture {
         configuration.gateways = [GatewayOverride(match: InterfaceMatch("eth1"), ipv4: IPAddress("20.20.20.1"))]
         reconciler = Reconciler(
             client: client, configuration: configuration, store: StateStore(directory: directory),
-            logger: Logger(label: "test"))
+            logger: logger)
     }
 
     deinit { try? FileManager.default.removeItem(atPath: directory) }
@@ -83,8 +83,63 @@ private final class Fixture {
     }
 }
 
+/// A log handler that keeps what it is given (level, message, metadata), for assertions.
+private final class CapturedLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var lines: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] = []
+    var entries: [(level: Logger.Level, message: String, metadata: Logger.Metadata)] {
+        lock.withLock { lines }
+    }
+
+    func logger(level: Logger.Level) -> Logger {
+        var logger = Logger(label: "test") { _ in Handler(log: self) }
+        logger.logLevel = level
+        return logger
+    }
+
+    struct Handler: LogHandler {
+        let log: CapturedLog
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            log.lock.withLock { log.lines.append((event.level, "\(event.message)", event.metadata ?? [:])) }
+        }
+    }
+}
+
 @Suite("Reconciler over the fake kernel")
 struct ReconcilerTests {
+    @Test("each change of a small pass is logged at notice with its command; a large pass, per NIC")
+    func changeLog() throws {
+        let small = CapturedLog()
+        _ = try Fixture(logger: small.logger(level: .info)).reconciler.reconcile(now: 0)
+        let commands = small.entries.filter { $0.level == .notice && $0.metadata["command"] != nil }
+        #expect(commands.count == 8)  // 2 tables x (own subnet, the other subnet, default) + 2 rules
+        #expect(commands.contains { $0.message.hasPrefix("ip -4 rule add ") && $0.metadata["link"] == "eth1" })
+
+        // eth1 with 80 addresses: 80 rules and its routes, more than are logged one by one.
+        var objects = twoNICVM()
+        for host in 17..<96 { objects.addresses.append(address(3, "20.20.20.\(host)/24")) }
+        let large = CapturedLog()
+        let report = try Fixture(objects, logger: large.logger(level: .info)).reconciler.reconcile(now: 0)
+        #expect(report.applied.count > Reconciler.changesLoggedOneByOne)
+        let notices = large.entries.filter { $0.level == .notice }
+        #expect(notices.allSatisfy { $0.metadata["command"] == nil })
+        #expect(notices.map(\.message).sorted() == [
+            "eth0 (table 10000): 3 routes and 1 rule added", "eth1 (table 10001): 3 routes and 80 rules added",
+        ])
+        #expect(notices.first { $0.metadata["link"] == "eth1" }?.metadata["changes"] == "83")
+
+        // At trace level every change is there too.
+        let traced = CapturedLog()
+        _ = try Fixture(objects, logger: traced.logger(level: .trace)).reconciler.reconcile(now: 0)
+        #expect(traced.entries.filter { $0.level == .trace && $0.metadata["command"] != nil }.count == report.applied.count)
+    }
+
     @Test("a pass installs the plan; the next one finds nothing to do and changes nothing")
     func converges() throws {
         let f = try Fixture()
