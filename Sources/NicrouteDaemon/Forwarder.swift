@@ -114,6 +114,12 @@ public final class Forwarder {
     @discardableResult
     public func apply(_ nics: [ForwardedNIC]?, mask: UInt32) -> [String] {
         guard let nics else {
+            // Not wanted. Look at nftables only when this or an earlier run installed the table:
+            // a VM that does not forward never loads libnftables and pays nothing per pass.
+            // (`flush` always looks.)
+            guard installedScript != nil || Files.exists(tableFile) else {
+                return restoreSourceValidMark()
+            }
             return remove()
         }
         var done: [String] = []
