@@ -143,11 +143,13 @@ public final class EventLoop {
 
     /// Blocks `signals` in the calling thread (and the threads it starts later): call before any
     /// thread exists, so that no thread takes them in place of the loop's signalfd.
+    /// `sigprocmask` rather than `pthread_sigmask`, which glibc versions 2.32 (the floor is 2.31);
+    /// on Linux both set the calling thread's mask.
     public static func blockSignals(_ signals: [Int32]) {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }
-        pthread_sigmask(SIG_BLOCK, &set, nil)
+        sigprocmask(SIG_BLOCK, &set, nil)
     }
 
     /// Lets sd-event send `WATCHDOG=1` while the loop runs, when systemd asked for it
