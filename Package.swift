@@ -1,7 +1,11 @@
 // swift-tools-version:6.2
 // The house, one direction of dependency:
-//   NicrouteCore (pure)  <-  Netlink (codec + socket)  <-  NicrouteDaemon (wiring)  ->  CSystemd
+//   NicrouteCore (pure: model, planner, the daemon's state machine)  <-  Netlink (codec + socket)
+//     <-  NicrouteDaemon (wiring: one sd-event loop drives the machine)  ->  CSystemd
 //   nicrouted, nicroutectl: thin executables over the libraries.
+// nicrouted is single-threaded: one sd-event loop owns every descriptor (rtnetlink events,
+// nftables changes, the control socket and its clients), the signals, the watchdog and the one
+// timer; no Swift concurrency on the daemon's path.
 import PackageDescription
 
 let package = Package(
@@ -18,10 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-system.git", from: "1.8.1"),
-        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
-        // Pure model, configuration and planner: values in, values out. No Glibc, no clock, no I/O.
+        // Pure model, configuration, planner and the daemon's decisions (DaemonMachine): values in,
+        // values out. No Glibc, no clock, no I/O.
         .target(name: "NicrouteCore"),
 
         // Kernel constants and structs from <linux/rtnetlink.h> and friends.
@@ -38,7 +42,7 @@ let package = Package(
         // An in-memory rtnetlink peer behind Netlink's transport seam, for tests (like nltest).
         .target(name: "NetlinkTesting", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),
 
-        // libsystemd (sd_notify, sd_journal_sendv) through pkg-config.
+        // libsystemd (sd_notify, sd_journal_sendv, sd-event) through pkg-config.
         .systemLibrary(
             name: "CSystemd",
             pkgConfig: "libsystemd",
@@ -49,27 +53,22 @@ let package = Package(
         .target(name: "CNftables", linkerSettings: [.linkedLibrary("dl")]),
         // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED, pthread_setname_np).
         .target(name: "CPosix"),
-        // Swift concurrency's global executor without libdispatch's 1 s timer (nicrouted installs it).
-        .target(name: "CGlobalExecutor"),
 
-        // The daemon's wiring: kernel picture, reconcile loop, gateway sources, state directory.
+        // The daemon's wiring: the event loop, kernel picture, reconciler, gateway sources, state directory.
         .target(
             name: "NicrouteDaemon",
             dependencies: [
-                "NicrouteCore", "Netlink", "CNetlink", "CSystemd", "CPosix", "CGlobalExecutor", "CNftables",
+                "NicrouteCore", "Netlink", "CNetlink", "CSystemd", "CPosix", "CNftables",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
         .executableTarget(
             name: "nicrouted",
             dependencies: [
-                "NicrouteDaemon", "CGlobalExecutor",
+                "NicrouteDaemon",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

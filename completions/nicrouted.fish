@@ -82,7 +82,7 @@ complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_op
 complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted"' -l 'manage' -d 'Interface name patterns or MAC addresses to manage, replacing the default selection of physical NICs (comma separated; repeatable).' -rfka ''
 complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" control-socket' -l 'control-socket' -d 'Control socket path (default: [Control] Socket=, /run/nicroute/control.sock).' -rfka ''
 complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" log-level' -l 'log-level' -d 'Log level: trace, debug, info, notice, warning, error.' -rfka ''
-complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" coalesce-ms' -l 'coalesce-ms' -d 'Milliseconds to gather a burst of events before acting.' -rfka ''
+complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" coalesce-ms' -l 'coalesce-ms' -d 'Milliseconds to wait after the first event of a burst before acting (0: act at once, on what has arrived; what arrives during a pass makes one more pass).' -rfka ''
 complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" check-config' -l 'check-config' -d 'Check the configuration, print it, and exit.'
 complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" version' -l 'version' -d 'Show the version.'
 complete -c 'nicrouted' -n '__nicrouted_should_offer_completions_for_flags_or_options "nicrouted" h help' -s 'h' -l 'help' -d 'Show help information.'

@@ -46,7 +46,7 @@ _nicrouted() {
         '*--manage[Interface name patterns or MAC addresses to manage, replacing the default selection of physical NICs (comma separated; repeatable).]:glob\[,glob...\]:'
         '--control-socket[Control socket path (default\: \[Control\] Socket=, /run/nicroute/control.sock).]:path:'
         '--log-level[Log level\: trace, debug, info, notice, warning, error.]:level:'
-        '--coalesce-ms[Milliseconds to gather a burst of events before acting.]:ms:'
+        '--coalesce-ms[Milliseconds to wait after the first event of a burst before acting (0\: act at once, on what has arrived; what arrives during a pass makes one more pass).]:ms:'
         '--check-config[Check the configuration, print it, and exit.]'
         '--version[Show the version.]'
         '(-h --help)'{-h,--help}'[Show help information.]'

@@ -110,9 +110,12 @@ public final class NetlinkSocket: @unchecked Sendable {
         }
     }
 
-    /// Receives one datagram, blocking. Throws ENOBUFS when the kernel dropped messages for this
-    /// socket (its receive queue overran), and EMSGSIZE when a datagram did not fit the buffer.
-    public func receive() throws -> [UInt8] {
+    /// Receives one datagram, blocking. Throws ENOBUFS when the kernel dropped messages for this socket (its receive queue
+    /// overran), and EMSGSIZE when a datagram did not fit the buffer.
+    public func receive() throws -> [UInt8] { try receive(nonBlocking: false) }
+
+    /// `receive()`, or EAGAIN at once when no datagram is queued (`nonBlocking`).
+    public func receive(nonBlocking: Bool) throws -> [UInt8] {
         var source = sockaddr_nl()
         let count: Int = try buffer.withUnsafeMutableBytes { raw in
             var iov = iovec(iov_base: raw.baseAddress, iov_len: raw.count)
@@ -123,7 +126,9 @@ public final class NetlinkSocket: @unchecked Sendable {
                     msg.msg_namelen = socklen_t(MemoryLayout<sockaddr_nl>.size)
                     msg.msg_iov = iovPtr
                     msg.msg_iovlen = 1
-                    let n = try syscall("recvmsg(AF_NETLINK)") { recvmsg(descriptor, &msg, 0) }
+                    let n = try syscall("recvmsg(AF_NETLINK)") {
+                        recvmsg(descriptor, &msg, nonBlocking ? Int32(MSG_DONTWAIT) : 0)
+                    }
                     if msg.msg_flags & Int32(MSG_TRUNC) != 0 {
                         throw NetlinkError(operation: "recvmsg(AF_NETLINK): datagram truncated", errno: .messageTooLong)
                     }

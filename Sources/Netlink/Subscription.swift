@@ -149,27 +149,12 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
                     if case .dropped = continuation.yield(.resyncNeeded) { lost = true }
                 }
                 guard !datagram.isEmpty else { continue }
-                let messages: [NetlinkMessage]
-                do { messages = try NetlinkMessage.split(datagram) } catch {
+                guard let events = RouteEventReader.events(in: datagram, filter: filter) else {
                     lost = true
                     continue
                 }
-                for message in messages {
-                    let isNew: Bool
-                    switch message.header.type {
-                    case MessageType.newLink, MessageType.newAddress, MessageType.newRoute, MessageType.newRule,
-                        MessageType.newNeighbor:
-                        isNew = true
-                    case MessageType.deleteLink, MessageType.deleteAddress, MessageType.deleteRoute,
-                        MessageType.deleteRule,
-                        MessageType.deleteNeighbor:
-                        isNew = false
-                    default:
-                        continue
-                    }
-                    if let filter, !filter(message.header, message.payload) { continue }
-                    guard let object = try? RouteCodec.decode(message) else { continue }
-                    if case .dropped = continuation.yield(isNew ? .added(object) : .removed(object)) {
+                for event in events {
+                    if case .dropped = continuation.yield(event) {
                         // The consumer fell behind and the oldest events were dropped: make sure
                         // the newest event it will see is a resync.
                         lost = true
@@ -181,6 +166,74 @@ public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
                 }
             }
         }
+    }
+}
+
+/// The kernel's rtnetlink notifications, read without blocking by an event loop that owns the
+/// socket (nicrouted's): `descriptor` goes into the loop, `drain` runs when it is readable.
+public final class RouteEventReader {
+    private let socket: NetlinkSocket
+
+    /// The socket's descriptor, for the loop to watch.
+    public var descriptor: Int32 { socket.descriptor }
+
+    /// Subscribes to `groups`, in `networkNamespace` if given.
+    /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
+    public init(
+        groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil,
+        receiveBufferSize: Int = 4 << 20
+    ) throws {
+        socket = try NetlinkSocket(
+            groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
+    }
+
+    /// Reads every datagram already queued and hands over its events; lost messages (ENOBUFS,
+    /// truncation, an undecodable datagram) as `.resyncNeeded`.
+    /// - Parameter filter: drops notifications before they are decoded.
+    /// - Throws: `NetlinkError` when the socket failed (the subscription is gone).
+    public func drain(
+        filter: ((NetlinkHeader, ByteReader) -> Bool)? = nil, _ handle: (RouteEvent) -> Void
+    ) throws {
+        while true {
+            let datagram: [UInt8]
+            do {
+                datagram = try socket.receive(nonBlocking: true)
+            } catch let error as NetlinkError where error.errno == .wouldBlock {
+                return
+            } catch let error as NetlinkError where error.errno == .noBufferSpace || error.errno == .messageTooLong {
+                handle(.resyncNeeded)
+                continue
+            }
+            guard !datagram.isEmpty else { continue }
+            guard let events = Self.events(in: datagram, filter: filter) else {
+                handle(.resyncNeeded)
+                continue
+            }
+            events.forEach(handle)
+        }
+    }
+
+    /// The events in one datagram, nil when it cannot be split (messages lost).
+    static func events(in datagram: [UInt8], filter: ((NetlinkHeader, ByteReader) -> Bool)?) -> [RouteEvent]? {
+        guard let messages = try? NetlinkMessage.split(datagram) else { return nil }
+        var events: [RouteEvent] = []
+        for message in messages {
+            let isNew: Bool
+            switch message.header.type {
+            case MessageType.newLink, MessageType.newAddress, MessageType.newRoute, MessageType.newRule,
+                MessageType.newNeighbor:
+                isNew = true
+            case MessageType.deleteLink, MessageType.deleteAddress, MessageType.deleteRoute, MessageType.deleteRule,
+                MessageType.deleteNeighbor:
+                isNew = false
+            default:
+                continue
+            }
+            if let filter, !filter(message.header, message.payload) { continue }
+            guard let object = try? RouteCodec.decode(message) else { continue }
+            events.append(isNew ? .added(object) : .removed(object))
+        }
+        return events
     }
 }
 

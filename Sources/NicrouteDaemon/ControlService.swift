@@ -42,14 +42,15 @@ public struct ControlPolicy: Sendable {
     }
 }
 
-/// What carries out an authorized command: the daemon's loop, or a test double.
-public protocol ControlBackend: Sendable {
-    func perform(_ command: ControlCommand) async -> ControlResponse
+/// What carries out an authorized command: the daemon's loop, or a test double. Called on the
+/// loop's thread; `reply` is called once, on the same thread, at once or later.
+public protocol ControlBackend: AnyObject {
+    func perform(_ command: ControlCommand, reply: @escaping (ControlResponse) -> Void)
 }
 
 /// Decodes, authorizes and dispatches one request. The same code serves the socket and
 /// in-process callers (tests run the same assertions both ways).
-public struct ControlService: Sendable {
+public struct ControlService {
     public var policy: ControlPolicy
     public var backend: any ControlBackend
 
@@ -58,11 +59,11 @@ public struct ControlService: Sendable {
         self.backend = backend
     }
 
-    /// The response to one request line from `peer`.
-    public func handle(_ line: [UInt8], peer: PeerCredentials) async -> ControlResponse {
+    /// Answers one request line from `peer` through `reply`.
+    public func handle(_ line: [UInt8], peer: PeerCredentials, reply: @escaping (ControlResponse) -> Void) {
         let request: ControlRequest
-        do { request = try ControlRequest.decode(line) } catch { return .failure(error) }
-        if let refusal = policy.refusal(request.command, peer: peer) { return .failure(refusal) }
-        return await backend.perform(request.command)
+        do { request = try ControlRequest.decode(line) } catch { return reply(.failure(error)) }
+        if let refusal = policy.refusal(request.command, peer: peer) { return reply(.failure(refusal)) }
+        backend.perform(request.command, reply: reply)
     }
 }

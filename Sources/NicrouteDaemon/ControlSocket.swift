@@ -1,8 +1,6 @@
 import CPosix
-import Dispatch
 import Netlink
 import NicrouteCore
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,31 +16,38 @@ public struct ControlSocketError: Error, CustomStringConvertible {
 }
 
 /// The control socket server: a Unix stream socket, one request and one response per
-/// connection.
+/// connection, served by the daemon's event loop.
 ///
-/// Hand-written over POSIX calls rather than swift-nio: it serves a few short requests a day,
-/// and a thread per connection (at most `maximumClients`, each bounded by `timeout` for reading
-/// and writing) keeps the daemon small. Oversized, malformed, slow or vanished clients get an
-/// error or are dropped; none of them can stop the daemon or the other clients.
-public final class ControlServer: Sendable {
+/// Hand-written over POSIX calls rather than swift-nio: it serves a few short requests a day.
+/// The listening socket and every connection are io sources of the loop, read and written
+/// without blocking; each connection has a timer bounding it (`timeout` to send its request and
+/// to take the answer). At most `maximumClients` are served at once; more are told `busy`.
+/// Oversized, malformed, slow or vanished clients get an error or are dropped; none of them can
+/// stop the daemon or the other clients.
+public final class ControlServer {
     public let path: String
     public let maximumClients: Int
     public let timeout: Duration
+    /// How long a request may wait for the daemon's answer.
+    static let answerTimeout = 30.0
     private let service: ControlService
+    private let loop: EventLoop
     private let listenFD: Int32
-    /// A pipe whose write end `stop()` writes to, to wake the accept loop's poll.
-    private let wakeRead: Int32
-    private let wakeWrite: Int32
-    private let active = Atomic<Int>(0)
-    private let stopped = Atomic<Bool>(false)
+    private var listener: EventLoop.Source?
+    /// A pause after accept(2) failed for want of descriptors, so that it does not spin.
+    private var acceptPause: EventLoop.Source?
+    private var connections: [ObjectIdentifier: Connection] = [:]
 
     /// Binds `path` (replacing a stale socket there), makes it connectable by everyone (the
-    /// daemon checks each caller's credentials itself) and starts accepting.
+    /// daemon checks each caller's credentials itself) and starts accepting on `loop`.
     /// - Throws: `ControlSocketError` naming the failing call.
-    public init(path: String, service: ControlService, maximumClients: Int = 32, timeout: Duration = .seconds(2)) throws
-    {
+    public init(
+        path: String, service: ControlService, loop: EventLoop, maximumClients: Int = 32,
+        timeout: Duration = .seconds(2)
+    ) throws {
         self.path = path
         self.service = service
+        self.loop = loop
         self.maximumClients = maximumClients
         self.timeout = timeout
         var addr = sockaddr_un()
@@ -80,7 +85,8 @@ public final class ControlServer: Sendable {
             }
             unlink(path)
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(
+            AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw ControlSocketError(operation: "socket(AF_UNIX)", errno: errno) }
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -92,147 +98,187 @@ public final class ControlServer: Sendable {
             close(fd)
             throw ControlSocketError(operation: "bind/listen \(path)", errno: e)
         }
-        var pipeFDs: [Int32] = [0, 0]
-        guard cposix_pipe_cloexec(&pipeFDs) == 0 else {
-            let e = errno
-            close(fd)
-            throw ControlSocketError(operation: "pipe2", errno: e)
-        }
         listenFD = fd
-        wakeRead = pipeFDs[0]
-        wakeWrite = pipeFDs[1]
         do {
-            try DetachedThread.start(name: "nicroute-listen") { [self] in acceptLoop() }
+            listener = try loop.io(fd, name: "control-listen") { [unowned self] _ in acceptAll() }
+            acceptPause = try loop.timer(accuracy: 0.01, name: "control-accept-pause") { [unowned self] in
+                listener?.setEvents(EventLoop.readable)
+            }
         } catch {
-            // The object is fully initialized: deinit closes the pipe; the listener is closed here.
             close(fd)
-            throw ControlSocketError(operation: "start the control socket thread", errno: EAGAIN)
+            unlink(path)
+            throw ControlSocketError(operation: "\(error)", errno: (error as? EventLoopError)?.errno ?? EINVAL)
         }
     }
 
-    /// Stops accepting and removes the socket file. Connections in progress finish.
+    /// Stops accepting and removes the socket file; connections still open are told that the
+    /// daemon is stopping (unless their answer is on its way) and closed.
     public func stop() {
-        guard !stopped.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        var one: UInt8 = 1
-        _ = write(wakeWrite, &one, 1)
+        guard let listener else { return }
+        listener.cancel()
+        self.listener = nil
+        acceptPause?.cancel()
+        close(listenFD)
         unlink(path)
+        for connection in connections.values {
+            connection.finish(.failure(ControlError(.failed, "nicrouted is stopping")), blocking: true)
+        }
+        connections = [:]
     }
 
-    deinit {
-        stop()
-        close(wakeRead)
-        close(wakeWrite)
-    }
+    deinit { stop() }
 
-    private func acceptLoop() {
-        defer { close(listenFD) }
-        var fds = [
-            pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0),
-            pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0),
-        ]
-        while !stopped.load(ordering: .acquiring) {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            if poll(&fds, 2, -1) < 0 {
-                if errno == EINTR { continue }
-                return
-            }
-            if fds[1].revents != 0 { return }
-            guard fds[0].revents != 0 else { continue }
+    private func acceptAll() {
+        while listener != nil {
             let client = cposix_accept_cloexec(listenFD)
             guard client >= 0 else {
                 // Out of descriptors: the listener stays readable, so pause instead of spinning.
-                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM { usleep(100_000) }
-                continue
+                if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
+                    listener?.setEvents(0)
+                    acceptPause?.arm(at: monotonicSeconds() + 0.1)
+                }
+                return
             }
-            setTimeouts(client)
-            if active.wrappingAdd(1, ordering: .acquiringAndReleasing).newValue > maximumClients {
-                active.wrappingSubtract(1, ordering: .acquiringAndReleasing)
-                send(client, .failure(ControlError(.busy, "too many control connections; try again")))
+            _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
+            guard connections.count < maximumClients else {
+                Connection.sendNow(client, .failure(ControlError(.busy, "too many control connections; try again")))
                 close(client)
                 continue
             }
             do {
-                try DetachedThread.start(name: "nicroute-client") { [self] in
-                    serve(client)
-                    close(client)
-                    active.wrappingSubtract(1, ordering: .acquiringAndReleasing)
-                }
+                let connection = try Connection(fd: client, server: self)
+                connections[ObjectIdentifier(connection)] = connection
             } catch {
-                send(client, .failure(ControlError(.busy, "cannot serve more connections now")))
+                Connection.sendNow(client, .failure(ControlError(.busy, "cannot serve more connections now")))
                 close(client)
-                active.wrappingSubtract(1, ordering: .acquiringAndReleasing)
             }
         }
     }
 
-    private func setTimeouts(_ fd: Int32) {
-        let (seconds, attoseconds) = timeout.components
-        var tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    fileprivate func forget(_ connection: Connection) {
+        connections[ObjectIdentifier(connection)] = nil
     }
 
-    /// Reads one request line within the deadline, answers it, and returns.
-    private func serve(_ fd: Int32) {
-        let deadline =
-            monotonicSeconds() + Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        var line: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1024)
-        while !line.contains(UInt8(ascii: "\n")) {
-            guard line.count <= ControlProtocol.maximumRequestSize else {
-                send(
-                    fd,
-                    .failure(
-                        ControlError(
-                            .requestTooLarge, "request longer than \(ControlProtocol.maximumRequestSize) bytes")))
-                return
+    /// One client: its request read, its answer computed, then written; bounded by a timer.
+    fileprivate final class Connection {
+        enum Phase { case reading, answering, writing, done }
+        let fd: Int32
+        unowned let server: ControlServer
+        var phase = Phase.reading
+        var input: [UInt8] = []
+        var output: [UInt8] = []
+        var io: EventLoop.Source?
+        var timer: EventLoop.Source?
+
+        init(fd: Int32, server: ControlServer) throws {
+            self.fd = fd
+            self.server = server
+            io = try server.loop.io(fd, name: "control-client") { [unowned self] events in ready(events) }
+            timer = try server.loop.timer(name: "control-client-timeout") { [unowned self] in expired() }
+            timer?.arm(at: monotonicSeconds() + server.timeout.seconds)
+        }
+
+        func ready(_ events: UInt32) {
+            switch phase {
+            case .reading: read()
+            case .writing: write()
+            case .answering, .done:
+                // Waiting for the daemon: a client that hung up is noticed when the answer goes out.
+                io?.setEvents(0)
             }
-            guard monotonicSeconds() < deadline else {
-                send(fd, .failure(ControlError(.timeout, "no complete request within \(timeout)")))
-                return
-            }
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n == 0 { break }  // end of the request (a client may close its write side instead of a newline)
-            if n < 0 {
-                if errno == EINTR { continue }
-                if errno == EAGAIN || errno == EWOULDBLOCK {
-                    send(fd, .failure(ControlError(.timeout, "no complete request within \(timeout)")))
+        }
+
+        /// Reads what is there; answers once a line (or the end of the request) is complete.
+        func read() {
+            var chunk = [UInt8](repeating: 0, count: 1024)
+            while phase == .reading {
+                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                    return close()
                 }
+                if n > 0 { input += chunk[0..<n] }
+                if let newline = input.firstIndex(of: UInt8(ascii: "\n")) {
+                    input = Array(input[...newline])
+                } else if input.count > ControlProtocol.maximumRequestSize {
+                    return finish(
+                        .failure(
+                            ControlError(
+                                .requestTooLarge, "request longer than \(ControlProtocol.maximumRequestSize) bytes")))
+                } else if n > 0 {
+                    continue
+                }
+                // A line, or the end of the request (a client may close its write side instead).
+                guard !input.isEmpty else { return close() }  // connected and left without a word
+                return answer()
+            }
+        }
+
+        func answer() {
+            guard let peer = ControlServer.credentials(fd) else {
+                return finish(.failure(ControlError(.permissionDenied, "cannot read the caller's credentials")))
+            }
+            phase = .answering
+            io?.setEvents(0)
+            timer?.arm(at: monotonicSeconds() + ControlServer.answerTimeout)
+            server.service.handle(input, peer: peer) { [weak self] response in self?.finish(response) }
+        }
+
+        func expired() {
+            switch phase {
+            case .reading:
+                finish(.failure(ControlError(.timeout, "no complete request within \(server.timeout)")))
+            case .answering:
+                finish(.failure(ControlError(.timeout, "the daemon did not answer within 30 s")))
+            case .writing, .done:
+                close()  // slow or gone reader: dropped
+            }
+        }
+
+        /// Sends `response` and closes; `blocking` when the loop is going away.
+        func finish(_ response: ControlResponse, blocking: Bool = false) {
+            guard phase != .writing && phase != .done else {
+                if blocking { close() }
                 return
             }
-            line += chunk[0..<n]
+            output = response.encoded()
+            phase = .writing
+            if blocking {
+                Self.sendNow(fd, response)
+                return close()
+            }
+            timer?.arm(at: monotonicSeconds() + server.timeout.seconds)
+            write()
         }
-        if let newline = line.firstIndex(of: UInt8(ascii: "\n")) { line = Array(line[...newline]) }
-        guard !line.isEmpty else { return }  // connected and left without a word
-        guard let peer = Self.credentials(fd) else {
-            send(fd, .failure(ControlError(.permissionDenied, "cannot read the caller's credentials")))
-            return
-        }
-        // The handler is async (it waits for the daemon's loop); this thread waits for it.
-        let result = Mutex<ControlResponse?>(nil)
-        let done = DispatchSemaphore(value: 0)
-        let service = self.service
-        Task {
-            let response = await service.handle(line, peer: peer)
-            result.withLock { $0 = response }
-            done.signal()
-        }
-        if done.wait(timeout: .now() + .seconds(30)) == .timedOut {
-            send(fd, .failure(ControlError(.timeout, "the daemon did not answer within 30 s")))
-            return
-        }
-        send(fd, result.withLock { $0 } ?? .failure(ControlError(.failed, "no answer")))
-    }
 
-    private func send(_ fd: Int32, _ response: ControlResponse) {
-        let bytes = response.encoded()
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return }  // slow or gone reader: dropped after the send timeout
-            offset += n
+        func write() {
+            while !output.isEmpty {
+                let n = output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
+                    io?.setEvents(EventLoop.writable)
+                    return
+                }
+                if n <= 0 { break }
+                output.removeFirst(n)
+            }
+            close()
+        }
+
+        func close() {
+            guard phase != .done else { return }
+            phase = .done
+            io?.cancel()
+            timer?.cancel()
+            Glibc.close(fd)
+            server.forget(self)
+        }
+
+        /// Writes `response` at once, as far as the socket takes it (busy, stopping).
+        static func sendNow(_ fd: Int32, _ response: ControlResponse) {
+            let bytes = response.encoded()
+            _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
         }
     }
 
@@ -322,4 +368,9 @@ public enum ControlClient {
         }
         do { return try ControlResponse.decode(answer) } catch { throw .io("\(error)") }
     }
+}
+
+extension Duration {
+    /// In seconds, as a `Double`.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

@@ -1,9 +1,6 @@
 import Logging
 import Netlink
 import NicrouteCore
-import ServiceLifecycle
-import Synchronization
-import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -13,13 +10,14 @@ import Glibc
 public struct DaemonOptions: Sendable {
     public var configuration: ConfigurationLoader
     public var stateDirectory: String?
-    /// How long the loop waits after the first event of a burst before it reads the kernel.
+    /// How long the loop waits after the first event of a burst before it reads the kernel
+    /// (zero: it starts at once, after reading what is already queued).
     public var coalescing: Duration
     /// Overrides the configuration's control socket path (`--control-socket`).
     public var controlSocket: String?
 
     public init(
-        configuration: ConfigurationLoader, stateDirectory: String?, coalescing: Duration = .milliseconds(2),
+        configuration: ConfigurationLoader, stateDirectory: String?, coalescing: Duration = .zero,
         controlSocket: String? = nil
     ) {
         self.configuration = configuration
@@ -29,347 +27,333 @@ public struct DaemonOptions: Sendable {
     }
 }
 
-/// nicrouted's event loop, as a swift-service-lifecycle `Service`.
+/// nicrouted: one sd-event loop on the calling thread, driving `DaemonMachine`.
 ///
 /// Subscribe first, then dump and reconcile (so no event falls between the two), open the
-/// control socket, report READY, then: wait for a relevant event, a signal, a control request
-/// or a timer; coalesce the burst; re-read the whole kernel picture and reconcile against it.
-/// Level triggered: every pass starts from a fresh dump, so a lost event (ENOBUFS) or a stale
-/// picture cannot mislead it. The loop is the only user of the `Reconciler`.
-public final class NicrouteDaemon: Service {
+/// control socket, report READY, then: read what the sockets, signals and the timer bring, hand
+/// it to the machine, and carry out its actions. Level triggered: every pass starts from a fresh
+/// dump, so a lost event (ENOBUFS) or a stale picture cannot mislead it. The loop only moves
+/// data; what to do and when is the machine's. The loop is the only user of the `Reconciler`.
+public final class NicrouteDaemon {
     let options: DaemonOptions
     let logger: Logger
-    let notifier = Notifier()
+
+    /// The signals the loop takes: block them (`EventLoop.blockSignals`) before any thread starts.
+    public static let signals = [SIGHUP, SIGTERM, SIGINT]
 
     public init(options: DaemonOptions, logger: Logger) {
         self.options = options
         self.logger = logger
     }
 
-    /// The loop's state between passes.
-    private final class LoopState {
-        var configuration: Configuration
-        var paused = false
-        var lastChange = "none"
-        var linkChanges: [String: String] = [:]
-        var lastReport: Reconciler.Report?
-        var timer: Task<Void, Never>?
-        /// The last STATUS= sent, so an unchanged line is not sent again.
-        var sentStatus = ""
-        /// Preflight findings already logged, so each is logged once while it holds.
-        var loggedFindings: Set<String> = []
-        /// The NICs and subnets the findings were last computed for (not on every pass: the
-        /// check reads /proc); nil forces a new check.
-        var findingsKey: [FindingsKey]?
-        init(configuration: Configuration) { self.configuration = configuration }
+    /// Runs until SIGTERM or SIGINT.
+    /// - Throws: when the daemon cannot start, or must stop to be restarted (the netlink
+    ///   subscription failed, another nicrouted holds the control socket).
+    public func run() throws {
+        EventLoop.blockSignals(Self.signals)
+        let configuration = try options.configuration.load()
+        let loop = try EventLoop()
+        let box = TriggerBox()
+        let events = try RouteEventReader(groups: MulticastGroup.routing + [.neighbor])
+        let reconciler = Reconciler(
+            client: try RouteNetlink(), configuration: configuration,
+            store: StateStore(directory: options.stateDirectory), logger: logger)
+        let controlPath = options.controlSocket ?? configuration.controlSocket
+        // nftables changes (forwarded connections: nicroute's table is put back when deleted).
+        // Without the watch, reconcile passes and the periodic check still put the table back.
+        let nftWatch: NftablesWatch?
+        do { nftWatch = try NftablesWatch() } catch {
+            nftWatch = nil
+            logger.warning(
+                "nftables changes are not watched (\(error)): nicroute's table is checked every 10 s instead")
+        }
+        let driver = try DaemonDriver(
+            machine: DaemonMachine(
+                settings: .init(
+                    coalescing: options.coalescing.seconds,
+                    nftablesPollInterval: nftWatch == nil ? DaemonMachine.nftablesPollInterval : nil,
+                    controlPath: controlPath)),
+            loop: loop, reconciler: reconciler, box: box, options: options, configuration: configuration,
+            logger: logger)
+        driver.server = try openControlSocket(path: controlPath, configuration: configuration, driver: driver)
+
+        var sources = [
+            try loop.io(events.descriptor, name: "rtnetlink") { _ in
+                var lost = false
+                do {
+                    try events.drain(filter: box.filter) { event in
+                        if case .resyncNeeded = event { lost = true } else { box.post(event) }
+                    }
+                } catch {
+                    // The daemon would go blind while still feeding the watchdog: it stops.
+                    driver.feed(.subscriptionFailed)
+                    return
+                }
+                if lost { driver.feed(.eventsLost) }
+                driver.feedEvents()
+            },
+            try loop.signal(SIGHUP, name: "SIGHUP") { driver.feed(.reloadRequested) },
+            try loop.signal(SIGTERM, name: "SIGTERM") { driver.feed(.stopRequested) },
+            try loop.signal(SIGINT, name: "SIGINT") { driver.feed(.stopRequested) },
+        ]
+        if let nftWatch {
+            var watch: EventLoop.Source?
+            watch = try loop.io(nftWatch.descriptor, name: "nftables") { _ in
+                do {
+                    if try nftWatch.drain() { driver.feed(.nftablesChanged) }
+                } catch {
+                    // Gone: the reconcile passes still heal the table.
+                    watch?.cancel()
+                }
+            }
+            sources.append(watch!)
+        }
+        try loop.enableWatchdog()
+        driver.feed(.start)
+        let code = try loop.run()
+        withExtendedLifetime((sources, nftWatch, events)) {}
+        if code != 0 {
+            throw NetlinkError(operation: "netlink event subscription ended", errno: .ioError)
+        }
     }
 
-    public func run() async throws {
-        let state = LoopState(configuration: try options.configuration.load())
-        let client = try RouteNetlink()
-        let box = TriggerBox()
-        let subscription = try RouteNetlinkSubscription(
-            groups: MulticastGroup.routing + [.neighbor], filter: box.filter)
-        let reconciler = Reconciler(
-            client: client, configuration: state.configuration, store: StateStore(directory: options.stateDirectory),
-            logger: logger)
-        let logger = self.logger
-        let notifier = self.notifier
-
-        func schedule(after seconds: Double) {
-            state.timer?.cancel()
-            state.timer = Task {
-                try? await ExecutorSleep.sleep(for: .seconds(max(seconds, 0.001)))
-                if !Task.isCancelled { box.requestReconcile() }
-            }
-        }
-
-        func pass(_ why: String, addressesOnly: Bool = false) {
-            guard !state.paused else { return }
-            let now = monotonicSeconds()
-            do {
-                let report = try reconciler.reconcile(now: now, addressesOnly: addressesOnly)
-                state.lastReport = report
-                box.setInterest(
-                    TriggerBox.Interest(
-                        tables: state.configuration.tables, probes: Set(report.plan.neighborProbes.map(\.address)),
-                        linkNames: Dictionary(
-                            report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map {
-                                ($0.index, $0.name)
-                            },
-                            uniquingKeysWith: { a, _ in a }),
-                        managed: Set(report.plan.nics.map(\.link.index))))
-                state.timer?.cancel()
-                if let at = report.retryAt { schedule(after: at - now) }
-                logFindings(report.plan)
-                let t = report.timings
-                logger.debug(
-                    "reconciled",
-                    metadata: [
-                        "why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)",
-                        "duration_us": "\(Int((monotonicSeconds() - now) * 1e6))", "snapshot_us": "\(t.snapshot)",
-                        "plan_us": "\(t.plan)", "apply_us": "\(t.apply)", "read": "\(report.read.rawValue)",
-                    ])
-            } catch {
-                state.lastReport = nil
-                logger.error("cannot read the kernel's state: \(error)")
-                schedule(after: 1)
-            }
-        }
-
-        /// Logs each preflight finding once, as a warning, when it first appears.
-        func logFindings(_ plan: Plan) {
-            let key = plan.nics.map { nic in
-                FindingsKey(
-                    name: nic.link.name,
-                    subnets: Set(nic.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet))
-                        .sorted())
-            }
-            guard key != state.findingsKey else { return }
-            state.findingsKey = key
-            let findings = Preflight.findings(
-                plan: plan,
-                inputs: reconciler.preflightInputs(plan: plan, snapshot: state.lastReport?.snapshot ?? KernelSnapshot())
-            )
-            let messages = Set(findings.map(\.message))
-            for message in messages.subtracting(state.loggedFindings).sorted() {
-                logger.warning("preflight: \(message)")
-            }
-            state.loggedFindings = messages
-        }
-
-        /// Sends READY=1 with the current STATUS= (after startup and after a reload).
-        func announceReady() {
-            state.sentStatus = statusLine()
-            notifier.ready(status: state.sentStatus)
-        }
-
-        /// Sends STATUS= when it changed.
-        func updateStatus() {
-            let line = statusLine()
-            guard line != state.sentStatus else { return }
-            state.sentStatus = line
-            notifier.status(line)
-        }
-
-        func statusLine() -> String {
-            if state.paused { return "paused after flush; nothing installed" }
-            guard let report = state.lastReport else { return "error reading kernel state, retrying" }
-            let nics = report.plan.nics.count
-            let rules = report.plan.nics.reduce(0) { $0 + $1.addresses.count }
-            var s =
-                "\(nics) NIC\(nics == 1 ? "" : "s"), \(rules) rule\(rules == 1 ? "" : "s"), last change \(state.lastChange)"
-            if !report.deferred.isEmpty { s += ", \(report.deferred.count) deferred (another tool deletes them)" }
-            if !report.failed.isEmpty { s += ", \(report.failed.count) failed" }
-            return s
-        }
-
-        /// Reloads the configuration; on error keeps the last good one and says why.
-        func reload() -> ConfigurationError? {
-            do {
-                let previous = state.configuration
-                state.configuration = try options.configuration.load()
-                if previous.controlSocket != state.configuration.controlSocket
-                    || previous.controlGroup != state.configuration.controlGroup
-                {
-                    logger.warning("[Control] Socket= and Group= take effect at the next restart")
-                }
-                reconciler.update(state.configuration)
-                logger.notice("configuration reloaded")
-                return nil
-            } catch {
-                logger.error("configuration rejected, keeping the last good one: \(error)")
-                return error
-            }
-        }
-
-        func control(_ command: ControlCommand) -> ControlResponse {
-            do {
-                switch command {
-                case .status:
-                    let snapshot = try client.snapshot()
-                    let plan = reconciler.plan(from: snapshot)
-                    let findings = Preflight.findings(
-                        plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
-                    let report = StatusReport(
-                        plan: plan, snapshot: snapshot, summary: statusLine(), fromDaemon: true, paused: state.paused,
-                        deferred: state.lastReport?.deferred.count ?? 0, lastChanges: state.linkChanges,
-                        findings: findings, forwarding: reconciler.forwardingStatus)
-                    return .success(report.json)
-                case .plan:
-                    let snapshot = try client.snapshot()
-                    return .success(PlanOutput(plan: reconciler.plan(from: snapshot), snapshot: snapshot).json)
-                case .reconfigure:
-                    notifier.reloading()
-                    defer { announceReady() }
-                    if let error = reload() {
-                        return .failure(
-                            ControlError(.invalidConfiguration, "\(error); keeping the last good configuration"))
-                    }
-                    state.paused = false
-                    pass("reconfigure")
-                    guard let report = state.lastReport else {
-                        return .failure(ControlError(.failed, "cannot read the kernel's state"))
-                    }
-                    return .success(ApplyOutput(report: report).json)
-                case .flush:
-                    state.paused = true
-                    state.timer?.cancel()
-                    let removed = try reconciler.flush()
-                    updateStatus()
-                    return .success(["removed": .array(removed.map(JSONValue.string))])
-                }
-            } catch {
-                return .failure(ControlError(.failed, "\(error)"))
-            }
-        }
-
-        let controlPath = options.controlSocket ?? state.configuration.controlSocket
+    /// The control socket, or nil (with an error logged) when it cannot be opened.
+    /// - Throws: when another nicrouted listens there: two daemons would fight over the same objects.
+    private func openControlSocket(
+        path: String, configuration: Configuration, driver: DaemonDriver
+    ) throws -> ControlServer? {
         // The service's own uid (for ExecReload=) only when systemd started us: a daemon started
         // by hand as a shared user (nobody) must not hand that user's other processes the keys.
         var policy = ControlPolicy(serviceUID: getenv("INVOCATION_ID") != nil ? getuid() : nil)
-        if let name = state.configuration.controlGroup {
+        if let name = configuration.controlGroup {
             if let group = getgrnam(name) {
                 policy.group = (name, group.pointee.gr_gid)
             } else {
                 logger.warning("control group '\(name)' does not exist: only root may change things")
             }
         }
-        let server: ControlServer?
         do {
-            server = try ControlServer(
-                path: controlPath, service: ControlService(policy: policy, backend: LoopBackend(box: box)))
+            return try ControlServer(
+                path: path, service: ControlService(policy: policy, backend: LoopBackend(driver: driver)),
+                loop: driver.loop)
         } catch let error as ControlSocketError where error.anotherDaemon {
-            // Two daemons would fight over the same objects: the second one refuses to run.
             logger.critical("\(error.operation)")
             throw error
         } catch {
-            server = nil
             logger.error("control socket unavailable, nicroutectl cannot reach the daemon: \(error)")
+            return nil
         }
-        // nftables changes (forwarded connections: nicroute's table is put back when deleted).
-        // Held for the daemon's lifetime; without it, reconcile passes and the periodic check
-        // still put the table back.
-        let nftWatch: NftablesWatch?
-        do { nftWatch = try NftablesWatch(changed: { box.requestReconcile() }) } catch {
-            nftWatch = nil
-            logger.warning(
-                "nftables changes are not watched (\(error)): nicroute's table is checked every 10 s instead")
-        }
-        let pollNftables = nftWatch == nil
-        // Trap SIGHUP before the first pass: its default action would end the daemon.
-        let signals = await UnixSignalsSequence(trapping: .sighup)
-        pass("startup")
-        logger.info("ready", metadata: ["status": "\(statusLine())", "control": "\(controlPath)"])
-        announceReady()
-
-        let subscriptionLost = SharedFlag()
-        /// Set before the loop stops the subscription on purpose (shutdown).
-        let stopping = SharedFlag()
-        await withGracefulShutdownHandler {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    for await event in subscription { box.post(event) }
-                    // The stream ends on cancellation, or when the socket failed: then the
-                    // daemon would go blind while still feeding the watchdog, so it stops.
-                    if !stopping.isSet && !Task.isCancelled {
-                        subscriptionLost.set()
-                        box.finish()
-                    }
-                }
-                group.addTask {
-                    for await _ in signals { box.requestReload() }
-                }
-                if pollNftables {
-                    // Without nftables' announcements, a deleted table is noticed by this check.
-                    group.addTask {
-                        while !Task.isCancelled {
-                            try? await ExecutorSleep.sleep(for: .seconds(10))
-                            box.requestReconcile()
-                        }
-                    }
-                }
-                if let interval = notifier.watchdogInterval {
-                    // The ping is sent by the loop itself (below), so a stuck loop stops pinging
-                    // and systemd restarts the service.
-                    group.addTask {
-                        while !Task.isCancelled {
-                            try? await ExecutorSleep.sleep(for: interval / 2)
-                            box.requestWatchdog()
-                        }
-                    }
-                }
-                for await _ in box.wakes {
-                    var pending = box.take()
-                    if pending.watchdog {
-                        notifier.watchdog()
-                        pending.watchdog = false
-                    }
-                    if pending.needsPass {
-                        // Coalesce the burst: wait a few ms, then take what else arrived.
-                        try? await ExecutorSleep.sleep(for: options.coalescing)
-                        pending.merge(box.take())
-                        if pending.watchdog { notifier.watchdog() }
-                        if pending.resync { logger.warning("netlink messages were lost (ENOBUFS): full resync") }
-                        if let change = pending.lastChange { state.lastChange = "\(wallClockTime()) \(change)" }
-                        for (name, change) in pending.linkChanges {
-                            state.linkChanges[name] = "\(wallClockTime()) \(change)"
-                        }
-                        if pending.reload {
-                            notifier.reloading()
-                            if reload() == nil { state.paused = false }
-                            state.findingsKey = nil
-                        }
-                        pass(
-                            pending.reload ? "reload" : pending.resync ? "resync" : "events",
-                            addressesOnly: !pending.beyondAddresses)
-                        if pending.reload { announceReady() } else { updateStatus() }
-                    }
-                    for call in pending.controls { call.reply(control(call.command)) }
-                }
-                stopping.set()
-                group.cancelAll()
-                subscription.cancel()
-            }
-        } onGracefulShutdown: {
-            stopping.set()
-            box.finish()
-        }
-        withExtendedLifetime(nftWatch) {}
-        box.finish()  // also after a cancellation: queued control requests get an answer
-        server?.stop()
-        state.timer?.cancel()
-        notifier.stopping()
-        if subscriptionLost.isSet {
-            logger.critical("the netlink event subscription failed; exiting so that the service is restarted")
-            throw NetlinkError(operation: "netlink event subscription ended", errno: .ioError)
-        }
-        logger.info("stopping; nicroute's rules and routes stay in place")
     }
 }
 
-/// What the preflight findings depend on, per NIC: its name (sysctls) and IPv4 subnets (two
-/// NICs on one subnet). Compared on every pass, so a value rather than text; a new address in a
-/// known subnet does not cause a new check (which reads /proc).
-struct FindingsKey: Hashable {
-    var name: String
-    var subnets: [IPPrefix]
-}
+/// Carries out `DaemonMachine`'s actions on the loop's thread and feeds their results back.
+final class DaemonDriver {
+    private var machine: DaemonMachine
+    let loop: EventLoop
+    private let reconciler: Reconciler
+    private let box: TriggerBox
+    private let options: DaemonOptions
+    private var configuration: Configuration
+    private let logger: Logger
+    private let notifier = Notifier()
+    var server: ControlServer?
+    private var timer: EventLoop.Source?
+    private var passSource: EventLoop.Source?
+    private var lastReport: Reconciler.Report?
+    private var replies: [DaemonMachine.RequestID: (ControlResponse) -> Void] = [:]
+    private var nextRequest = 0
+    private var inputs: [DaemonMachine.Input] = []
+    private var feeding = false
 
-/// A flag set by one task and read by another.
-final class SharedFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
-}
+    init(
+        machine: DaemonMachine, loop: EventLoop, reconciler: Reconciler, box: TriggerBox, options: DaemonOptions,
+        configuration: Configuration, logger: Logger
+    ) throws {
+        self.machine = machine
+        self.loop = loop
+        self.reconciler = reconciler
+        self.box = box
+        self.options = options
+        self.configuration = configuration
+        self.logger = logger
+        timer = try loop.timer(name: "machine") { [unowned self] in feed(.timerExpired) }
+        // After every io source ready in the same turn (priority 0): what is already queued is
+        // read before the pass starts.
+        passSource = try loop.deferred(priority: 10, name: "pass") { [unowned self] in feed(.passDue) }
+    }
 
-/// Sends control commands into the daemon's loop and waits for its answer.
-struct LoopBackend: ControlBackend {
-    let box: TriggerBox
-    func perform(_ command: ControlCommand) async -> ControlResponse {
-        await withCheckedContinuation { continuation in
-            box.postControl(command) { continuation.resume(returning: $0) }
+    /// Hands `input` to the machine and carries out what it says (after the input in progress).
+    func feed(_ input: DaemonMachine.Input) {
+        inputs.append(input)
+        guard !feeding else { return }
+        feeding = true
+        defer { feeding = false }
+        while !inputs.isEmpty {
+            execute(machine.handle(inputs.removeFirst(), now: monotonicSeconds()))
         }
+    }
+
+    /// Hands over the kernel events the box gathered, stamped with the wall-clock time.
+    func feedEvents() {
+        var events = box.take()
+        guard !events.isEmpty else { return }
+        let time = wallClockTime()
+        events.lastChange = events.lastChange.map { "\(time) \($0)" }
+        events.linkChanges = events.linkChanges.mapValues { "\(time) \($0)" }
+        feed(.kernelEvents(events))
+    }
+
+    func control(_ command: ControlCommand, reply: @escaping (ControlResponse) -> Void) {
+        nextRequest += 1
+        replies[nextRequest] = reply
+        feed(.control(nextRequest, command))
+    }
+
+    private func execute(_ actions: [DaemonMachine.Action]) {
+        for action in actions {
+            if let result = perform(action) { execute(machine.handle(result, now: monotonicSeconds())) }
+        }
+    }
+
+    /// Carries out one action; the result to feed back, for those that have one.
+    private func perform(_ action: DaemonMachine.Action) -> DaemonMachine.Input? {
+        switch action {
+        case .reconcile(let why, let addressesOnly):
+            return pass(why, addressesOnly: addressesOnly)
+        case .passSoon:
+            passSource?.fireOnce()
+        case .loadConfiguration:
+            do {
+                let previous = configuration
+                configuration = try options.configuration.load()
+                reconciler.update(configuration)
+                return .configurationLoaded(
+                    .loaded(
+                        controlChanged: previous.controlSocket != configuration.controlSocket
+                            || previous.controlGroup != configuration.controlGroup))
+            } catch {
+                return .configurationLoaded(.rejected("\(error)"))
+            }
+        case .flush(let id):
+            do { return .flushFinished(id, .success(try reconciler.flush())) } catch {
+                return .flushFinished(id, .failure(.init("\(error)")))
+            }
+        case .checkPreflight:
+            guard let report = lastReport else { return .preflightFindings([]) }
+            let findings = Preflight.findings(
+                plan: report.plan, inputs: reconciler.preflightInputs(plan: report.plan, snapshot: report.snapshot))
+            return .preflightFindings(Set(findings.map(\.message)))
+        case .notify(.ready(let status)): notifier.ready(status: status)
+        case .notify(.status(let status)): notifier.status(status)
+        case .notify(.reloading): notifier.reloading()
+        case .notify(.stopping): notifier.stopping()
+        case .reply(let id, let reply):
+            replies.removeValue(forKey: id)?(response(reply))
+        case .armTimer(let at): timer?.arm(at: at)
+        case .disarmTimer: timer?.disarm()
+        case .log(let level, let message, let metadata):
+            logger.log(level: Logger.Level(level), "\(message)", metadata: metadata.mapValues { .string($0) })
+        case .exit(let success):
+            // Requests in flight are told that the daemon is stopping.
+            server?.stop()
+            for reply in replies.values { reply(.failure(ControlError(.failed, "nicrouted is stopping"))) }
+            replies = [:]
+            loop.exit(success ? 0 : 1)
+        }
+        return nil
+    }
+
+    /// One reconcile pass; hands the reconciler's interest to the box.
+    private func pass(_ why: String, addressesOnly: Bool) -> DaemonMachine.Input {
+        let now = monotonicSeconds()
+        let report: Reconciler.Report
+        do { report = try reconciler.reconcile(now: now, addressesOnly: addressesOnly) } catch {
+            lastReport = nil
+            return .passFinished(.readFailed("\(error)"))
+        }
+        lastReport = report
+        let early = box.setInterest(
+            TriggerBox.Interest(
+                tables: configuration.tables, probes: Set(report.plan.neighborProbes.map(\.address)),
+                linkNames: Dictionary(
+                    report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map { ($0.index, $0.name) },
+                    uniquingKeysWith: { a, _ in a }),
+                managed: Set(report.plan.nics.map(\.link.index))))
+        if early { inputs.append(.kernelEvents(box.take())) }
+        let t = report.timings
+        logger.debug(
+            "reconciled",
+            metadata: [
+                "why": "\(why)", "changes": "\(report.applied.count)", "failed": "\(report.failed.count)",
+                "duration_us": "\(Int((monotonicSeconds() - now) * 1e6))", "snapshot_us": "\(t.snapshot)",
+                "plan_us": "\(t.plan)", "apply_us": "\(t.apply)", "read": "\(report.read.rawValue)",
+            ])
+        return .passFinished(
+            .completed(
+                DaemonMachine.PassSummary(
+                    nics: report.plan.nics.count, rules: report.plan.nics.reduce(0) { $0 + $1.addresses.count },
+                    deferred: report.deferred.count, failed: report.failed.count, retryAt: report.retryAt,
+                    preflightKey: report.plan.nics.map { nic in
+                        DaemonMachine.PreflightKey(
+                            name: nic.link.name,
+                            subnets: Set(
+                                nic.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet)
+                            ).sorted())
+                    })))
+    }
+
+    /// The control answer the machine chose, computed where it needs the kernel.
+    private func response(_ reply: DaemonMachine.Reply) -> ControlResponse {
+        do {
+            switch reply {
+            case .status(let summary, let paused, let deferred, let lastChanges):
+                let snapshot = try reconciler.client.snapshot()
+                let plan = reconciler.plan(from: snapshot)
+                let findings = Preflight.findings(
+                    plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
+                let report = StatusReport(
+                    plan: plan, snapshot: snapshot, summary: summary, fromDaemon: true, paused: paused,
+                    deferred: deferred, lastChanges: lastChanges, findings: findings,
+                    forwarding: reconciler.forwardingStatus)
+                return .success(report.json)
+            case .plan:
+                let snapshot = try reconciler.client.snapshot()
+                return .success(PlanOutput(plan: reconciler.plan(from: snapshot), snapshot: snapshot).json)
+            case .applied:
+                guard let report = lastReport else {
+                    return .failure(ControlError(.failed, "cannot read the kernel's state"))
+                }
+                return .success(ApplyOutput(report: report).json)
+            case .removed(let removed):
+                return .success(["removed": .array(removed.map(JSONValue.string))])
+            case .failure(let error):
+                return .failure(error)
+            }
+        } catch {
+            return .failure(ControlError(.failed, "\(error)"))
+        }
+    }
+}
+
+extension Logger.Level {
+    init(_ level: DaemonMachine.LogLevel) {
+        switch level {
+        case .debug: self = .debug
+        case .info: self = .info
+        case .notice: self = .notice
+        case .warning: self = .warning
+        case .error: self = .error
+        case .critical: self = .critical
+        }
+    }
+}
+
+/// Sends control commands into the daemon's machine; answered on the loop's thread.
+final class LoopBackend: ControlBackend {
+    unowned let driver: DaemonDriver
+    init(driver: DaemonDriver) { self.driver = driver }
+    func perform(_ command: ControlCommand, reply: @escaping (ControlResponse) -> Void) {
+        driver.control(command, reply: reply)
     }
 }
 

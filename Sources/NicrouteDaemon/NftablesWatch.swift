@@ -12,13 +12,14 @@ import SystemPackage
 /// reconcile pass compares the kernel's listing of nicroute's table with what it installed.
 /// nicroute's own replacement is announced too; the pass that follows finds the table as
 /// installed and changes nothing, so there is no loop.
-public final class NftablesWatch: Sendable {
-    private let descriptor: Int32
+/// The daemon's event loop watches `descriptor` and calls `drain()` when it is readable.
+public final class NftablesWatch {
+    public let descriptor: Int32
 
-    /// Opens the socket and starts a reader thread that calls `changed` per datagram.
+    /// Opens the socket.
     /// - Throws: `NetlinkError` when the kernel has no nf_tables netlink (then healing falls
     ///   back to the reconcile passes and the periodic check).
-    public init(changed: @escaping @Sendable () -> Void) throws {
+    public init() throws {
         func check(_ operation: String, _ rc: Int32) throws {
             if rc < 0 { throw NetlinkError(operation: operation, errno: Errno(rawValue: errno)) }
         }
@@ -43,20 +44,26 @@ public final class NftablesWatch: Sendable {
             throw error
         }
         descriptor = fd
-        try DetachedThread.start(name: "nicroute-nft") {
-            var buffer = [UInt8](repeating: 0, count: 64 * 1024)
-            while true {
-                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if n < 0 {
-                    let e = errno
-                    if e == EINTR { continue }
-                    if e == ENOBUFS {
-                        changed()
-                        continue
-                    }
-                    return  // closed or failed: the periodic check still heals
-                }
-                changed()
+    }
+
+    deinit { close(descriptor) }
+
+    /// Reads every datagram already queued without blocking; true when the ruleset changed (a
+    /// datagram, or lost ones). Throws when the socket failed (the periodic check still heals).
+    public func drain() throws -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        var changed = false
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n >= 0 {
+                changed = true
+                continue
+            }
+            switch errno {
+            case EINTR: continue
+            case ENOBUFS: changed = true
+            case EAGAIN: return changed
+            default: throw NetlinkError(operation: "recv(NETLINK_NETFILTER)", errno: Errno(rawValue: errno))
             }
         }
     }

@@ -4,7 +4,8 @@ import CSystemd
 import Glibc
 #endif
 
-/// The systemd notification protocol (sd_notify): READY, STATUS, RELOADING, STOPPING, WATCHDOG.
+/// The systemd notification protocol (sd_notify): READY, STATUS, RELOADING, STOPPING (WATCHDOG
+/// is sent by the event loop: `EventLoop.enableWatchdog`).
 /// Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
 public struct Notifier: Sendable {
     public init() {}
@@ -17,15 +18,6 @@ public struct Notifier: Sendable {
     public func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
     public func status(_ status: String) { send("STATUS=\(status)") }
     public func stopping() { send("STOPPING=1\nSTATUS=stopping") }
-    public func watchdog() { send("WATCHDOG=1") }
-
-    /// The watchdog interval systemd expects pings within (`WatchdogSec=`), if enabled for this
-    /// process.
-    public var watchdogInterval: Duration? {
-        var usec: UInt64 = 0
-        guard sd_watchdog_enabled(0, &usec) > 0, usec > 0 else { return nil }
-        return .microseconds(Int64(usec))
-    }
 
     /// `RELOADING=1` with the `MONOTONIC_USEC` that Type=notify-reload requires.
     public func reloading() {

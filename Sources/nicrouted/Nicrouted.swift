@@ -1,16 +1,14 @@
 import ArgumentParser
-import CGlobalExecutor
 import Logging
 import NicrouteCore
 import NicrouteDaemon
-import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 @main
-struct Nicrouted: AsyncParsableCommand {
+struct Nicrouted: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nicrouted",
         abstract: "Keep per-NIC routing tables and source rules so replies leave through the NIC they came in on.",
@@ -47,25 +45,29 @@ struct Nicrouted: AsyncParsableCommand {
         name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error.", valueName: "level"))
     var logLevel: String = "info"
 
-    @Option(name: .long, help: ArgumentHelp("Milliseconds to gather a burst of events before acting.", valueName: "ms"))
-    var coalesceMs: Int = 2
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Milliseconds to wait after the first event of a burst before acting (0: act at once, on what has arrived; what arrives during a pass makes one more pass).",
+            valueName: "ms"))
+    var coalesceMs: Int = 0
 
     @Flag(name: .long, help: "Check the configuration, print it, and exit.")
     var checkConfig = false
 
-    /// Installs nicroute's global executor before the first task exists, then parses and runs.
+    /// Blocks the signals the event loop takes before anything else runs, and refuses to start
+    /// when the command line cannot be read.
     ///
-    /// libdispatch's global executor, the default, keeps a 1 s timer running for the rest of the
-    /// process once a task has run (see `GlobalExecutor.c`); an idle nicrouted should wake for the
-    /// watchdog only. Two threads: passes run one at a time anyway, and the second keeps the control
-    /// socket answering during a long pass.
-    static func main() async {
-        let rc = nicroute_global_executor_install(2)
-        if rc != 0 {
-            let message = "nicrouted: cannot start the executor's threads (errno \(rc)); using libdispatch's\n"
+    /// Without /proc (a chroot), Swift's `CommandLine.arguments` comes back empty: parsed as
+    /// no arguments, `nicrouted --version` would start the daemon.
+    static func main() {
+        EventLoop.blockSignals(NicrouteDaemon.signals)
+        guard !CommandLine.arguments.isEmpty else {
+            let message = "nicrouted: cannot read the command line (is /proc mounted?); not starting\n"
             _ = message.withCString { write(2, $0, strlen($0)) }
+            Glibc.exit(2)
         }
-        await main(nil)
+        main(nil)
     }
 
     func validate() throws {
@@ -75,7 +77,7 @@ struct Nicrouted: AsyncParsableCommand {
         guard (0...1000).contains(coalesceMs) else { throw ValidationError("--coalesce-ms must be within 0...1000") }
     }
 
-    func run() async throws {
+    func run() throws {
         DaemonLogging.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info, identifier: "nicrouted")
         let logger = Logger(label: "nicrouted")
         let loader = ConfigurationLoader(configPath: config, manage: manage)
@@ -96,11 +98,8 @@ struct Nicrouted: AsyncParsableCommand {
                 configuration: loader, stateDirectory: stateDir, coalescing: .milliseconds(coalesceMs),
                 controlSocket: controlSocket),
             logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: [.init(service: daemon)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await group.run()
+            try daemon.run()
         } catch {
             logger.error("fatal: \(error)")
             throw ExitCode.failure

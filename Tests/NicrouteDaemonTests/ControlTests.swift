@@ -18,16 +18,19 @@ import Glibc
 // MARK: - Test doubles and clients
 
 /// A backend that records the commands that reached it: a refused request must never get here.
-final class RecordingBackend: ControlBackend {
+final class RecordingBackend: ControlBackend, @unchecked Sendable {
     private let reached = Mutex<[ControlCommand]>([])
     private let delay: Duration
 
     init(delay: Duration = .zero) { self.delay = delay }
 
-    func perform(_ command: ControlCommand) async -> ControlResponse {
+    /// Answers after `delay`, holding the loop's thread meanwhile, as a slow pass would.
+    func perform(_ command: ControlCommand, reply: @escaping (ControlResponse) -> Void) {
         reached.withLock { $0.append(command) }
-        if delay > .zero { try? await Task.sleep(for: delay) }
-        return .success(Self.result(command))
+        if delay > .zero {
+            usleep(UInt32(delay.components.attoseconds / 1_000_000_000_000 + delay.components.seconds * 1_000_000))
+        }
+        reply(.success(Self.result(command)))
     }
 
     /// What the backend answers to `command`: nested, so that the whole JSON travels.
@@ -208,11 +211,18 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
         let service = ControlService(policy: policy, backend: backend)
         switch self {
         case .inProcess:
-            return Harness(backend: backend, send: { bytes, peer in await service.handle(bytes, peer: peer) }, stop: {})
+            let handler = Unchecked(value: service)
+            return Harness(
+                backend: backend,
+                send: { bytes, peer in
+                    await withCheckedContinuation { continuation in
+                        handler.value.handle(bytes, peer: peer) { continuation.resume(returning: $0) }
+                    }
+                }, stop: {})
         case .socket:
             let tree = try SocketDirectory()
             let path = tree.root + "/control.sock"
-            let server = try ControlServer(path: path, service: service)
+            let server = try LoopServer(path: path, service: service)
             return Harness(
                 backend: backend,
                 send: { bytes, peer in
@@ -358,14 +368,14 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
     struct Running {
         let tree: SocketDirectory
         let path: String
-        let server: ControlServer
+        let server: LoopServer
         let backend: RecordingBackend
 
         init(maximumClients: Int = 32, timeout: Duration = .seconds(2), delay: Duration = .zero) throws {
             tree = try SocketDirectory()
             path = tree.root + "/run/nicroute/control.sock"
             backend = RecordingBackend(delay: delay)
-            server = try ControlServer(
+            server = try LoopServer(
                 path: path, service: ControlService(policy: ControlPolicy(), backend: backend),
                 maximumClients: maximumClients,
                 timeout: timeout)
@@ -523,7 +533,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         }
 
         let backend = RecordingBackend()
-        let server = try ControlServer(path: path, service: ControlService(policy: ControlPolicy(), backend: backend))
+        let server = try LoopServer(path: path, service: ControlService(policy: ControlPolicy(), backend: backend))
         defer { server.stop() }
         let answer = await onThread { try? ControlClient.send(ControlRequest(.plan), to: path, timeout: .seconds(10)) }
         #expect(answer == .success(RecordingBackend.result(.plan)))
@@ -534,7 +544,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
     @Test func aLiveServersSocketIsNotTakenOver() async throws {
         let s = try Running()
         #expect {
-            try ControlServer(
+            try LoopServer(
                 path: s.path, service: ControlService(policy: ControlPolicy(), backend: RecordingBackend()))
         } throws: { error in
             (error as? ControlSocketError)?.errno == EADDRINUSE
@@ -548,13 +558,13 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         let path = tree.root + "/control.sock"
         try "not a socket\n".write(toFile: path, atomically: false, encoding: .utf8)
         #expect(throws: ControlSocketError.self) {
-            try ControlServer(path: path, service: ControlService(policy: ControlPolicy(), backend: RecordingBackend()))
+            try LoopServer(path: path, service: ControlService(policy: ControlPolicy(), backend: RecordingBackend()))
         }
         #expect(try String(contentsOfFile: path, encoding: .utf8) == "not a socket\n")
 
         try FileManager.default.createDirectory(atPath: tree.root + "/dir.sock", withIntermediateDirectories: false)
         #expect(throws: ControlSocketError.self) {
-            try ControlServer(
+            try LoopServer(
                 path: tree.root + "/dir.sock",
                 service: ControlService(policy: ControlPolicy(), backend: RecordingBackend()))
         }
@@ -568,7 +578,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         let tree = try SocketDirectory()
         let path = tree.root + "/" + String(repeating: "s", count: 120)
         #expect {
-            try ControlServer(path: path, service: ControlService(policy: ControlPolicy(), backend: RecordingBackend()))
+            try LoopServer(path: path, service: ControlService(policy: ControlPolicy(), backend: RecordingBackend()))
         } throws: { error in
             (error as? ControlSocketError)?.errno == ENAMETOOLONG
         }

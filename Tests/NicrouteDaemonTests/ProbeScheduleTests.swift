@@ -93,14 +93,14 @@ private let v6 = NeighborProbe(address: IPAddress("fd00:20::1")!, linkIndex: 3)
         box.setInterest(.init(tables: 10000...10999, probes: [], linkNames: [3: "eth1"], managed: [3]))
         // The pass sent the probe; the router answered before the pass handed its interest over.
         box.post(.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("fd00:20::1")!, state: .reachable))))
-        #expect(!box.take().reconcile)
+        #expect(!box.take().relevant)
         box.setInterest(
             .init(tables: 10000...10999, probes: [IPAddress("fd00:20::1")!], linkNames: [3: "eth1"], managed: [3]))
-        #expect(box.take().reconcile)
+        #expect(box.take().relevant)
         // Spent: the same interest again wakes nothing.
         box.setInterest(
             .init(tables: 10000...10999, probes: [IPAddress("fd00:20::1")!], linkNames: [3: "eth1"], managed: [3]))
-        #expect(!box.take().reconcile)
+        #expect(!box.take().relevant)
         // Unanswered neighbours and answers for other addresses do not count.
         box.setInterest(.init(tables: 10000...10999, probes: [], linkNames: [3: "eth1"], managed: [3]))
         box.post(.added(.neighbor(Neighbor(linkIndex: 3, address: IPAddress("fd00:20::1")!, state: .incomplete))))
@@ -108,6 +108,6 @@ private let v6 = NeighborProbe(address: IPAddress("fd00:20::1")!, linkIndex: 3)
         _ = box.take()
         box.setInterest(
             .init(tables: 10000...10999, probes: [IPAddress("fd00:20::1")!], linkNames: [3: "eth1"], managed: [3]))
-        #expect(!box.take().reconcile)
+        #expect(!box.take().relevant)
     }
 }

@@ -10,9 +10,8 @@
 # Checks: READY=1 only once the rules are in the kernel, with STATUS "2 NICs, 2 rules, last
 # change ..."; a new STATUS after an address is added; SIGHUP -> RELOADING=1 with a current
 # MONOTONIC_USEC, then READY=1; no WATCHDOG=1 unless asked; with WATCHDOG_USEC=400000 pings
-# every interval/2 that stop while the daemon is SIGSTOPped and resume on SIGCONT, and no
-# libdispatch worker thread started by those sleeps (the daemon's own executor runs them); SIGTERM
-# -> STOPPING=1 and exit status 0.
+# from the event loop (between interval/2 and 3/4) that stop while the daemon is SIGSTOPped and
+# resume on SIGCONT, on the daemon's only thread; SIGTERM -> STOPPING=1 and exit status 0.
 #
 # Environment:
 #   NICROUTED=/path/to/nicrouted   test this binary (default: `swift build --product nicrouted`
@@ -301,15 +300,12 @@ else
   nr_fail "WATCHDOG=1 pings no closer than interval/4 = 100 ms (closest: $((gap / 1000)) ms apart)"
 fi
 
-# Swift concurrency runs on nicrouted's own executor (Sources/CGlobalExecutor): its two
-# "nicroute-exec" threads, and no libdispatch global-queue worker (com.apple.root.*-qos, whose
-# name the kernel truncates to its last 15 characters), whose pool monitor would wake the daemon
-# every second for good. With libdispatch's executor, each watchdog sleep above started one.
+# nicrouted is one sd-event loop on one thread, which also sends the watchdog's pings
+# (sd_event_set_watchdog): no Swift concurrency executor, no libdispatch worker (a thread named
+# *-qos, whose pool monitor would wake the daemon every second for good), no reader thread.
 threads=$(cat /proc/"$DAEMON_PID"/task/*/comm 2>/dev/null | sort | uniq -c | awk '{ printf "%s%s x%s", sep, $2, $1; sep = ", " }')
-check "Swift concurrency runs on nicroute's executor: 2 nicroute-exec threads (threads: $threads)" \
-  test "$(grep -c '^nicroute-exec$' /proc/"$DAEMON_PID"/task/*/comm 2>/dev/null | awk -F: '{ n += $NF } END { print n + 0 }')" -eq 2
-check "no libdispatch global-queue worker (a thread named *-qos) after the watchdog's sleeps (threads: $threads)" \
-  test "$(cat /proc/"$DAEMON_PID"/task/*/comm 2>/dev/null | grep -c -- '-qos$')" -eq 0
+check "nicrouted runs on one thread, the event loop's (threads: $threads)" \
+  test "$(ls /proc/"$DAEMON_PID"/task | wc -l)" -eq 1
 
 kill -STOP "$DAEMON_PID"
 wait_until 2 all_threads_stopped "$DAEMON_PID" || nr_log "daemon threads not all in state T"
