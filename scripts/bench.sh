@@ -64,7 +64,7 @@ done
 [[ -n $TRIALS ]] || TRIALS=$((QUICK ? 40 : 300))
 [[ -n $IDLE ]] || IDLE=$((QUICK ? 15 : 60))
 SCALE_TRIALS=$((QUICK ? 2 : 5))   # daemon and ip -batch runs per size
-SCALE_SIZES="80x50 64x16 8x16 1x16" # NICs x addresses per NIC
+SCALE_SIZES=${NR_SCALE_SIZES:-"80x50 64x16 8x16 1x16"} # NICs x addresses per NIC (the scale section)
 NOOP_TRIALS=$((QUICK ? 10 : 40))  # no-op passes per size
 STARTS=$((QUICK ? 5 : 20))        # start -> READY trials
 want() { [[ ",$ONLY," == *",$1,"* ]]; }
