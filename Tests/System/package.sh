@@ -113,13 +113,14 @@ if [[ -z ${NICROUTE_PKG_OLD:-} || -z ${NICROUTE_PKG_NEW:-} ]]; then
     fi
 fi
 # The floors the .deb states (dpkg-shlibdeps, from the symbol versions the binaries use) must
-# be met by Debian 11: glibc 2.31, libsystemd0 247.
+# be met by Debian 11: glibc 2.31, libsystemd0 247. Besides the libraries, only what
+# dh_installsysusers adds for the postinst that makes the unit's user (systemd-sysusers).
 deps=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Depends)
-if [[ $deps =~ ^libc6\ \(\>=\ ([0-9.]+)\),\ libsystemd0\ \(\>=\ ([0-9.]+)\)$ ]] &&
+if [[ $deps =~ ^libc6\ \(\>=\ ([0-9.]+)\),\ libsystemd0\ \(\>=\ ([0-9.]+)\),\ systemd\ \|\ systemd-standalone-sysusers\ \|\ systemd-sysusers$ ]] &&
     dpkg --compare-versions "${BASH_REMATCH[1]}" le 2.31 && dpkg --compare-versions "${BASH_REMATCH[2]}" le 247; then
-    ok "the .deb depends on libc6 and libsystemd0 only, with floors Debian 11 meets: $deps"
+    ok "the .deb depends on libc6, libsystemd0 and systemd-sysusers only, with floors Debian 11 meets: $deps"
 else
-    not_ok "the .deb depends on libc6 and libsystemd0 only, with floors <= 2.31 and <= 247: $deps"
+    not_ok "the .deb depends on libc6, libsystemd0 and systemd-sysusers only, with floors <= 2.31 and <= 247: $deps"
 fi
 old_version=$(dpkg-deb -f "$NICROUTE_PKG_OLD" Version)
 new_version=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Version)
