@@ -77,6 +77,8 @@ stage() {
     install -D -m 0755 "$bin/nicrouted" "$d/usr/bin/nicrouted"
     install -D -m 0755 "$bin/nicroutectl" "$d/usr/bin/nicroutectl"
     install -D -m 0644 units/nicrouted.service "$d/$unitdir/nicrouted.service"
+    # The unit's User=nicroute: both packages create it from this file in their scripts.
+    install -D -m 0644 packaging/common/sysusers.conf "$d/usr/lib/sysusers.d/nicroute.conf"
     # Presets enable the service where the distribution goes by them (Fedora, RHEL, SUSE);
     # Debian enables it in the maintainer scripts, and on a merged-/usr Debian 11 or 12 a file of
     # ours alone in /usr/lib/systemd/system-preset (theirs are in /lib) makes purge warn.

@@ -27,6 +27,11 @@ public final class Forwarder {
     /// NICs whose `src_valid_mark` could not be set (a read-only /proc/sys, e.g. under
     /// `ProtectKernelTunables=` without the unit's `ReadWritePaths=`): the preflight names them.
     public private(set) var sourceValidMarkFailures: [String] = []
+    /// Why they could not, per NIC (`Read-only file system`): the journal and `status` say it.
+    public private(set) var sourceValidMarkErrors: [String: String] = [:]
+    /// What `remove()` could not put back (`net.ipv4.conf.eth1.src_valid_mark=0: ...`); the
+    /// record keeps those NICs for the next flush.
+    public private(set) var restoreFailures: [String] = []
     /// The kernel's listing of the table right after nicroute installed it.
     private var installedListing: String?
     /// The script that produced it (another set of NICs or another mask means a new table).
@@ -172,6 +177,7 @@ public final class Forwarder {
         }
         done += restoreSourceValidMark()
         sourceValidMarkFailures = []
+        sourceValidMarkErrors = [:]
         if case .installed = state { state = .off("removed") }
         return done
     }
@@ -186,23 +192,44 @@ public final class Forwarder {
     // directory, and puts them back to 0 on flush and when forwarded connections are turned
     // off: a setting, like a rule, that nicroute owns only when it made it.
 
-    private var markFile: String { stateDirectory + "/src_valid_mark" }
+    //
+    // When the write fails (a container manager's read-only /proc/sys: systemd-nspawn without
+    // a private network mounts it so, and systemd 257's ReadWritePaths= keeps a read-only source
+    // read-only, where 252's made it writable), the NIC is named with the reason: a journal
+    // warning once, a note on the NIC in `status`, the preflight finding under rp_filter=1.
 
-    private func setSourceValidMark(_ names: [String]) -> [String] {
+    var markFile: String { stateDirectory + "/src_valid_mark" }
+
+    /// Writes a sysctl; returns nil or the errno. A seam for tests (the real /proc/sys is the
+    /// machine's own).
+    var writeSysctl: (String, String) -> Int32? = Forwarder.write
+
+    /// Sets `src_valid_mark=1` on the NICs in `names` where it is 0 and records the ones it
+    /// changed. Equivalent to `sysctl net.ipv4.conf.NIC.src_valid_mark=1`.
+    /// - Returns: the changes made, as sysctl commands.
+    func setSourceValidMark(_ names: [String]) -> [String] {
         var changed: [String] = []
-        var failed: [String] = []
+        var errors: [String: String] = [:]
         var owned = Set(ownedSourceValidMark())
         for name in names {
-            let path = "/proc/sys/net/ipv4/conf/\(name)/src_valid_mark"
-            guard let v = readInt(path), v == 0 else { continue }
-            if writeText(path, "1\n") {
+            let path = sysctlPath(name)
+            let value: Int
+            switch readSysctl(path) {
+            case .success(let v): value = v
+            case .failure(let e):
+                errors[name] = "cannot read \(path): \(e)"
+                continue
+            }
+            guard value == 0 else { continue }
+            if let e = writeSysctl(root + path, "1\n") {
+                errors[name] = "cannot write \(path): \(Self.describe(e))"
+            } else {
                 owned.insert(name)
                 changed.append("sysctl net.ipv4.conf.\(name).src_valid_mark=1")
-            } else {
-                failed.append(name)
             }
         }
-        sourceValidMarkFailures = failed
+        sourceValidMarkFailures = errors.keys.sorted()
+        sourceValidMarkErrors = errors
         if !changed.isEmpty {
             try? Files.makeDirectories(stateDirectory)
             try? Files.writeAtomically(owned.sorted().map { $0 + "\n" }.joined(), to: markFile)
@@ -210,33 +237,94 @@ public final class Forwarder {
         return changed
     }
 
+    /// What `status` says on a NIC whose `src_valid_mark` nicroute could not set, or nil.
+    public func sourceValidMarkNote(_ name: String) -> String? {
+        sourceValidMarkErrors[name].map {
+            "src_valid_mark is 0 here and nicroute could not set it (\($0)): under strict reverse-path "
+                + "filtering (rp_filter=1) forwarded requests arriving on \(name) are dropped; set "
+                + "net.ipv4.conf.\(name).src_valid_mark=1 where /proc/sys is writable, or use rp_filter=2"
+        }
+    }
+
     private func ownedSourceValidMark() -> [String] {
         (Files.readText(markFile) ?? "").split(separator: "\n").map(String.init).filter { !$0.isEmpty }
     }
 
-    private func restoreSourceValidMark() -> [String] {
+    /// Puts `src_valid_mark` back to 0 on the NICs the record names (those nicroute set). A NIC
+    /// whose write fails stays in the record, for the next flush, and in `restoreFailures`.
+    /// - Returns: the changes made, as sysctl commands.
+    func restoreSourceValidMark() -> [String] {
+        restoreFailures = []
         let owned = ownedSourceValidMark()
         guard !owned.isEmpty else { return [] }
         var done: [String] = []
+        var kept: [String] = []
         for name in owned {
-            let path = "/proc/sys/net/ipv4/conf/\(name)/src_valid_mark"
-            if readInt(path) == 1, writeText(path, "0\n") {
-                done.append("sysctl net.ipv4.conf.\(name).src_valid_mark=0")
+            let path = sysctlPath(name)
+            switch readSysctl(path) {
+            case .failure(.noSuchFile):
+                continue  // the NIC is gone, and its setting with it
+            case .failure(let e):
+                kept.append(name)
+                restoreFailures.append("net.ipv4.conf.\(name).src_valid_mark=0: cannot read \(path): \(e)")
+            case .success(let v) where v == 1:
+                if let e = writeSysctl(root + path, "0\n") {
+                    kept.append(name)
+                    restoreFailures.append("net.ipv4.conf.\(name).src_valid_mark=0: \(Self.describe(e))")
+                } else {
+                    done.append("sysctl net.ipv4.conf.\(name).src_valid_mark=0")
+                }
+            case .success:
+                continue  // put back by someone else already
             }
         }
-        unlink(markFile)
+        if kept.isEmpty {
+            unlink(markFile)
+        } else {
+            try? Files.writeAtomically(kept.map { $0 + "\n" }.joined(), to: markFile)
+        }
         return done
+    }
+
+    private func sysctlPath(_ name: String) -> String { "/proc/sys/net/ipv4/conf/\(name)/src_valid_mark" }
+
+    enum SysctlReadError: Error, CustomStringConvertible {
+        case noSuchFile
+        case failed(Int32)
+        case notANumber
+        var description: String {
+            switch self {
+            case .noSuchFile: return Forwarder.describe(ENOENT)
+            case .failed(let e): return Forwarder.describe(e)
+            case .notANumber: return "not a number"
+            }
+        }
+    }
+
+    private func readSysctl(_ path: String) -> Result<Int, SysctlReadError> {
+        guard let bytes = Files.read(root + path, limit: 64) else {
+            return .failure(errno == ENOENT || errno == ENOTDIR ? .noSuchFile : .failed(errno))
+        }
+        guard let v = Int(String(decoding: bytes, as: UTF8.self).trimmingSpaces) else { return .failure(.notANumber) }
+        return .success(v)
+    }
+
+    static func describe(_ e: Int32) -> String { String(cString: strerror(e)) }
+
+    static func write(_ path: String, _ text: String) -> Int32? {
+        let fd = open(path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        while true {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+            if n == bytes.count { return nil }
+            if n < 0 && errno == EINTR { continue }
+            return n < 0 ? errno : EIO
+        }
     }
 
     private func readInt(_ path: String) -> Int? {
         Files.readText(root + path).flatMap { Int($0.trimmingSpaces) }
-    }
-
-    private func writeText(_ path: String, _ text: String) -> Bool {
-        let fd = open(root + path, O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        let bytes = Array(text.utf8)
-        return bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } == bytes.count
     }
 }

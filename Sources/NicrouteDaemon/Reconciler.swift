@@ -87,11 +87,18 @@ public final class Reconciler {
     /// The planner for the current configuration.
     public var planner: Planner { Planner(configuration: configuration) }
 
-    /// Plans from `snapshot` without changing anything.
+    /// Plans from `snapshot` without changing anything (for `status` and `plan`): a NIC whose
+    /// `src_valid_mark` the last pass could not set carries a note saying so.
     public func plan(from snapshot: KernelSnapshot) -> Plan {
-        planner.plan(
+        var plan = planner.plan(
             snapshot: snapshot, slots: slots, hints: hints(for: snapshot),
             forwarding: forwarder.decide(configuration))
+        if plan.forwardMarks != nil {
+            for i in plan.nics.indices {
+                if let note = forwarder.sourceValidMarkNote(plan.nics[i].link.name) { plan.nics[i].notes.append(note) }
+            }
+        }
+        return plan
     }
 
     /// The preflight's inputs for `plan`: the sysctls, and the kernel's rules when forwarded
@@ -111,7 +118,16 @@ public final class Reconciler {
         let mask = configuration.forwardMarkMask
         if forwarder.decide(configuration) { forwarder.observe() }
         switch forwarder.state {
-        case .installed: return ("installed", "in place", mask)
+        case .installed:
+            let errors = forwarder.sourceValidMarkErrors.sorted { $0.key < $1.key }
+            if errors.isEmpty { return ("installed", "in place", mask) }
+            return (
+                "installed",
+                "in place, but src_valid_mark could not be set on "
+                    + errors.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+                    + ": under strict reverse-path filtering (rp_filter=1) forwarded requests arriving there are dropped",
+                mask
+            )
         case .off(let why): return ("off", why, mask)
         case .unavailable(let why): return ("unavailable", why, mask)
         }
@@ -249,6 +265,18 @@ public final class Reconciler {
         }
         var failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
         if case .unavailable(let why) = forwarder.state { failing.insert("forward \(why)") }
+        // src_valid_mark that cannot be set: a warning once per NIC and reason (again only after
+        // it was set in between).
+        for name in forwarder.sourceValidMarkFailures {
+            guard let note = forwarder.sourceValidMarkNote(name) else { continue }
+            let key = "src_valid_mark \(name) \(forwarder.sourceValidMarkErrors[name] ?? "")"
+            failing.insert(key)
+            if loggedFailures.insert(key).inserted {
+                logger.warning(
+                    "forwarded connections: \(name): \(note)",
+                    metadata: ["link.name": "\(name)", "action": "forward"])
+            }
+        }
         loggedFailures.formIntersection(failing)
         lastPass = (snapshot, plan, report.failed.map(\.change))
         installedCache = nil
@@ -391,7 +419,14 @@ public final class Reconciler {
         logger.log(level: level, "\(command)", metadata: metadata)
     }
 
-    /// Removes everything nicroute owns (`nicroutectl flush`): its rules, then its routes.
+    /// What the last `flush()` could not undo, as sentences (`nicroutectl flush` prints them and
+    /// fails): a `src_valid_mark` it could not put back, kept in the record for the next flush.
+    public var flushProblems: [String] {
+        forwarder.restoreFailures.map { "cannot put back \($0); \(forwarder.markFile) keeps it for the next flush" }
+    }
+
+    /// Removes everything nicroute owns (`nicroutectl flush`): its rules, then its routes, its
+    /// nftables table and the `src_valid_mark` it set (what cannot be put back: `flushProblems`).
     /// - Returns: the changes applied, as `ip` commands.
     /// - Throws: `NetlinkError` when the kernel cannot be read or a deletion fails.
     public func flush() throws -> [String] {
@@ -408,6 +443,7 @@ public final class Reconciler {
         }
         let forward = forwarder.remove()
         for command in forward { logger.notice("\(command)", metadata: ["command": "\(command)"]) }
+        for problem in flushProblems { logger.warning("flush: \(problem)") }
         lastPass = nil
         installedCache = []
         quiet = nil

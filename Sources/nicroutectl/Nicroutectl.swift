@@ -358,7 +358,9 @@ extension Nicroutectl {
             abstract: "Remove every rule and route nicroute owns (a running daemon then pauses until reconfigure).",
             discussion: """
                 Prints each object removed, one line each in the form of the equivalent ip command, \
-                then a count.
+                then a count. A src_valid_mark it set and cannot put back (a read-only /proc/sys) is \
+                named on stderr and kept in the state directory for the next flush; the exit status \
+                is then 1.
                 """)
         @ParentCommand var root: Nicroutectl
         @OptionGroup var shared: SharedOptions
@@ -369,19 +371,28 @@ extension Nicroutectl {
         func run() throws {
             try guarded {
                 let removed: [String]
+                var problems: [String] = []
                 if let answer = try shared.ask(.flush) {
                     removed = answer["removed"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    problems = answer["problems"]?.arrayValue?.compactMap(\.stringValue) ?? []
                 } else {
                     try shared.requireRoot("flush")
                     // What nicroute owns is told by the routing protocol alone, whatever the
                     // configuration says: an invalid file must not keep a flush (or a package's
                     // removal) from cleaning up.
-                    removed = try shared.reconciler(configuration: Configuration(), logLevel: verbosity.logLevel)
-                        .flush()
+                    let reconciler = try shared.reconciler(configuration: Configuration(), logLevel: verbosity.logLevel)
+                    removed = try reconciler.flush()
+                    problems = reconciler.flushProblems
                 }
                 if !verbosity.quiet {
                     for line in removed { print(line) }
                     print("\(removed.count) object(s) removed.")
+                }
+                // A setting it could not put back (a read-only /proc/sys): said, and a failure, so
+                // that scripts (the packages' removal) see that not everything was undone.
+                if !problems.isEmpty {
+                    for p in problems.dropLast() { printError(p) }
+                    throw CLIError(problems[problems.count - 1], code: 1)
                 }
             }
         }

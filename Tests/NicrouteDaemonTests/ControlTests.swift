@@ -303,7 +303,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         #expect(h.backend.commands == [.reconfigure, .flush, .reconfigure])
     }
 
-    /// The unit's `ExecReload=nicroutectl reconfigure` runs as the service's own dynamic user.
+    /// The unit's `ExecReload=nicroutectl reconfigure` runs as the service's own user (nicroute).
     @Test(arguments: Transport.allCases)
     func theDaemonsOwnUserMayChangeThings(_ transport: Transport) async throws {
         let service = PeerCredentials(pid: 5, uid: 61234, gid: 61234)

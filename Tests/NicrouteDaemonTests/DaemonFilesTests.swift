@@ -297,3 +297,67 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(why.contains("ForwardedConnections=\(mode.rawValue)"))
     }
 }
+
+/// `src_valid_mark` on marked NICs, in a scratch /proc: set where 0, recorded, put back on flush;
+/// a write that fails (a read-only /proc/sys, faked here as EROFS) is named with its reason and,
+/// on flush, kept in the record for the next one.
+@Suite struct SourceValidMarkTests {
+    static func conf(_ nic: String) -> String { "proc/sys/net/ipv4/conf/\(nic)/src_valid_mark" }
+
+    /// A forwarder whose writes to the NICs in `readOnly` fail with EROFS.
+    static func forwarder(_ tree: ScratchTree, readOnly: Set<String>) -> Forwarder {
+        let f = Forwarder(stateDirectory: tree.root + "/state", root: tree.root)
+        f.writeSysctl = { path, text in
+            readOnly.contains { path.hasSuffix("/\($0)/src_valid_mark") } ? EROFS : Forwarder.write(path, text)
+        }
+        return f
+    }
+
+    func value(_ tree: ScratchTree, _ nic: String) -> String? {
+        (try? String(contentsOfFile: tree.root + "/" + Self.conf(nic), encoding: .utf8))?.trimmingCharacters(
+            in: .whitespacesAndNewlines)
+    }
+
+    @Test func setWhereWritableAndSayWhyNotElsewhere() throws {
+        let tree = try ScratchTree()
+        for nic in ["eth0", "eth1"] { try tree.write(Self.conf(nic), "0\n") }
+        try tree.write(Self.conf("eth2"), "1\n")
+        let f = Self.forwarder(tree, readOnly: ["eth1"])
+        let done = f.setSourceValidMark(["eth0", "eth1", "eth2", "eth3"])
+        #expect(done == ["sysctl net.ipv4.conf.eth0.src_valid_mark=1"])
+        #expect(value(tree, "eth0") == "1")
+        #expect(value(tree, "eth1") == "0")
+        // eth2 was 1 already (not nicroute's), eth3 has no file (a NIC that is gone).
+        #expect(try String(contentsOfFile: f.markFile, encoding: .utf8) == "eth0\n")
+        #expect(f.sourceValidMarkFailures == ["eth1", "eth3"])
+        #expect(f.sourceValidMarkErrors["eth1"]?.contains("Read-only file system") == true)
+        let note = try #require(f.sourceValidMarkNote("eth1"))
+        #expect(note.contains("rp_filter=1") && note.contains("net.ipv4.conf.eth1.src_valid_mark=1"))
+        #expect(f.sourceValidMarkNote("eth0") == nil)
+
+        // Writable again: set, the failure and its note gone.
+        f.writeSysctl = Forwarder.write
+        #expect(f.setSourceValidMark(["eth0", "eth1"]) == ["sysctl net.ipv4.conf.eth1.src_valid_mark=1"])
+        #expect(f.sourceValidMarkFailures.isEmpty && f.sourceValidMarkNote("eth1") == nil)
+        #expect(try String(contentsOfFile: f.markFile, encoding: .utf8) == "eth0\neth1\n")
+    }
+
+    @Test func flushKeepsWhatItCannotPutBack() throws {
+        let tree = try ScratchTree()
+        for nic in ["eth0", "eth1", "eth2"] { try tree.write(Self.conf(nic), "0\n") }
+        _ = Self.forwarder(tree, readOnly: []).setSourceValidMark(["eth0", "eth1", "eth2"])
+        try tree.write(Self.conf("eth2"), "0\n")  // put back by someone else
+        try tree.write("state/src_valid_mark", "eth0\neth1\neth2\neth9\n")  // eth9: gone
+
+        let f = Self.forwarder(tree, readOnly: ["eth1"])
+        #expect(f.restoreSourceValidMark() == ["sysctl net.ipv4.conf.eth0.src_valid_mark=0"])
+        #expect(value(tree, "eth0") == "0" && value(tree, "eth1") == "1")
+        #expect(f.restoreFailures == ["net.ipv4.conf.eth1.src_valid_mark=0: Read-only file system"])
+        #expect(try String(contentsOfFile: f.markFile, encoding: .utf8) == "eth1\n")
+
+        // The next flush, with /proc/sys writable: done, and the record gone.
+        let g = Self.forwarder(tree, readOnly: [])
+        #expect(g.restoreSourceValidMark() == ["sysctl net.ipv4.conf.eth1.src_valid_mark=0"])
+        #expect(g.restoreFailures.isEmpty && !FileManager.default.fileExists(atPath: g.markFile))
+    }
+}

@@ -10,8 +10,8 @@
 # /etc/iproute2/rt_protos.d/nicroute.conf; it boots under systemd-nspawn in a network namespace
 # of its own (nsb-PID-RANDOM) with eth0 10.10.10.29/24 (default route via 10.10.10.1) and eth1
 # 20.20.20.16/24, whose gateways live in a router namespace (nsb-PID-RANDOM-rt).
-# Checks: the service reaches active with its STATUS text; it runs as a dynamic user with
-# CAP_NET_ADMIN only and writes its state directory; the rules are in the kernel and the
+# Checks: the service reaches active with its STATUS text; it runs as the system user nicroute
+# (made from the packages' sysusers.d file, as their scripts do) with CAP_NET_ADMIN only and writes its state directory; the rules are in the kernel and the
 # kernel routes traffic from eth1's address out of eth1 via 20.20.20.1; `nicroutectl status`
 # works inside; `systemctl reload` goes through RELOADING and back to active, and fails on an
 # invalid configuration while the daemon keeps the last good one; SIGSTOP trips the
@@ -71,6 +71,8 @@ nsb_stage "$TREE"
 nsb_install "$NICROUTE_BINDIR/nicrouted" /usr/bin/nicrouted 0755
 nsb_install "$NICROUTE_BINDIR/nicroutectl" /usr/bin/nicroutectl 0755
 nsb_install "$REPO/units/nicrouted.service" /etc/systemd/system/nicrouted.service
+nsb_install "$REPO/packaging/common/sysusers.conf" /usr/lib/sysusers.d/nicroute.conf
+nsb_chroot systemd-sysusers nicroute.conf
 nsb_enable nicrouted.service multi-user.target
 printf '[Interfaces]\nManage=eth*\n' | nsb_write /etc/nicroute/nicroute.conf
 printf '110 nicroute\n' | nsb_write /etc/iproute2/rt_protos.d/nicroute.conf
@@ -112,10 +114,11 @@ if [[ $main_pid =~ ^[1-9][0-9]*$ ]]; then
     nnp=$(in_ct awk '/^NoNewPrivs:/ { print $2 }' "/proc/$main_pid/status")
     seccomp=$(in_ct awk '/^Seccomp:/ { print $2 }' "/proc/$main_pid/status")
     # CAP_NET_ADMIN is capability 12: 0x1000.
-    if [[ $uid != 0 && $capeff == 0000000000001000 && $capbnd == 0000000000001000 && $nnp == 1 && $seccomp == 2 ]]; then
-        ok "runs as dynamic user $uid with CAP_NET_ADMIN only, no_new_privs, seccomp filter"
+    user_uid=$(in_ct getent passwd nicroute | cut -d: -f3)
+    if [[ $uid != 0 && $uid == "$user_uid" && $capeff == 0000000000001000 && $capbnd == 0000000000001000 && $nnp == 1 && $seccomp == 2 ]]; then
+        ok "runs as user nicroute ($uid) with CAP_NET_ADMIN only, no_new_privs, seccomp filter"
     else
-        not_ok "sandbox: uid=$uid CapEff=$capeff CapBnd=$capbnd NoNewPrivs=$nnp Seccomp=$seccomp"
+        not_ok "sandbox: uid=$uid (nicroute: ${user_uid:-none}) CapEff=$capeff CapBnd=$capbnd NoNewPrivs=$nnp Seccomp=$seccomp"
     fi
 else
     not_ok "sandbox: no MainPID"

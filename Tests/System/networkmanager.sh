@@ -132,8 +132,8 @@ nsb_exec nmcli -f DHCP4 device show eth1 >"$nmcli_out" || true
 [[ -n ${NM_CAPTURE:-} ]] && cp "$nmcli_out" "$NM_CAPTURE"
 note "lease files: $(nsb_exec sh -c 'head -n 3 /var/lib/NetworkManager/*.lease' 2>&1 | tr '\n' '|')"
 
-# nicrouted runs as a transient unprivileged user (DynamicUser=yes): NetworkManager's bus policy
-# must let any user ask these three questions.
+# nicrouted runs as an unprivileged system user (User=nicroute): NetworkManager's bus policy must
+# let any user ask these three questions.
 as_nobody() { nsb_exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
 device=$(as_nobody busctl call org.freedesktop.NetworkManager /org/freedesktop/NetworkManager \
     org.freedesktop.NetworkManager GetDeviceByIpIface s eth1 2>&1 | sed -nE 's/^o "(.*)"$/\1/p' || true)

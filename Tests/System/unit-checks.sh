@@ -100,6 +100,7 @@ want=(
     '^RestrictAddressFamilies=AF_UNIX AF_NETLINK$'
     '^ProtectSystem=strict$'
     '^NoNewPrivileges=yes$'
+    '^User=nicroute$'
     '^SystemCallFilter=@system-service$'
     '^WantedBy=multi-user\.target$'
 )

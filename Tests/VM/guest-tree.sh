@@ -12,7 +12,8 @@ export LC_ALL=C
 CACHE=${NSB_CACHE_ROOT:-/var/cache/nicroute-test}
 SUITE=bookworm
 RECIPE=1
-# libnss-systemd: names DynamicUser= users (nicrouted's), as on images with a full systemd.
+# libnss-systemd: names DynamicUser= users, as on images with a full systemd (nicrouted runs as
+# the static user nicroute: dbus-daemon cannot resolve dynamic users; units/nicrouted.service).
 PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
     ifupdown isc-dhcp-client libnss-systemd)
 # Installed afterwards, in a chroot with /proc mounted: polkitd's configuration fails inside

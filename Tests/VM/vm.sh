@@ -420,19 +420,17 @@ run_variant() {
     fi
 
     # NetworkManager: NIC B's profile set never-default, so main has no default route on it; its
-    # router should come from NetworkManager's DHCP lease (read over D-Bus). Known not to work
-    # under the shipped unit yet: the system bus drops the connection of a DynamicUser= client
-    # here ("Transport endpoint is not connected", also for `systemd-run -p DynamicUser=yes
-    # busctl call ...`, with nss-systemd in place), so the gateway comes from the next source
-    # (the first host). Reported as a skip with what status says, until that is solved.
+    # router comes from NetworkManager's DHCP lease, read over D-Bus by the daemon as the unit's
+    # static user (dbus-daemon rejects DynamicUser= clients: units/nicrouted.service).
     if [[ $v == networkmanager ]]; then
         conn=$(cssh "$FIPA" nmcli -g GENERAL.CONNECTION device show ens4 2>/dev/null)
         cssh "$FIPA" "nmcli connection modify '$conn' ipv4.never-default yes && nmcli connection up '$conn'" >/dev/null 2>&1
         lease() { cssh "$FIPA" nicroutectl status | grep -qE 'IPv4 gateway: 20\.20\.20\.254 \(from NetworkManager lease\)'; }
         if secs=$(until_ok 20 lease); then
-            ok "$v: '$conn' never-default: gateway 20.20.20.254 from NetworkManager lease after $secs s"
+            ok "$v: '$conn' never-default: gateway 20.20.20.254 from NetworkManager lease after $secs s (as user $(cssh "$FIPA" 'ps -o user= -C nicrouted'))"
         else
-            skip "$v: never-default profile: gateway from NetworkManager's lease under the unit's DynamicUser= (known open; status says: $(cssh "$FIPA" nicroutectl status | grep -A5 ens4 | grep 'IPv4 gateway' | tr -s ' '))"
+            not_ok "$v: never-default profile: gateway from NetworkManager's lease (status says: $(cssh "$FIPA" nicroutectl status | grep -A5 ens4 | grep 'IPv4 gateway' | tr -s ' '))"
+            cssh "$FIPA" 'journalctl -b -q --no-pager -u nicrouted | grep -i -E "bus|networkmanager" | tail -n 5; journalctl -b -q --no-pager -u dbus | tail -n 5' 2>&1 | indent
         fi
         if until_ok 30 answers "$FIPB" >/dev/null; then
             ok "$v: never-default profile on ens4: floating IP B still answers"
