@@ -291,7 +291,9 @@ extension StatusReport: Codable {
         deferred = Int(try c.decodeInteger(UInt32.self, forKey: .deferred))
         conflicts = try c.decode([String].self, forKey: .conflicts)
         findings = try c.decode([Finding].self, forKey: .findings)
-        forwarding = try c.decode(Forwarding.self, forKey: .forwarding)
+        // The one key that may be absent: a daemon older than forwarded connections does not
+        // send it (docs/control-protocol.md), and its report reads as "not reported".
+        forwarding = try c.decodeIfPresent(Forwarding.self, forKey: .forwarding) ?? .unknown
         nics = try c.decode([NIC].self, forKey: .nics)
     }
 }

@@ -497,6 +497,10 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         members["extra"] = 1
         #expect(throws: ControlError.self) { try StatusReport(json: .object(members)) }
         members["extra"] = nil
+        // A daemon older than forwarded connections sends no `forwarding`: "not reported".
+        var old = members
+        old["forwarding"] = nil
+        #expect(try StatusReport(json: .object(old)).forwarding == .unknown)
         members["paused"] = nil
         #expect(throws: ControlError.self) { try StatusReport(json: .object(members)) }
     }
