@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# nicroute's benchmark suite (SPEC.md "Performance targets"): not a test, nothing passes or
+# nicroute's benchmark suite (docs/design.md, "Performance targets"): not a test, nothing passes or
 # fails. Builds the release binaries, runs them in network namespaces it creates (nrb-*-PID;
 # nothing in the root namespace, deleted on every exit path) and writes its figures to
 # docs/BENCHMARKS.md, between the "generated" markers (text outside them is kept).

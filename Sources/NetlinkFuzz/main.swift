@@ -12,7 +12,7 @@
 //   networkmanager-dhcp4  NetworkManager's DHCPv4 options (D-Bus DHCP4Config.Options), in the
 //                   `nmcli` form: LeaseParser.nmcliDHCP4Options, then networkManagerDHCP4
 //   network-data    the config drive's network_data.json: LeaseParser.networkData
-//   json            JSONValue.parse(utf8:) itself
+//   json            JSONDecoder into a JSONValue (a control response's result), and back
 //   slots           the state file /var/lib/nicroute/slots: SlotTable(parsing:), assign, serialized
 //
 // Each must throw or return nil, never trap; where a parser has a round trip, the target checks
@@ -204,28 +204,29 @@ enum FuzzTarget: String, CaseIterable {
         check(IPAddress(gateway.description) == gateway, "gateway \(gateway) does not round-trip through its text")
     }
 
-    /// The gateways of a network_data.json, each of its family.
+    /// The gateways of a network_data.json, each of its family; or an error that names what
+    /// is wrong.
     static func networkData(_ bytes: [UInt8]) {
-        for (mac, gateways) in LeaseParser.networkData(Self.text(bytes)) {
+        let gateways: [MACAddress: NetworkDataGateways]
+        do { gateways = try LeaseParser.networkData(Self.text(bytes)) } catch {
+            check(!error.reason.isEmpty, "an error without a reason at \(error.path)")
+            return
+        }
+        for (mac, gateways) in gateways {
             check(mac.bytes.count == 6, "MAC \(mac) is not 6 bytes")
             check(gateways.ipv4.map { $0.family == .inet } ?? true, "IPv4 gateway \(gateways.ipv4!) of \(mac)")
             check(gateways.ipv6.map { $0.family == .inet6 } ?? true, "IPv6 gateway \(gateways.ipv6!) of \(mac)")
         }
     }
 
-    /// Parses, and when the text is valid: its serialization parses back to the same value, and
-    /// the tighter limits the control protocol uses give the same value or an error.
+    /// Decodes a JSONValue (what a control response's result is read as), and when the text
+    /// decodes: its encoding decodes to the same value and encodes to the same text.
     static func json(_ bytes: [UInt8]) {
-        let strict = try? JSONValue.parse(utf8: bytes, maxDepth: 8, maxLength: 4096)
-        guard let value = try? JSONValue.parse(utf8: bytes) else {
-            check(strict == nil, "accepted with the tighter limits only")
-            return
-        }
-        check(strict == nil || strict == value, "the limits changed the value")
-        let text = value.serialized()
-        let again = try? JSONValue.parse(text)
-        check(again == value, "\(text) does not parse back to the same value")
-        check(again?.serialized() == text, "\(text) serializes differently the second time")
+        guard let value = try? JSONCoding.decode(JSONValue.self, from: bytes) else { return }
+        let text = JSONCoding.encode(value)
+        let again = try? JSONCoding.decode(JSONValue.self, from: text)
+        check(again == value, "\(value) does not decode back to the same value")
+        check(again.map { JSONCoding.encode($0) } == text, "\(value) encodes differently the second time")
     }
 }
 

@@ -1,3 +1,5 @@
+import FoundationEssentials
+
 /// The control protocol between `nicroutectl` and `nicrouted`, version 1 (docs/control-protocol.md).
 ///
 /// One request per connection on a Unix stream socket: the client sends one JSON object on
@@ -62,81 +64,168 @@ public struct ControlRequest: Hashable, Sendable {
 
     /// The request as sent: one JSON line.
     public func encoded() -> [UInt8] {
-        let json: JSONValue = [
-            "version": .number(Double(ControlProtocol.version)), "command": .string(command.rawValue),
-        ]
-        return Array((json.serialized() + "\n").utf8)
+        JSONCoding.encode(Wire(version: ControlProtocol.version, command: command.rawValue)) + [UInt8(ascii: "\n")]
     }
 
-    /// Decodes one request line (with or without its newline).
-    /// - Throws: `ControlError` with `malformed-request`, `unsupported-version`,
-    ///   `unknown-command` or `request-too-large`.
+    /// Decodes one request line (with or without its newline). Exact: `version` first (another
+    /// version may carry other fields), then no key but `version` and `command`, each of its type.
+    /// - Throws: `ControlError` with `malformed-request` (naming the key and what is wrong),
+    ///   `unsupported-version`, `unknown-command` or `request-too-large`.
     public static func decode(_ bytes: some Collection<UInt8>) throws(ControlError) -> ControlRequest {
         guard bytes.count <= ControlProtocol.maximumRequestSize else {
             throw ControlError(.requestTooLarge, "request longer than \(ControlProtocol.maximumRequestSize) bytes")
         }
-        var line = Array(bytes)
-        if line.last == UInt8(ascii: "\n") { line.removeLast() }
-        let json: JSONValue
-        do { json = try JSONValue.parse(utf8: line, maxDepth: 8) } catch {
-            throw ControlError(.malformedRequest, "request is not valid JSON: \(error)")
+        do {
+            return try JSONCoding.decode(ControlRequest.self, from: bytes)
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw ControlError(.malformedRequest, "malformed request: \(error)")
         }
-        guard case .object(let fields) = json else {
-            throw ControlError(.malformedRequest, "request is not a JSON object")
-        }
-        guard let version = fields["version"]?.intValue else {
-            throw ControlError(.malformedRequest, "request has no integer \"version\"")
-        }
+    }
+
+    /// The request's JSON form.
+    private struct Wire: Encodable {
+        var version: Int
+        var command: String
+    }
+}
+
+extension ControlRequest: Decodable {
+    private enum CodingKeys: String, CodingKey {
+        case version, command
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let fields = try decoder.container(keyedBy: CodingKeys.self)
+        let version = try fields.decodeInteger(Int.self, forKey: .version)
         guard version == ControlProtocol.version else {
             throw ControlError(
                 .unsupportedVersion,
                 "protocol version \(version) is not supported (this daemon speaks \(ControlProtocol.version))")
         }
-        guard let name = fields["command"]?.stringValue else {
-            throw ControlError(.malformedRequest, "request has no string \"command\"")
-        }
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let name = try fields.decode(String.self, forKey: .command)
         guard let command = ControlCommand(rawValue: name) else {
             throw ControlError(
                 .unknownCommand,
                 "unknown command '\(name)' (expected \(ControlCommand.allCases.map(\.rawValue).joined(separator: ", ")))"
             )
         }
-        return ControlRequest(command)
+        self.command = command
     }
 }
 
 /// A response: a result or an error.
+///
+/// The result's type depends on the command (`StatusReport`, `PlanOutput`, ...): it travels as
+/// a `JSONValue` and is decoded, as strictly as the envelope, with `JSONValue.decode(_:)`.
 public enum ControlResponse: Hashable, Sendable {
     case success(JSONValue)
     case failure(ControlError)
 
     /// The response as sent: one JSON line.
     public func encoded() -> [UInt8] {
-        var json: [String: JSONValue] = ["version": .number(Double(ControlProtocol.version))]
+        let wire: Wire
         switch self {
-        case .success(let result):
-            json["ok"] = true
-            json["result"] = result
+        case .success(let result): wire = Wire(ok: true, result: result)
         case .failure(let error):
-            json["ok"] = false
-            json["error"] = ["code": .string(error.code.rawValue), "message": .string(error.message)]
+            wire = Wire(ok: false, error: .init(code: error.code.rawValue, message: error.message))
         }
-        return Array((JSONValue.object(json).serialized() + "\n").utf8)
+        return JSONCoding.encode(wire) + [UInt8(ascii: "\n")]
     }
 
-    /// Decodes a response line.
-    /// - Throws: `ControlError(.malformedRequest)` when the daemon's answer is not a response.
+    /// Decodes a response line. Exact, like a request: an unknown key, a missing one or one of
+    /// the wrong type is an error. An error code this client does not know reads as `failed`
+    /// (with the daemon's message): the user still sees what went wrong.
+    /// - Throws: `ControlError(.malformedRequest)` when the daemon's answer is not a response,
+    ///   naming the key and what is wrong.
     public static func decode(_ bytes: some Collection<UInt8>) throws(ControlError) -> ControlResponse {
-        let json: JSONValue
-        do { json = try JSONValue.parse(utf8: bytes, maxLength: ControlProtocol.maximumResponseSize) } catch {
-            throw ControlError(.malformedRequest, "the daemon's answer is not valid JSON: \(error)")
-        }
-        guard json["version"]?.intValue == ControlProtocol.version, let ok = json["ok"]?.boolValue else {
+        guard bytes.count <= ControlProtocol.maximumResponseSize else {
             throw ControlError(
-                .malformedRequest, "the daemon's answer is not a version \(ControlProtocol.version) response")
+                .malformedRequest, "the daemon's answer is longer than \(ControlProtocol.maximumResponseSize) bytes")
         }
-        if ok { return .success(json["result"] ?? .null) }
-        let code = json["error"]?["code"]?.stringValue.flatMap(ControlError.Code.init(rawValue:)) ?? .failed
-        return .failure(ControlError(code, json["error"]?["message"]?.stringValue ?? "unknown error"))
+        let wire: Wire
+        do { wire = try JSONCoding.decode(Wire.self, from: bytes) } catch {
+            throw ControlError(
+                .malformedRequest, "the daemon's answer is not a version \(ControlProtocol.version) response: \(error)")
+        }
+        if let result = wire.result { return .success(result) }
+        let error = wire.error!  // Wire's decoder requires one of the two
+        return .failure(ControlError(ControlError.Code(rawValue: error.code) ?? .failed, error.message))
+    }
+
+    /// The response's JSON form: `result` when `ok`, else `error`.
+    private struct Wire: Codable {
+        var version = ControlProtocol.version
+        var ok: Bool
+        var result: JSONValue?
+        var error: ErrorBody?
+
+        struct ErrorBody: Codable {
+            var code: String
+            var message: String
+
+            private enum CodingKeys: String, CodingKey {
+                case code, message
+            }
+
+            init(code: String, message: String) {
+                self.code = code
+                self.message = message
+            }
+
+            init(from decoder: any Decoder) throws {
+                try decoder.rejectUnknownKeys(CodingKeys.self)
+                let fields = try decoder.container(keyedBy: CodingKeys.self)
+                code = try fields.decode(String.self, forKey: .code)
+                message = try fields.decode(String.self, forKey: .message)
+            }
+        }
+
+        private enum CodingKeys: String, CodingKey {
+            case version, ok, result, error
+        }
+
+        init(ok: Bool, result: JSONValue? = nil, error: ErrorBody? = nil) {
+            self.ok = ok
+            self.result = result
+            self.error = error
+        }
+
+        init(from decoder: any Decoder) throws {
+            let fields = try decoder.container(keyedBy: CodingKeys.self)
+            version = try fields.decodeInteger(Int.self, forKey: .version)
+            guard version == ControlProtocol.version else {
+                throw DecodingError.dataCorruptedError(
+                    forKey: .version, in: fields,
+                    debugDescription: "expected \(ControlProtocol.version), found \(version)")
+            }
+            try decoder.rejectUnknownKeys(CodingKeys.self)
+            ok = try fields.decode(Bool.self, forKey: .ok)
+            if ok {
+                // `result` may be null (a command without one) but must be there.
+                result = try fields.decode(JSONValue.self, forKey: .result)
+                guard !fields.contains(.error) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .error, in: fields, debugDescription: "an error in a successful response")
+                }
+            } else {
+                error = try fields.decode(ErrorBody.self, forKey: .error)
+                guard !fields.contains(.result) else {
+                    throw DecodingError.dataCorruptedError(
+                        forKey: .result, in: fields, debugDescription: "a result in a failed response")
+                }
+            }
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var fields = encoder.container(keyedBy: CodingKeys.self)
+            try fields.encode(version, forKey: .version)
+            try fields.encode(ok, forKey: .ok)
+            // A null result is written as null (JSONValue.null), not left out.
+            if let result { try fields.encode(result, forKey: .result) }
+            try fields.encodeIfPresent(error, forKey: .error)
+        }
     }
 }

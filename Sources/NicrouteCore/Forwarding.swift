@@ -1,4 +1,4 @@
-// Forwarded connections (SPEC.md, "Forwarded connections"): a connection that arrives on
+// Forwarded connections (docs/design.md, "Forwarded connections"): a connection that arrives on
 // managed NIC I and is forwarded (Docker's published ports, NodePorts, any DNAT to a guest
 // behind the VM) is answered through I. The reply carries the container's source address, so
 // no `from` rule sees it; instead:
@@ -13,7 +13,7 @@
 //   table's specific routes for marked packets (see `Planner.forwardRules`).
 //
 // Locally generated packets (the output hook) never get the mark: the VM's own traffic is
-// routed by SPEC.md's source rules exactly as before.
+// routed by the source rules (docs/design.md) exactly as before.
 //
 // Why the request is marked too, not only the reply: with strict reverse-path filtering
 // (rp_filter=1) the kernel checks a forwarded request's source by looking up the way back
@@ -135,7 +135,7 @@ extension Planner {
     ///    specific routes send it (the container bridge, a backend on another NIC's subnet, a
     ///    VPN), as forwarding did before nicroute; only a default-route answer is suppressed.
     ///    Without it, a request arriving on I and DNATed to a host on another managed NIC's
-    ///    subnet would follow I's table, which reaches that subnet via I's gateway (SPEC.md's
+    ///    subnet would follow I's table, which reaches that subnet via I's gateway (docs/design.md's
     ///    rule for the VM's own replies), and be lost.
     /// 2. `fwmark M(I)/MASK lookup T(I)` at the NIC's own priority P(I), that of its `from`
     ///    rules: what would have taken the main table's default route (the reply to the

@@ -241,21 +241,27 @@ public enum LeaseParser {
     /// VLAN link); `networks[]` refer to a link by id and carry `routes[]` of `network`,
     /// `netmask` and `gateway`. A default route has an all-zero network and netmask
     /// (`0.0.0.0`/`0.0.0.0`, `::`/`::`, or a `/0` or `0` prefix). The first default route of each
-    /// family on a link wins. Malformed JSON gives an empty result.
-    public static func networkData(_ text: String) -> [MACAddress: NetworkDataGateways] {
-        guard let document = try? JSONValue.parse(text) else { return [:] }
+    /// family on a link wins. A link whose MAC is no MAC, a route whose gateway is no usable
+    /// address, or a network pointing at no known link gives no gateway (as before).
+    ///
+    /// - Throws: `NetworkDataError` naming the key path and the problem when the text is not
+    ///   JSON, not an object, or one of the keys above holds a value of another JSON type
+    ///   (`"gateway": 167772161`). Keys nicroute does not read are ignored; null reads as absent.
+    public static func networkData(_ text: String) throws(NetworkDataError) -> [MACAddress: NetworkDataGateways] {
+        let document: NetworkData.Document
+        do { document = try JSONCoding.decode(NetworkData.Document.self, from: Array(text.utf8)) } catch {
+            throw NetworkDataError(error)
+        }
         var macs: [String: MACAddress] = [:]
-        for link in document["links"]?.arrayValue ?? [] {
-            guard let id = link["id"]?.stringValue,
-                let macText = link["ethernet_mac_address"]?.stringValue ?? link["vlan_mac_address"]?.stringValue,
-                let mac = MACAddress(macText)
+        for link in document.links ?? [] {
+            guard let id = link.id, let macText = link.ethernetMAC ?? link.vlanMAC, let mac = MACAddress(macText)
             else { continue }
             if macs[id] == nil { macs[id] = mac }
         }
         var result: [MACAddress: NetworkDataGateways] = [:]
-        for network in document["networks"]?.arrayValue ?? [] {
-            guard let linkID = network["link"]?.stringValue, let mac = macs[linkID] else { continue }
-            for route in network["routes"]?.arrayValue ?? [] {
+        for network in document.networks ?? [] {
+            guard let linkID = network.link, let mac = macs[linkID] else { continue }
+            for route in network.routes ?? [] {
                 guard let gateway = defaultGateway(route) else { continue }
                 var entry = result[mac] ?? NetworkDataGateways()
                 if gateway.family == .inet {
@@ -270,16 +276,15 @@ public enum LeaseParser {
     }
 
     /// The gateway of a `network_data.json` route, when the route is a default route.
-    private static func defaultGateway(_ route: JSONValue) -> IPAddress? {
-        guard let network = route["network"]?.stringValue,
-            let gatewayText = route["gateway"]?.stringValue,
+    private static func defaultGateway(_ route: NetworkData.Route) -> IPAddress? {
+        guard let network = route.network, let gatewayText = route.gateway,
             let gateway = IPAddress(gatewayText), GatewayAddress.isUsable(gateway)
         else { return nil }
         let destination: IPPrefix?
         if network.contains("/") {
             destination = IPPrefix(network)
         } else {
-            let netmask = route["netmask"]?.stringValue
+            let netmask = route.netmask
             let isZeroMask = netmask == "0" || netmask.flatMap { IPAddress($0) }.map(GatewayAddress.isZero) == true
             destination = isZeroMask ? IPAddress(network).flatMap { IPPrefix($0, length: 0) } : nil
         }
@@ -287,6 +292,59 @@ public enum LeaseParser {
             destination.family == gateway.family
         else { return nil }
         return gateway
+    }
+}
+
+/// A `network_data.json` that cannot be read: the key path and what is wrong there.
+public struct NetworkDataError: Error, Hashable, Sendable, CustomStringConvertible {
+    /// Where, as in `networks[0].routes[1].gateway`; empty for the document itself.
+    public var path: String
+    public var reason: String
+
+    init(_ error: any Error) {
+        let e = error as? JSONDecodeError ?? JSONDecodeError(path: "", reason: "\(error)")
+        path = e.path
+        reason = e.reason
+    }
+
+    public var description: String { path.isEmpty ? reason : "\(path): \(reason)" }
+}
+
+/// What nicroute reads of `network_data.json`.
+///
+/// OpenStack writes many keys nicroute has no use for (`mtu`, `bond_links`, `services`, ...)
+/// and adds new ones over releases, so unknown keys are ignored here, unlike in nicroute's own
+/// control messages: refusing them would refuse the file of the next OpenStack release. The
+/// keys read are typed: one holding another JSON type is an error naming its path, so a
+/// changed or broken file is reported, never read as "no gateway" in silence. Null reads as
+/// absent (OpenStack writes null for values it does not know).
+enum NetworkData {
+    struct Document: Decodable {
+        var links: [Link]?
+        var networks: [Network]?
+    }
+
+    struct Link: Decodable {
+        var id: String?
+        var ethernetMAC: String?
+        var vlanMAC: String?
+
+        enum CodingKeys: String, CodingKey {
+            case id
+            case ethernetMAC = "ethernet_mac_address"
+            case vlanMAC = "vlan_mac_address"
+        }
+    }
+
+    struct Network: Decodable {
+        var link: String?
+        var routes: [Route]?
+    }
+
+    struct Route: Decodable {
+        var network: String?
+        var netmask: String?
+        var gateway: String?
     }
 }
 

@@ -144,7 +144,7 @@ public struct NeighborProbe: Hashable, Sendable {
 /// The planner: observed kernel state + configuration -> desired tables and rules -> an ordered
 /// plan against what nicroute owns. Pure: no clock, no I/O.
 ///
-/// Routing semantics (SPEC.md), for a source address A on managed NIC I with gateway G, all in
+/// Routing semantics (docs/design.md), for a source address A on managed NIC I with gateway G, all in
 /// I's table and selected by one rule `from A lookup T(I)`:
 /// 1. I's connected subnets and the non-default main-table routes on I are copied (via I);
 /// 2. non-default main-table routes through unmanaged interfaces are copied as they are;
@@ -192,7 +192,7 @@ public struct Planner: Sendable {
     /// - Parameters:
     ///   - slots: the persisted NIC slots; new NICs are added to the returned copy.
     ///   - hints: gateway candidates per link index from leases and the config drive, in
-    ///     SPEC.md's order; the main table and configuration are consulted here.
+    ///     docs/design.md's order; the main table and configuration are consulted here.
     ///   - forwarding: whether forwarded connections are handled (the daemon resolves
     ///     `ForwardedConnections=auto` from the forwarding sysctls); adds the fwmark rules.
     public func plan(
@@ -306,7 +306,7 @@ public struct Planner: Sendable {
             forwardMarks: forwarded)
     }
 
-    /// Gateway discovery in SPEC.md's order; returns the choice, a note when there is none, and
+    /// Gateway discovery in docs/design.md's order; returns the choice, a note when there is none, and
     /// a neighbour probe to send when the first host is the only candidate and has not answered.
     func gateway(
         for link: Link, family: AddressFamily, own: [InterfaceAddress], mainRoutes: [Route], neighbors: [Neighbor],

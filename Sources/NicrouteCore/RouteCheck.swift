@@ -273,26 +273,43 @@ extension RouteCheck {
         return lines.joined(separator: "\n")
     }
 
-    /// The JSON form: `{"ok": Bool, "results": [...]}`, one object per address.
-    public static func json(_ verdicts: [Verdict]) -> JSONValue {
-        func opt(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
-        return [
-            "ok": .bool(!verdicts.isEmpty && verdicts.allSatisfy(\.ok)),
-            "results": .array(
-                verdicts.map { v in
-                    [
-                        "address": .string(v.address.description), "interface": opt(v.interface),
-                        "destination": .string(v.destination.description), "ok": .bool(v.ok),
-                        "reasons": .array(v.reasons.map { .string($0.rawValue) }), "summary": .string(v.summary),
-                        "reply": v.replyInterface == nil
-                            ? .null
-                            : [
-                                "interface": opt(v.replyInterface), "gateway": opt(v.replyGateway?.description),
-                                "table": v.replyTable.map { .number(Double($0)) } ?? .null,
-                            ],
-                        "requestAccepted": v.requestAccepted.map(JSONValue.bool) ?? .null,
-                    ]
-                }),
-        ]
+    /// The JSON form: `{"ok": Bool, "results": [...]}`, one object per address; every key is
+    /// always present, null where a value is absent.
+    public static func json(_ verdicts: [Verdict]) -> String {
+        JSONCoding.encodeString(Output(ok: !verdicts.isEmpty && verdicts.allSatisfy(\.ok), results: verdicts))
+    }
+
+    private struct Output: Encodable {
+        var ok: Bool
+        var results: [Verdict]
+    }
+}
+
+extension RouteCheck.Verdict: Encodable {
+    private enum CodingKeys: String, CodingKey {
+        case address, interface, destination, ok, reasons, summary, reply, requestAccepted
+    }
+
+    private enum ReplyKeys: String, CodingKey {
+        case interface, gateway, table
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(address.description, forKey: .address)
+        try c.encode(interface, forKey: .interface)
+        try c.encode(destination.description, forKey: .destination)
+        try c.encode(ok, forKey: .ok)
+        try c.encode(reasons.map(\.rawValue), forKey: .reasons)
+        try c.encode(summary, forKey: .summary)
+        if replyInterface == nil {
+            try c.encodeNil(forKey: .reply)
+        } else {
+            var reply = c.nestedContainer(keyedBy: ReplyKeys.self, forKey: .reply)
+            try reply.encode(replyInterface, forKey: .interface)
+            try reply.encode(replyGateway?.description, forKey: .gateway)
+            try reply.encode(replyTable, forKey: .table)
+        }
+        try c.encode(requestAccepted, forKey: .requestAccepted)
     }
 }

@@ -47,7 +47,7 @@ public struct StatusReport: Hashable, Sendable {
     public var deferred: Int
     public var conflicts: [String]
     public var findings: [Finding]
-    /// Forwarded connections (SPEC.md): whether nicroute's nftables table and fwmark rules are
+    /// Forwarded connections (docs/forwarding.md): whether nicroute's nftables table and fwmark rules are
     /// in place, and why not.
     public var forwarding: Forwarding
 
@@ -118,106 +118,16 @@ public struct StatusReport: Hashable, Sendable {
 
     // MARK: JSON
 
-    public var json: JSONValue {
-        func opt(_ s: String?) -> JSONValue { s.map(JSONValue.string) ?? .null }
-        return [
-            "summary": .string(summary),
-            "fromDaemon": .bool(fromDaemon),
-            "paused": .bool(paused),
-            "pendingChanges": .number(Double(pendingChanges)),
-            "deferred": .number(Double(deferred)),
-            "conflicts": .array(conflicts.map(JSONValue.string)),
-            "findings": .array(findings.map { ["severity": .string($0.severity), "message": .string($0.message)] }),
-            "forwarding": [
-                "state": .string(forwarding.state), "reason": .string(forwarding.reason),
-                "mask": .string(ForwardRuleset.hex(forwarding.mask)),
-                "marks": .array(
-                    forwarding.marks.map {
-                        [
-                            "nic": .string($0.nic), "mark": .string(ForwardRuleset.hex($0.mark)),
-                            "rulesInstalled": .bool($0.rulesInstalled),
-                        ]
-                    }),
-            ],
-            "nics": .array(
-                nics.map { n in
-                    [
-                        "name": .string(n.name), "index": .number(Double(n.index)), "mac": opt(n.mac?.description),
-                        "state": .string(n.state), "table": .number(Double(n.table)),
-                        "priority": .number(Double(n.priority)),
-                        "addresses": .array(n.addresses.map { .string($0.description) }),
-                        "gateways": .array(
-                            n.gateways.map { g in
-                                [
-                                    "family": .string(g.family == .inet ? "ipv4" : "ipv6"),
-                                    "address": opt(g.address?.description), "source": opt(g.source?.rawValue),
-                                ]
-                            }),
-                        "rulesInstalled": .number(Double(n.rulesInstalled)),
-                        "rulesWanted": .number(Double(n.rulesWanted)),
-                        "routesInstalled": .number(Double(n.routesInstalled)),
-                        "notes": .array(n.notes.map(JSONValue.string)), "lastChange": opt(n.lastChange),
-                    ]
-                }),
-        ]
-    }
+    /// The report as the `result` of a `status` response.
+    public var json: JSONValue { JSONValue(encoding: self) }
 
     /// Reads a report back from its JSON (what the daemon sent).
-    /// - Throws: `ControlError(.malformedRequest)` when a field is missing or of the wrong type.
+    /// - Throws: `ControlError(.malformedRequest)` naming the key that is missing, unknown, or
+    ///   of the wrong type (`status: nics[0].table: expected ...`).
     public init(json: JSONValue) throws(ControlError) {
-        func bad(_ what: String) -> ControlError { ControlError(.malformedRequest, "status: bad or missing \(what)") }
-        guard let summary = json["summary"]?.stringValue else { throw bad("summary") }
-        self.summary = summary
-        fromDaemon = json["fromDaemon"]?.boolValue ?? false
-        paused = json["paused"]?.boolValue ?? false
-        pendingChanges = json["pendingChanges"]?.intValue ?? 0
-        deferred = json["deferred"]?.intValue ?? 0
-        conflicts = json["conflicts"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        findings = (json["findings"]?.arrayValue ?? []).compactMap { f in
-            f["message"]?.stringValue.map { Finding(severity: f["severity"]?.stringValue ?? "warning", $0) }
+        do { self = try json.decode(StatusReport.self) } catch {
+            throw ControlError(.malformedRequest, "status: \(error)")
         }
-        if let f = json["forwarding"], let state = f["state"]?.stringValue {
-            func hex(_ v: JSONValue?) -> UInt32 {
-                guard let t = v?.stringValue, t.hasPrefix("0x") else { return 0 }
-                return UInt32(t.dropFirst(2), radix: 16) ?? 0
-            }
-            forwarding = Forwarding(
-                state: state, reason: f["reason"]?.stringValue ?? "", mask: hex(f["mask"]),
-                marks: (f["marks"]?.arrayValue ?? []).compactMap { m in
-                    m["nic"]?.stringValue.map {
-                        Forwarding.Mark(
-                            nic: $0, mark: hex(m["mark"]), rulesInstalled: m["rulesInstalled"]?.boolValue ?? false)
-                    }
-                })
-        } else {
-            forwarding = .unknown
-        }
-        var nics: [NIC] = []
-        for n in json["nics"]?.arrayValue ?? [] {
-            guard let name = n["name"]?.stringValue, let index = n["index"]?.intValue, let table = n["table"]?.intValue,
-                let priority = n["priority"]?.intValue, table >= 0, priority >= 0
-            else { throw bad("NIC") }
-            let gateways = (n["gateways"]?.arrayValue ?? []).map { g in
-                Gateway(
-                    family: g["family"]?.stringValue == "ipv6" ? .inet6 : .inet,
-                    address: g["address"]?.stringValue.flatMap { IPAddress($0) },
-                    source: g["source"]?.stringValue.flatMap(GatewaySource.init(rawValue:)))
-            }
-            nics.append(
-                NIC(
-                    name: name, index: Int32(truncatingIfNeeded: index),
-                    mac: n["mac"]?.stringValue.flatMap { MACAddress($0) },
-                    state: n["state"]?.stringValue ?? "unknown", table: UInt32(truncatingIfNeeded: table),
-                    priority: UInt32(truncatingIfNeeded: priority),
-                    addresses: (n["addresses"]?.arrayValue ?? []).compactMap {
-                        $0.stringValue.flatMap { IPPrefix($0) }
-                    },
-                    gateways: gateways, rulesInstalled: n["rulesInstalled"]?.intValue ?? 0,
-                    rulesWanted: n["rulesWanted"]?.intValue ?? 0, routesInstalled: n["routesInstalled"]?.intValue ?? 0,
-                    notes: n["notes"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                    lastChange: n["lastChange"]?.stringValue))
-        }
-        self.nics = nics
     }
 
     // MARK: Text
@@ -257,6 +167,8 @@ public struct StatusReport: Hashable, Sendable {
             out.append(
                 "Forwarded connections: marked by ingress NIC (nftables table inet nicroute, mask \(ForwardRuleset.hex(forwarding.mask)))"
             )
+            // In place with a caveat (a src_valid_mark nicroute could not set): said here too.
+            if forwarding.reason != "in place" { out.append("  \(forwarding.reason)") }
         case "unavailable": out.append("Forwarded connections: NOT covered: \(forwarding.reason)")
         default: out.append("Forwarded connections: off (\(forwarding.reason))")
         }
@@ -355,5 +267,165 @@ public enum Preflight {
                         + "to no in /etc/systemd/networkd.conf.d/"))
         }
         return out
+    }
+}
+
+// MARK: - Codable
+
+// The JSON form of `nicroutectl status --json` and of the `status` result
+// (docs/control-protocol.md): every key always present, null where a value is absent (so the
+// types with optionals encode by hand: synthesized Encodable leaves a nil out). Decoding is
+// exact: an unknown key, a missing one or a value of the wrong type or range is an error naming
+// its path.
+
+extension StatusReport: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case summary, fromDaemon, paused, pendingChanges, deferred, conflicts, findings, forwarding, nics
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        summary = try c.decode(String.self, forKey: .summary)
+        fromDaemon = try c.decode(Bool.self, forKey: .fromDaemon)
+        paused = try c.decode(Bool.self, forKey: .paused)
+        pendingChanges = Int(try c.decodeInteger(UInt32.self, forKey: .pendingChanges))
+        deferred = Int(try c.decodeInteger(UInt32.self, forKey: .deferred))
+        conflicts = try c.decode([String].self, forKey: .conflicts)
+        findings = try c.decode([Finding].self, forKey: .findings)
+        // The one key that may be absent: a daemon older than forwarded connections does not
+        // send it (docs/control-protocol.md), and its report reads as "not reported".
+        forwarding = try c.decodeIfPresent(Forwarding.self, forKey: .forwarding) ?? .unknown
+        nics = try c.decode([NIC].self, forKey: .nics)
+    }
+}
+
+extension StatusReport.Finding: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case severity, message
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        severity = try c.decode(String.self, forKey: .severity)
+        message = try c.decode(String.self, forKey: .message)
+    }
+}
+
+extension StatusReport.Forwarding: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case state, reason, mask, marks
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        state = try c.decode(String.self, forKey: .state)
+        reason = try c.decode(String.self, forKey: .reason)
+        mask = try c.decodeParsed(forKey: .mask, "a hex number (0x...)", StatusReport.parseHex)
+        marks = try c.decode([Mark].self, forKey: .marks)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(state, forKey: .state)
+        try c.encode(reason, forKey: .reason)
+        try c.encode(ForwardRuleset.hex(mask), forKey: .mask)
+        try c.encode(marks, forKey: .marks)
+    }
+}
+
+extension StatusReport.Forwarding.Mark: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case nic, mark, rulesInstalled
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        nic = try c.decode(String.self, forKey: .nic)
+        mark = try c.decodeParsed(forKey: .mark, "a hex number (0x...)", StatusReport.parseHex)
+        rulesInstalled = try c.decode(Bool.self, forKey: .rulesInstalled)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(nic, forKey: .nic)
+        try c.encode(ForwardRuleset.hex(mark), forKey: .mark)
+        try c.encode(rulesInstalled, forKey: .rulesInstalled)
+    }
+}
+
+extension StatusReport.NIC: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case name, index, mac, state, table, priority, addresses, gateways, rulesInstalled, rulesWanted
+        case routesInstalled, notes, lastChange
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        index = try c.decodeInteger(Int32.self, forKey: .index)
+        mac = try c.decodeParsedOrNull(forKey: .mac, "a MAC address") { MACAddress($0) }
+        state = try c.decode(String.self, forKey: .state)
+        table = try c.decodeInteger(UInt32.self, forKey: .table)
+        priority = try c.decodeInteger(UInt32.self, forKey: .priority)
+        addresses = try c.decodeParsedArray(forKey: .addresses, "an address/length") { IPPrefix($0) }
+        gateways = try c.decode([StatusReport.Gateway].self, forKey: .gateways)
+        rulesInstalled = Int(try c.decodeInteger(UInt32.self, forKey: .rulesInstalled))
+        rulesWanted = Int(try c.decodeInteger(UInt32.self, forKey: .rulesWanted))
+        routesInstalled = Int(try c.decodeInteger(UInt32.self, forKey: .routesInstalled))
+        notes = try c.decode([String].self, forKey: .notes)
+        lastChange = try c.decode(String?.self, forKey: .lastChange)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(index, forKey: .index)
+        try c.encode(mac?.description, forKey: .mac)
+        try c.encode(state, forKey: .state)
+        try c.encode(table, forKey: .table)
+        try c.encode(priority, forKey: .priority)
+        try c.encode(addresses.map(\.description), forKey: .addresses)
+        try c.encode(gateways, forKey: .gateways)
+        try c.encode(rulesInstalled, forKey: .rulesInstalled)
+        try c.encode(rulesWanted, forKey: .rulesWanted)
+        try c.encode(routesInstalled, forKey: .routesInstalled)
+        try c.encode(notes, forKey: .notes)
+        try c.encode(lastChange, forKey: .lastChange)
+    }
+}
+
+extension StatusReport.Gateway: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case family, address, source
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        family = try c.decodeParsed(forKey: .family, "ipv4 or ipv6") {
+            $0 == "ipv4" ? AddressFamily.inet : $0 == "ipv6" ? .inet6 : nil
+        }
+        address = try c.decodeParsedOrNull(forKey: .address, "an IP address") { IPAddress($0) }
+        source = try c.decodeParsedOrNull(forKey: .source, "a gateway source") { GatewaySource(rawValue: $0) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(family == .inet ? "ipv4" : "ipv6", forKey: .family)
+        try c.encode(address?.description, forKey: .address)
+        try c.encode(source?.rawValue, forKey: .source)
+    }
+}
+
+extension StatusReport {
+    /// `0x1f` as 31; nil for anything else (no sign, no space, at most 32 bits).
+    static func parseHex(_ text: String) -> UInt32? {
+        guard text.hasPrefix("0x"), text.count > 2, text.dropFirst(2).allSatisfy(\.isHexDigit) else { return nil }
+        return UInt32(text.dropFirst(2), radix: 16)
     }
 }

@@ -325,7 +325,8 @@ final class DaemonDriver {
                 }
                 return .success(ApplyOutput(report: report).json)
             case .removed(let removed):
-                return .success(["removed": .array(removed.map(JSONValue.string))])
+                // What the flush could not put back is the reconciler's to tell (kept for the next one).
+                return .success(FlushOutput(removed: removed, problems: reconciler.flushProblems).json)
             case .failure(let error):
                 return .failure(error)
             }
@@ -354,53 +355,5 @@ final class LoopBackend: ControlBackend {
     init(driver: DaemonDriver) { self.driver = driver }
     func perform(_ command: ControlCommand, reply: @escaping (ControlResponse) -> Void) {
         driver.control(command, reply: reply)
-    }
-}
-
-/// The `plan` answer: the changes as `ip` commands, and what is left alone.
-public struct PlanOutput: Sendable {
-    public var changes: [String]
-    public var conflicts: [String]
-
-    public init(plan: Plan, snapshot: KernelSnapshot) {
-        let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
-        changes = plan.changes.map { $0.ipCommand(linkName: { names[$0] }) }
-        conflicts = plan.conflicts
-    }
-
-    public init(json: JSONValue) {
-        changes = json["changes"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        conflicts = json["conflicts"]?.arrayValue?.compactMap(\.stringValue) ?? []
-    }
-
-    public var json: JSONValue {
-        ["changes": .array(changes.map(JSONValue.string)), "conflicts": .array(conflicts.map(JSONValue.string))]
-    }
-}
-
-/// The `reconfigure` answer: what was applied and what failed.
-public struct ApplyOutput: Sendable {
-    public var applied: [String]
-    public var failed: [String]
-    public var nics: Int
-
-    public init(report: Reconciler.Report) {
-        let names = Dictionary(report.snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
-        applied = report.applied.map { $0.ipCommand(linkName: { names[$0] }) }
-        failed = report.failed.map { "\($0.change.ipCommand(linkName: { names[$0] })): \($0.error)" }
-        nics = report.plan.nics.count
-    }
-
-    public init(json: JSONValue) {
-        applied = json["applied"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        failed = json["failed"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        nics = json["nics"]?.intValue ?? 0
-    }
-
-    public var json: JSONValue {
-        [
-            "applied": .array(applied.map(JSONValue.string)), "failed": .array(failed.map(JSONValue.string)),
-            "nics": .number(Double(nics)),
-        ]
     }
 }

@@ -1,7 +1,7 @@
 import NicrouteCore
 
 /// Collects gateway candidates for each NIC from the files other tools leave behind, in
-/// SPEC.md's order: DHCP leases of systemd-networkd, dhclient, NetworkManager and dhcpcd, then
+/// docs/design.md's order (Gateway discovery): DHCP leases of systemd-networkd, dhclient, NetworkManager and dhcpcd, then
 /// OpenStack's `network_data.json`. File parsing is NicrouteCore's `LeaseParser`.
 ///
 /// NetworkManager's lease is read from its lease files (dhclient's, older internal clients'),
@@ -23,11 +23,16 @@ public struct GatewayHintCollector: Sendable {
     }
 
     /// Hints per link index, best first.
-    /// - Parameter routes: the kernel's routes (the main table's IPv4 default routes spare the
-    ///   NetworkManager question for their NICs; looked at only while NetworkManager runs).
-    public func hints(for links: [Link], mainRoutes routes: [Route] = []) -> [Int32: [GatewayHint]] {
+    /// - Parameters:
+    ///   - routes: the kernel's routes (the main table's IPv4 default routes spare the
+    ///     NetworkManager question for their NICs; looked at only while NetworkManager runs).
+    ///   - problem: told of a file that exists but cannot be read as what it should be
+    ///     (`network_data.json`: the path, key and what is wrong); the other sources still count.
+    public func hints(
+        for links: [Link], mainRoutes routes: [Route] = [], problem: (String) -> Void = { _ in }
+    ) -> [Int32: [GatewayHint]] {
         guard !links.isEmpty else { return [:] }
-        let networkData = loadNetworkData()
+        let networkData = loadNetworkData(problem: problem)
         let networkManagerRuns = Files.exists(root + "/run/NetworkManager")
         var withDefault = Set<Int32>()
         if networkManagerRuns {
@@ -135,9 +140,15 @@ public struct GatewayHintCollector: Sendable {
         return nil
     }
 
-    private func loadNetworkData() -> [MACAddress: NetworkDataGateways] {
+    /// The first `network_data.json` that exists; an invalid one gives no gateway, and `problem`
+    /// hears why.
+    private func loadNetworkData(problem: (String) -> Void) -> [MACAddress: NetworkDataGateways] {
         for path in networkDataPaths {
-            if let text = Files.readText(root + path) { return LeaseParser.networkData(text) }
+            guard let text = Files.readText(root + path) else { continue }
+            do { return try LeaseParser.networkData(text) } catch {
+                problem("\(path): \(error)")
+                return [:]
+            }
         }
         return [:]
     }

@@ -27,6 +27,8 @@ public final class Reconciler {
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
+    /// The last unreadable gateway hint file logged (`network_data.json`), nil when none.
+    private var loggedHintProblem: String?
     /// Kernel objects the client could not decode, as far as already logged.
     private var loggedUndecodable = RouteNetlink.Undecodable()
     let logger: Logger
@@ -137,10 +139,15 @@ public final class Reconciler {
     /// else's gateway matters, and this runs on every pass.
     private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
         let planner = self.planner
-        return GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
+        var problem: String?
+        let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
             .hints(
                 for: snapshot.links.filter(planner.isManaged),
-                mainRoutes: snapshot.routes)
+                mainRoutes: snapshot.routes, problem: { problem = $0 })
+        // Once per distinct problem, not on every pass.
+        if problem != loggedHintProblem, let problem { logger.warning("gateway hints: ignoring \(problem)") }
+        loggedHintProblem = problem
+        return hints
     }
 
     /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so

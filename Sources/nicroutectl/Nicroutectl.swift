@@ -203,6 +203,10 @@ func guarded(_ body: () throws -> Void) throws {
     } catch let e as NetlinkError {
         printError("\(e)")
         throw ExitCode(e.errno == .notPermitted ? 4 : 1)
+    } catch let e as ControlError {
+        // The daemon's answer did not decode (a key unknown, missing or of the wrong type).
+        printError("the daemon's answer: \(e.message)")
+        throw ExitCode(1)
     }
 }
 
@@ -223,7 +227,7 @@ extension Nicroutectl {
         func run() throws {
             try guarded {
                 let report = try shared.statusReport()
-                print(format.json ? report.json.serialized() : report.rendered())
+                print(format.json ? JSONCoding.encodeString(report) : report.rendered())
             }
         }
     }
@@ -241,14 +245,14 @@ extension Nicroutectl {
             try guarded {
                 let output: PlanOutput
                 if let answer = try shared.ask(.plan) {
-                    output = PlanOutput(json: answer)
+                    output = try PlanOutput(json: answer)
                 } else {
                     let r = try shared.reconciler()
                     let snapshot = try r.client.snapshot()
                     output = PlanOutput(plan: r.plan(from: snapshot), snapshot: snapshot)
                 }
                 if format.json {
-                    print(output.json.serialized())
+                    print(JSONCoding.encodeString(output))
                 } else {
                     for change in output.changes { print(change) }
                     for conflict in output.conflicts { printError("left alone: \(conflict)") }
@@ -302,7 +306,7 @@ extension Nicroutectl {
                     report: report, addresses: addresses.isEmpty ? nil : addresses,
                     destinations: destinations.byFamily)
                 if !verbosity.quiet {
-                    print(format.json ? RouteCheck.json(verdicts).serialized() : RouteCheck.rendered(verdicts))
+                    print(format.json ? RouteCheck.json(verdicts) : RouteCheck.rendered(verdicts))
                 }
                 if verdicts.isEmpty || !verdicts.allSatisfy(\.ok) { throw ExitCode(1) }
             }
@@ -326,7 +330,7 @@ extension Nicroutectl {
             try guarded {
                 let output: ApplyOutput
                 if let answer = try shared.ask(.reconfigure) {
-                    output = ApplyOutput(json: answer)
+                    output = try ApplyOutput(json: answer)
                 } else {
                     try shared.requireRoot("the one-shot reconfigure")
                     let reconciler = try shared.reconciler(logLevel: verbosity.logLevel)
@@ -373,8 +377,9 @@ extension Nicroutectl {
                 let removed: [String]
                 var problems: [String] = []
                 if let answer = try shared.ask(.flush) {
-                    removed = answer["removed"]?.arrayValue?.compactMap(\.stringValue) ?? []
-                    problems = answer["problems"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    let output = try FlushOutput(json: answer)
+                    removed = output.removed
+                    problems = output.problems
                 } else {
                     try shared.requireRoot("flush")
                     // What nicroute owns is told by the routing protocol alone, whatever the

@@ -61,14 +61,15 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
             ),
             Case("version as 1.0 (a JSON number is a number)", #"{"version":1.0,"command":"status"}"#, .value(.status)),
             Case("version as 1e0", #"{"version":1e0,"command":"status"}"#, .value(.status)),
-            // Extra fields are room for later versions.
+            // Exact: a key but version and command is refused; a later version may carry others.
             Case(
-                "extra fields tolerated",
+                "extra fields refused",
                 #"{"version":1,"command":"plan","client":"nicroutectl 2.0","verbose":true,"x":[1,{"y":null}]}"#,
-                .value(.plan)),
+                .error(.malformedRequest)),
+            Case("a misspelt key", #"{"version":1,"comand":"status"}"#, .error(.malformedRequest)),
             Case(
-                "nesting of 8 levels allowed", #"{"version":1,"command":"status","x":[[[[[[[1]]]]]]]}"#, .value(.status)
-            ),
+                "extra fields in version 2 are a version matter", #"{"version":2,"command":"status","client":"x"}"#,
+                .error(.unsupportedVersion)),
             // Size limit: the bytes as received, newline included.
             Case(
                 "exactly maximumRequestSize bytes", padded(to: ControlProtocol.maximumRequestSize, newline: false),
@@ -86,13 +87,16 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
             Case("empty", "", .error(.malformedRequest)),
             Case("only a newline", "\n", .error(.malformedRequest)),
             Case("truncated object", #"{"version":1,"command":"sta"#, .error(.malformedRequest)),
-            Case("trailing comma", #"{"version":1,"command":"status",}"#, .error(.malformedRequest)),
+            // JSONDecoder tolerates a trailing comma and keeps the first of two equal keys.
+            Case("trailing comma", #"{"version":1,"command":"status",}"#, .value(.status)),
             Case("single quotes", "{'version':1,'command':'status'}", .error(.malformedRequest)),
             Case(
                 "two requests on one line", #"{"version":1,"command":"status"}{"version":1,"command":"flush"}"#,
                 .error(.malformedRequest)),
             Case("data after the newline", "{\"version\":1,\"command\":\"status\"}\nflush", .error(.malformedRequest)),
-            Case("duplicate key", #"{"version":1,"command":"status","command":"flush"}"#, .error(.malformedRequest)),
+            Case(
+                "duplicate key: the first counts", #"{"version":1,"command":"status","command":"flush"}"#,
+                .value(.status)),
             Case("invalid UTF-8", [0x7B, 0x22, 0xFF, 0xFE, 0x22, 0x3A, 0x31, 0x7D], .error(.malformedRequest)),
             Case("NUL byte", [0x7B, 0x00, 0x7D], .error(.malformedRequest)),
             Case(
@@ -121,6 +125,7 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
             Case("command as an array", #"{"version":1,"command":["status"]}"#, .error(.malformedRequest)),
             Case("command null", #"{"version":1,"command":null}"#, .error(.malformedRequest)),
             Case("unknown command", #"{"version":1,"command":"reboot"}"#, .error(.unknownCommand)),
+            Case("version as a boolean", #"{"version":true,"command":"status"}"#, .error(.malformedRequest)),
             Case("command names are case-sensitive", #"{"version":1,"command":"Status"}"#, .error(.unknownCommand)),
             Case("empty command", #"{"version":1,"command":""}"#, .error(.unknownCommand)),
             Case("command with a blank", #"{"version":1,"command":"status "}"#, .error(.unknownCommand)),
@@ -136,7 +141,10 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
         let line = ControlRequest(command).encoded()
         #expect(line.last == UInt8(ascii: "\n"))
         #expect(line.dropLast().contains(UInt8(ascii: "\n")) == false)
-        #expect(try JSONValue.parse(utf8: line) == ["version": 1, "command": .string(command.rawValue)])
+        #expect(
+            try JSONCoding.decode(JSONValue.self, from: line) == ["version": 1, "command": .string(command.rawValue)])
+        #expect(
+            String(decoding: line, as: UTF8.self) == #"{"command":"\#(command.rawValue)","version":1}"# + "\n")
         #expect(try ControlRequest.decode(line) == ControlRequest(command))
     }
 
@@ -147,6 +155,24 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
             let e = error as! ControlError
             return e.message.contains("'reboot'")
                 && ControlCommand.allCases.allSatisfy { e.message.contains($0.rawValue) }
+        }
+    }
+
+    /// The reason names the key and what is wrong with it.
+    @Test(arguments: [
+        (#"{"version":1,"command":"status","verbose":true}"#, "verbose: unknown key"),
+        (#"{"version":1,"command":7}"#, "command: expected a string, found number"),
+        (#"{"version":"1","command":"status"}"#, "version: expected a number, found a string"),
+        (#"{"version":1.5,"command":"status"}"#, "version: expected an integer"),
+        (#"{"command":"status"}"#, "version: missing"),
+        (#"[1]"#, "expected an object"),
+    ])
+    func malformedRequestNamesTheKey(_ text: String, _ reason: String) {
+        #expect {
+            try ControlRequest.decode(bytes(text))
+        } throws: { error in
+            let e = error as! ControlError
+            return e.code == .malformedRequest && e.message.contains(reason)
         }
     }
 
@@ -180,7 +206,8 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
 
     @Test(arguments: ControlError.Code.allCases)
     func errorWireForm(_ code: ControlError.Code) throws {
-        let json = try JSONValue.parse(utf8: ControlResponse.failure(ControlError(code, "m")).encoded())
+        let json = try JSONCoding.decode(
+            JSONValue.self, from: ControlResponse.failure(ControlError(code, "m")).encoded())
         #expect(json == ["version": 1, "ok": false, "error": ["code": .string(code.rawValue), "message": "m"]])
     }
 
@@ -205,15 +232,27 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
         Bad(text: #"{"version":2,"ok":true,"result":1}"#, expected: .error(.malformedRequest)),
         Bad(text: #"{"version":1,"result":1}"#, expected: .error(.malformedRequest)),
         Bad(text: #"{"version":1,"ok":"yes"}"#, expected: .error(.malformedRequest)),
-        // Tolerated: a success without a result, an unknown error code, a failure without details.
-        Bad(text: #"{"version":1,"ok":true}"#, expected: .value(.success(.null))),
+        // Exact: a success without a result, a failure without its error or details, an unknown
+        // key, a result beside an error are refused.
+        Bad(text: #"{"version":1,"ok":true}"#, expected: .error(.malformedRequest)),
+        Bad(text: #"{"version":1,"ok":true,"result":null}"#, expected: .value(.success(.null))),
+        Bad(text: #"{"version":1,"ok":false}"#, expected: .error(.malformedRequest)),
+        Bad(text: #"{"version":1,"ok":false,"error":{"code":"busy"}}"#, expected: .error(.malformedRequest)),
+        Bad(
+            text: #"{"version":1,"ok":false,"error":{"code":"busy","message":"m"},"extra":1}"#,
+            expected: .error(.malformedRequest)),
+        Bad(
+            text: #"{"version":1,"ok":false,"error":{"code":"busy","message":"m","hint":"x"}}"#,
+            expected: .error(.malformedRequest)),
+        Bad(
+            text: #"{"version":1,"ok":true,"result":1,"error":{"code":"busy","message":"m"}}"#,
+            expected: .error(.malformedRequest)),
+        Bad(text: #"{"version":1,"ok":false,"result":1}"#, expected: .error(.malformedRequest)),
+        Bad(text: #"{"version":"1","ok":true,"result":1}"#, expected: .error(.malformedRequest)),
+        // An error code this client does not know still shows the daemon's message.
         Bad(
             text: #"{"version":1,"ok":false,"error":{"code":"on-fire","message":"m"}}"#,
             expected: .value(.failure(ControlError(.failed, "m")))),
-        Bad(text: #"{"version":1,"ok":false}"#, expected: .value(.failure(ControlError(.failed, "unknown error")))),
-        Bad(
-            text: #"{"version":1,"ok":false,"error":{"code":"busy"},"extra":1}"#,
-            expected: .value(.failure(ControlError(.busy, "unknown error")))),
     ]
 
     @Test(arguments: answers)
@@ -403,30 +442,101 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         var testDescription: String { text }
     }
 
+    /// Each of these, put into a valid report, must be refused with an error naming the key.
     @Test(arguments: [
-        BadJSON(text: "{}"),
-        BadJSON(text: #"{"summary":1}"#),
-        BadJSON(text: #"{"summary":"s","nics":[{"name":"eth0"}]}"#),
-        BadJSON(text: #"{"summary":"s","nics":[{"name":"eth0","index":2,"table":-1,"priority":1}]}"#),
-        BadJSON(text: #"{"summary":"s","nics":[{"name":"eth0","index":2,"table":1,"priority":-1}]}"#),
-        BadJSON(text: #"{"summary":"s","nics":[{"name":"eth0","index":2,"table":1.5,"priority":1}]}"#),
+        (#""table":-1"#, "nics[0].table: expected an integer in 0...4294967295, found -1"),
+        (#""table":"10001""#, "nics[0].table: expected a number, found a string"),
+        (#""table":1.5"#, "nics[0].table: expected an integer"),
+        (#""table":4294967296"#, "nics[0].table: expected an integer in 0...4294967295"),
+        (#""index":2147483648"#, "nics[0].index: expected an integer in -2147483648...2147483647"),
+        (#""priority":-1"#, "nics[0].priority: expected an integer"),
+        (#""rulesInstalled":-3"#, "nics[0].rulesInstalled: expected an integer"),
+        (#""mac":"fa:16:3e""#, "nics[0].mac: expected a MAC address"),
+        (#""mac":7"#, "nics[0].mac: expected a string, found number"),
+        (#""addresses":["10.0.0.300/24"]"#, "nics[0].addresses[0]: expected an address/length"),
+        (#""lastChange":false"#, "nics[0].lastChange"),
+        (#""colour":"blue""#, "nics[0].colour: unknown key"),
     ])
-    func refusesReportsWithoutTheEssentials(_ c: BadJSON) throws {
-        let json = try JSONValue.parse(c.text)
-        #expect(throws: ControlError.self) { try StatusReport(json: json) }
+    func refusesMistypedNICFields(_ field: String, _ reason: String) throws {
+        let report = Self.reportWithOneNIC()
+        var text = JSONCoding.encodeString(report)
+        let key = String(field.prefix { $0 != ":" })
+        // Replace the key's value, or add the key.
+        if let range = text.firstRange(of: key + ":") {
+            let end = text[range.upperBound...].firstIndex { $0 == "," || $0 == "}" }!
+            var valueEnd = end
+            if text[range.upperBound] == "[" {
+                valueEnd = text.index(after: text[range.upperBound...].firstIndex(of: "]")!)
+            }
+            text.replaceSubrange(range.lowerBound..<valueEnd, with: field)
+        } else {
+            text = text.replacing(#""name":"eth1","#, with: #""name":"eth1","# + field + ",")
+        }
+        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
+        #expect {
+            try StatusReport(json: json)
+        } throws: { error in
+            let e = error as! ControlError
+            return e.code == .malformedRequest && e.message.contains(reason)
+        }
     }
 
-    @Test func toleratesMissingOptionalFields() throws {
-        let json = try JSONValue.parse(
-            #"{"summary":"s","nics":[{"name":"eth0","index":2,"table":10000,"priority":10000,"#
-                + #""gateways":[{"family":"ipv6"}]}]}"#
-        )
-        let report = try StatusReport(json: json)
-        #expect(report.nics.count == 1)
-        #expect(report.nics[0].gateways == [StatusReport.Gateway(family: .inet6, address: nil, source: nil)])
-        #expect(report.nics[0].state == "unknown")
-        #expect(report.fromDaemon == false)
+    @Test(arguments: [
+        (#"{}"#, "summary: missing"),
+        (#"{"summary":1}"#, "summary: expected a string, found number"),
+    ])
+    func refusesReportsWithoutTheEssentials(_ text: String, _ reason: String) throws {
+        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
+        #expect {
+            try StatusReport(json: json)
+        } throws: { error in (error as! ControlError).message.contains(reason) }
     }
+
+    @Test func refusesUnknownTopLevelKeyAndMissingOnes() throws {
+        guard case .object(var members) = Self.reportWithOneNICJSON else { Issue.record("not an object"); return }
+        members["extra"] = 1
+        #expect(throws: ControlError.self) { try StatusReport(json: .object(members)) }
+        members["extra"] = nil
+        // A daemon older than forwarded connections sends no `forwarding`: "not reported".
+        var old = members
+        old["forwarding"] = nil
+        #expect(try StatusReport(json: .object(old)).forwarding == .unknown)
+        members["paused"] = nil
+        #expect(throws: ControlError.self) { try StatusReport(json: .object(members)) }
+    }
+
+    /// The JSON form of a report is stable: the keys and shapes `nicroutectl status --json`
+    /// has always printed, sorted, nulls written out.
+    @Test func statusJSONIsStable() {
+        let text = JSONCoding.encodeString(Self.reportWithOneNIC())
+        #expect(
+            text
+                == #"{"conflicts":[],"deferred":0,"findings":[{"message":"m","severity":"warning"}],"#
+                + #""forwarding":{"marks":[],"mask":"0x0","reason":"not reported","state":"off"},"fromDaemon":true,"#
+                + #""nics":[{"addresses":["20.20.20.16/24"],"gateways":[{"address":"20.20.20.1","family":"ipv4","#
+                + #""source":"main-table"},{"address":null,"family":"ipv6","source":null}],"index":3,"lastChange":null,"#
+                + #""mac":"fa:16:3e:00:00:03","name":"eth1","notes":[],"priority":10001,"routesInstalled":0,"#
+                + #""rulesInstalled":0,"rulesWanted":1,"state":"up","table":10001}],"paused":false,"pendingChanges":0,"#
+                + #""summary":"s"}"#)
+    }
+
+    static func reportWithOneNIC() -> StatusReport {
+        var report = try! JSONCoding.decode(StatusReport.self, from: Array(reportWithOneNICText.utf8))
+        report.findings = [.init("m")]
+        return report
+    }
+
+    static var reportWithOneNICJSON: JSONValue { reportWithOneNIC().json }
+
+    static let reportWithOneNICText =
+        #"{"conflicts":[],"deferred":0,"findings":[],"#
+        + #""forwarding":{"marks":[],"mask":"0x0","reason":"not reported","state":"off"},"fromDaemon":true,"#
+        + #""nics":[{"addresses":["20.20.20.16/24"],"gateways":[{"address":"20.20.20.1","family":"ipv4","#
+        + #""source":"main-table"},{"address":null,"family":"ipv6","source":null}],"index":3,"lastChange":null,"#
+        + #""mac":"fa:16:3e:00:00:03","name":"eth1","notes":[],"priority":10001,"routesInstalled":0,"#
+        + #""rulesInstalled":0,"rulesWanted":1,"state":"up","table":10001}],"paused":false,"pendingChanges":0,"#
+        + #""summary":"s"}"#
+
 }
 
 // MARK: - Preflight

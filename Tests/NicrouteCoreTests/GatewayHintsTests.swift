@@ -284,9 +284,9 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
     ]
 
     @Test(arguments: networkDataFixtures)
-    func networkDataFixture(_ file: String, _ gateways: [String: NetworkDataGateways]) {
+    func networkDataFixture(_ file: String, _ gateways: [String: NetworkDataGateways]) throws {
         let expected = Dictionary(uniqueKeysWithValues: gateways.map { (MACAddress($0.key)!, $0.value) })
-        #expect(LeaseParser.networkData(fixtureText(file)) == expected)
+        #expect(try LeaseParser.networkData(fixtureText(file)) == expected)
     }
 
     struct NetworkDataCase: Sendable, CustomTestStringConvertible {
@@ -344,10 +344,6 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             json: document(routes: #"{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "0.0.0.0"}"#),
             expected: nil),
         NetworkDataCase(
-            name: "gateway not a string",
-            json: document(routes: #"{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": 167772161}"#),
-            expected: nil),
-        NetworkDataCase(
             name: "first default per family wins",
             json: document(
                 routes: #"""
@@ -359,12 +355,15 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             expected: NetworkDataGateways(ipv4: ip("10.0.0.1"), ipv6: ip("fe80::1"))),
         NetworkDataCase(name: "no routes", json: document(routes: ""), expected: nil),
         NetworkDataCase(name: "empty object", json: "{}", expected: nil),
-        NetworkDataCase(name: "not an object", json: "[1, 2, 3]", expected: nil),
-        NetworkDataCase(name: "empty text", json: "", expected: nil),
-        NetworkDataCase(name: "truncated", json: String(document(routes: "").dropLast(3)), expected: nil),
         NetworkDataCase(
-            name: "links of the wrong type",
-            json: #"{"links": {"id": "l"}, "networks": [{"link": "l", "routes": []}]}"#, expected: nil),
+            name: "unknown keys and nulls are ignored",
+            json: #"""
+                {"links": [{"id": "l", "ethernet_mac_address": "fa:16:3e:00:00:01", "mtu": null, "vlan_mac_address": null}],
+                 "networks": [{"link": "l", "netmask": null, "services": [{"type": "dns"}], "routes": [
+                    {"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1", "metric": 5}]}],
+                 "services": [], "future": {"x": 1}}
+                """#,
+            expected: NetworkDataGateways(ipv4: ip("10.0.0.1"))),
         NetworkDataCase(
             name: "network pointing at an unknown link",
             json: #"""
@@ -384,9 +383,41 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
     ]
 
     @Test(arguments: networkDataCases)
-    func networkData(_ c: NetworkDataCase) {
+    func networkData(_ c: NetworkDataCase) throws {
         let mac = MACAddress("fa:16:3e:00:00:01")!
-        #expect(LeaseParser.networkData(c.json) == (c.expected.map { [mac: $0] } ?? [:]))
+        #expect(try LeaseParser.networkData(c.json) == (c.expected.map { [mac: $0] } ?? [:]))
+    }
+
+    /// A file that is not JSON, or where a key nicroute reads holds another JSON type, is an
+    /// error naming the key path, never an empty answer in silence.
+    @Test(arguments: [
+        (
+            document(routes: #"{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": 167772161}"#),
+            "networks[0].routes[0].gateway: expected a string, found number"
+        ),
+        (
+            document(routes: #"{"network": "0.0.0.0", "netmask": 0, "gateway": "10.0.0.1"}"#),
+            "networks[0].routes[0].netmask: expected a string, found number"
+        ),
+        (
+            #"{"links": {"id": "l"}, "networks": [{"link": "l", "routes": []}]}"#,
+            "links: expected an array, found a dictionary"
+        ),
+        (
+            #"{"links": [{"id": 7, "ethernet_mac_address": "fa:16:3e:00:00:01"}]}"#,
+            "links[0].id: expected a string, found number"
+        ),
+        (#"{"networks": [{"link": "l", "routes": {}}]}"#, "networks[0].routes: expected an array"),
+        ("[1, 2, 3]", "expected an object, found an array"),
+        ("", ""),
+        (String(document(routes: "").dropLast(3)), ""),
+    ])
+    func networkDataErrorNamesTheKey(_ json: String, _ message: String) {
+        #expect {
+            try LeaseParser.networkData(json)
+        } throws: { error in
+            "\(error)".hasPrefix(message)
+        }
     }
 
     // MARK: - Robustness: truncated, mutated and random input never traps
@@ -407,7 +438,7 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             let text = String(decoding: bytes[0..<length], as: UTF8.self)
             _ = LeaseParser.networkd(text)
             _ = LeaseParser.dhclient(text, interface: "eth0")
-            _ = LeaseParser.networkData(text)
+            _ = try? LeaseParser.networkData(text)
         }
     }
 
@@ -445,7 +476,7 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             let text = String(decoding: bytes, as: UTF8.self)
             _ = LeaseParser.networkd(text)
             _ = LeaseParser.dhclient(text, interface: "eth0")
-            _ = LeaseParser.networkData(text)
+            _ = try? LeaseParser.networkData(text)
         }
     }
 
@@ -468,7 +499,7 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             let dhclient = (0..<Int(random.next() % 40)).map { _ in dhclientPieces.randomElement(using: &random)! }
             _ = LeaseParser.dhclient(dhclient.joined(), interface: "eth0")
             let json = (0..<Int(random.next() % 40)).map { _ in jsonPieces.randomElement(using: &random)! }
-            _ = LeaseParser.networkData(json.joined())
+            _ = try? LeaseParser.networkData(json.joined())
             let networkd = (0..<Int(random.next() % 20)).map { _ in networkdPieces.randomElement(using: &random)! }
             _ = LeaseParser.networkd(networkd.joined())
         }

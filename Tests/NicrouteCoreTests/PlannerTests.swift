@@ -2,7 +2,7 @@ import Testing
 
 @testable import NicrouteCore
 
-// Table-driven tests of the planner over the cases of SPEC.md. The "kernel" here is a value:
+// Table-driven tests of the planner over the cases of docs/design.md. The "kernel" here is a value:
 // `KernelSim` applies a plan the way the kernel would (IPv6 default metric, IPv6 scope), so the
 // invariant "plan, apply, plan again is empty" can be checked for every case.
 
@@ -51,7 +51,7 @@ private let kernelDefaultRules: [Rule] = [
     Rule(family: .inet6, priority: 32766, table: RoutingTable.main, proto: .kernel),
 ]
 
-/// A VM as SPEC.md describes it: eth0 with the default route, eth1 without, metadata route on eth0.
+/// A VM as docs/design.md describes it: eth0 with the default route, eth1 without, metadata route on eth0.
 private func twoNICVM() -> KernelSnapshot {
     let a0 = addr(2, "10.10.10.29/24")
     let a1 = addr(3, "20.20.20.16/24")
@@ -722,7 +722,7 @@ private func multipathVM() -> KernelSnapshot {
         var testDescription: String { name }
     }
 
-    // SPEC.md rules 1-3 per path: a source on I keeps I's paths (1); else the unmanaged paths
+    // docs/design.md's rules 1-3 per path: a source on I keeps I's paths (1); else the unmanaged paths
     // (2); a route through other managed NICs only is reached via I's gateway (3).
     @Test(arguments: [
         SpecificCase(

@@ -146,21 +146,39 @@ struct RouteCheckTests {
         #expect(!v.summary.contains("\n"))
     }
 
-    @Test func renderedAndJSON() {
+    @Test func renderedAndJSON() throws {
         let ok = RouteCheck.judge(Self.cases[0].evidence, linkName: { [eth0: "eth0", eth1: "eth1"][$0] })
         let bad = RouteCheck.judge(Self.cases[2].evidence, linkName: { [eth0: "eth0", eth1: "eth1"][$0] })
         let text = RouteCheck.rendered([ok, bad])
         #expect(text.hasPrefix("ok   eth1 20.20.20.16: leaves through eth1 via 20.20.20.1 (table 10001)\nFAIL eth1 "))
         #expect(text.hasSuffix("1 of 2 address(es) do not answer through their own NIC."))
         #expect(RouteCheck.rendered([]) == "No managed addresses to check.")
-        let json = RouteCheck.json([ok, bad])
-        #expect(json["ok"]?.boolValue == false)
-        #expect(json["results"]?.arrayValue?.count == 2)
-        #expect(
-            json["results"]?.arrayValue?[1]["reasons"]?.arrayValue?.compactMap(\.stringValue) == [
-                "no-rule", "rp-filter",
-            ])
-        #expect(json["results"]?.arrayValue?[0]["reply"]?["table"]?.intValue == 10001)
-        #expect(RouteCheck.json([])["ok"]?.boolValue == false)
+        let json = try JSONCoding.decode(CheckJSON.self, from: Array(RouteCheck.json([ok, bad]).utf8))
+        #expect(json.ok == false)
+        #expect(json.results.count == 2)
+        #expect(json.results[1].reasons == ["no-rule", "rp-filter"])
+        #expect(json.results[0].reply?.table == 10001)
+        #expect(RouteCheck.json([]) == #"{"ok":false,"results":[]}"#)
+    }
+
+    /// What a script reads of `nicroutectl check --json`.
+    struct CheckJSON: Decodable {
+        var ok: Bool
+        var results: [Result]
+        struct Result: Decodable {
+            var address: String
+            var interface: String?
+            var destination: String
+            var ok: Bool
+            var reasons: [String]
+            var summary: String
+            var reply: Reply?
+            var requestAccepted: Bool?
+        }
+        struct Reply: Decodable {
+            var interface: String?
+            var gateway: String?
+            var table: UInt32?
+        }
     }
 }

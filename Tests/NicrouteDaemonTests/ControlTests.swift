@@ -350,14 +350,20 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
     }
 
     @Test(arguments: Transport.allCases)
-    func theNewlineIsOptionalAndExtraFieldsAreIgnored(_ transport: Transport) async throws {
+    func theNewlineIsOptionalAndExtraFieldsAreRefused(_ transport: Transport) async throws {
         let h = try transport.start()
         defer { h.stop() }
         let bare = Array(#"{"version":1,"command":"plan"}"#.utf8)
         #expect(try await h.send(bare, Callers.root) == .success(RecordingBackend.result(.plan)))
-        let extra = line(#"{"client":"nicroutectl 9","command":"status","version":1,"x":{"y":[1]}}"#)
-        #expect(try await h.send(extra, Callers.nobody) == .success(RecordingBackend.result(.status)))
-        #expect(h.backend.commands == [.plan, .status])
+        let extra = line(#"{"client":"nicroutectl 9","command":"status","version":1}"#)
+        let answer = try await h.send(extra, Callers.nobody)
+        guard case .failure(let error) = answer else {
+            Issue.record("an unknown key was accepted: \(answer)")
+            return
+        }
+        #expect(error.code == .malformedRequest)
+        #expect(error.message.contains("client: unknown key"), "\(error.message)")
+        #expect(h.backend.commands == [.plan])
     }
 }
 
@@ -582,5 +588,69 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         } throws: { error in
             (error as? ControlSocketError)?.errno == ENAMETOOLONG
         }
+    }
+}
+
+// MARK: - The other commands' results
+
+@Suite struct ControlOutputTests {
+    @Test func outputsRoundTripThroughAResponse() throws {
+        let plan = PlanOutput(
+            changes: ["ip -4 rule add priority 10001 from 20.20.20.16 lookup 10001"], conflicts: ["c"])
+        let apply = ApplyOutput(applied: ["a"], failed: ["f: EEXIST"], nics: 2)
+        let flush = FlushOutput(removed: ["ip -4 rule del priority 10001"])
+        func through(_ json: JSONValue) throws -> JSONValue {
+            guard case .success(let result) = try ControlResponse.decode(ControlResponse.success(json).encoded()) else {
+                throw ControlError(.failed, "not a success")
+            }
+            return result
+        }
+        #expect(try PlanOutput(json: through(plan.json)) == plan)
+        #expect(try ApplyOutput(json: through(apply.json)) == apply)
+        #expect(try FlushOutput(json: through(flush.json)) == flush)
+        // An older daemon's flush answer (no `problems`): none reported.
+        #expect(try FlushOutput(json: ["removed": .array(flush.removed.map(JSONValue.string))]) == flush)
+        let kept = FlushOutput(
+            removed: [], problems: ["eth1: src_valid_mark stays 1 (cannot write: Read-only file system)"])
+        #expect(try FlushOutput(json: through(kept.json)) == kept)
+        #expect(
+            JSONCoding.encodeString(kept)
+                == #"{"problems":["eth1: src_valid_mark stays 1 (cannot write: Read-only file system)"],"removed":[]}"#)
+        #expect(throws: ControlError.self) { try FlushOutput(json: ["removed": [], "problems": [1]]) }
+        #expect(
+            JSONCoding.encodeString(apply) == #"{"applied":["a"],"failed":["f: EEXIST"],"nics":2}"#)
+    }
+
+    /// Each error names the command and the key.
+    @Test(arguments: [
+        (#"{"changes":[],"conflicts":[],"extra":1}"#, "plan: extra: unknown key"),
+        (#"{"changes":[1],"conflicts":[]}"#, "plan: changes[0]: expected a string, found number"),
+        (#"{"changes":[]}"#, "plan: conflicts: missing"),
+    ])
+    func planOutputIsExact(_ text: String, _ message: String) throws {
+        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
+        #expect {
+            try PlanOutput(json: json)
+        } throws: { error in (error as! ControlError).message.hasPrefix(message) }
+    }
+
+    @Test(arguments: [
+        (
+            #"{"applied":[],"failed":[],"nics":-1}"#,
+            "reconfigure: nics: expected an integer in 0...4294967295, found -1"
+        ),
+        (#"{"applied":[],"failed":[],"nics":"2"}"#, "reconfigure: nics: expected a number, found a string"),
+        (#"{"applied":[],"failed":[],"nics":2,"skipped":[]}"#, "reconfigure: skipped: unknown key"),
+    ])
+    func applyOutputIsExact(_ text: String, _ message: String) throws {
+        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
+        #expect {
+            try ApplyOutput(json: json)
+        } throws: { error in (error as! ControlError).message.hasPrefix(message) }
+    }
+
+    @Test func flushOutputIsExact() throws {
+        #expect(throws: ControlError.self) { try FlushOutput(json: ["removed": "all"]) }
+        #expect(throws: ControlError.self) { try FlushOutput(json: ["removed": [], "kept": []]) }
     }
 }

@@ -96,16 +96,20 @@ struct Seed: Sendable, CustomTestStringConvertible {
             #expect(!options.isEmpty)
             #expect((LeaseParser.networkManagerDHCP4(options) == nil) == seed.holdsNothing)
         case "network-data":
-            let gateways = LeaseParser.networkData(try seed.text)
-            #expect(gateways.isEmpty == seed.holdsNothing)
-            if seed.holdsNothing { #expect(try JSONValue.parse(utf8: seed.bytes)["links"] != nil) }
-        case "json":
-            let parsed = Result { try JSONValue.parse(utf8: try seed.bytes) }
+            let text = try seed.text
+            let parsed = Result { () throws(NetworkDataError) in try LeaseParser.networkData(text) }
             if seed.isInvalid {
-                #expect(throws: JSONError.self) { try parsed.get() }
+                #expect(throws: NetworkDataError.self) { try parsed.get() }
+            } else {
+                #expect(try parsed.get().isEmpty == seed.holdsNothing)
+            }
+        case "json":
+            let parsed = Result { try JSONCoding.decode(JSONValue.self, from: try seed.bytes) }
+            if seed.isInvalid {
+                #expect(throws: JSONDecodeError.self) { try parsed.get() }
             } else {
                 let value = try parsed.get()
-                #expect(try JSONValue.parse(value.serialized()) == value)
+                #expect(try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(value)) == value)
             }
         case "slots":
             let table = SlotTable(parsing: try seed.text)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real-kernel scenario test of forwarded connections (SPEC.md, "Forwarded connections"): a
+# Real-kernel scenario test of forwarded connections (docs/design.md, "Forwarded connections"): a
 # published container port, DNATed by the VM the way Docker does it, reached through both
 # floating IPs, IPv4 and IPv6, TCP and UDP, with strict (1) and loose (2) rp_filter.
 #

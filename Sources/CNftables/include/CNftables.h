@@ -1,7 +1,7 @@
 // libnftables, loaded at run time.
 //
 // Why dlopen and not a link: nicroute's release binaries depend on libc and libsystemd only
-// (scripts/build-release.sh checks their NEEDED entries), and SPEC.md wants everything but
+// (scripts/build-release.sh checks their NEEDED entries), and docs/design.md wants everything but
 // forwarded connections to keep working where nftables is missing. libnftables.so.1 is loaded
 // on first use; when it is absent, `nicroute_nft_run` says so and the caller reports why.
 //
