@@ -11,46 +11,6 @@ import Testing
 // The Reconciler driven over the in-memory FakeKernel: its passes, its caches (the quiet plan,
 // the addresses-only pass, the objects it installed) and its back-off, without root.
 
-private let upFlags: LinkFlags = [.up, .broadcast, .running, .lowerUp]
-
-private func nic(_ index: Int32, _ name: String, mac: UInt8) -> Link {
-    Link(
-        index: index, name: name, mac: MACAddress(bytes: [0xfa, 0x16, 0x3e, 0, 0, mac]), flags: upFlags,
-        operationalState: .up, mtu: 1500, hardwareType: 1)
-}
-
-private func address(_ index: Int32, _ text: String) -> InterfaceAddress {
-    let p = IPPrefix(text)!
-    return InterfaceAddress(linkIndex: index, address: p.address, prefixLength: p.length, flags: [.permanent])
-}
-
-/// eth0 (10.10.10.29/24, the default route) and eth1 (20.20.20.16/24, gateway by configuration).
-private func twoNICVM() -> FakeKernel.Objects {
-    let a0 = address(2, "10.10.10.29/24")
-    let a1 = address(3, "20.20.20.16/24")
-    func connected(_ a: InterfaceAddress) -> Route {
-        Route(
-            family: .inet, table: RoutingTable.main, destination: a.subnet, proto: .kernel, scope: .link,
-            outputInterface: a.linkIndex, preferredSource: a.address)
-    }
-    return FakeKernel.Objects(
-        links: [
-            Link(index: 1, name: "lo", flags: [.up, .loopback], hardwareType: 772), nic(2, "eth0", mac: 1),
-            nic(3, "eth1", mac: 2),
-        ],
-        addresses: [a0, a1],
-        routes: [
-            connected(a0), connected(a1),
-            Route(
-                family: .inet, table: RoutingTable.main, destination: IPPrefix("0.0.0.0/0")!, proto: .dhcp,
-                gateway: IPAddress("10.10.10.1"), outputInterface: 2),
-        ],
-        rules: [
-            Rule(family: .inet, priority: 32766, table: RoutingTable.main, proto: .kernel),
-            Rule(family: .inet, priority: 32767, table: RoutingTable.default, proto: .kernel),
-        ])
-}
-
 private final class Fixture {
     let kernel: FakeKernel
     let client: RouteNetlink
@@ -129,15 +89,17 @@ struct ReconcilerTests {
         #expect(report.applied.count > Reconciler.changesLoggedOneByOne)
         let notices = large.entries.filter { $0.level == .notice }
         #expect(notices.allSatisfy { $0.metadata["command"] == nil })
-        #expect(notices.map(\.message).sorted() == [
-            "eth0 (table 10000): 3 routes and 1 rule added", "eth1 (table 10001): 3 routes and 80 rules added",
-        ])
+        #expect(
+            notices.map(\.message).sorted() == [
+                "eth0 (table 10000): 3 routes and 1 rule added", "eth1 (table 10001): 3 routes and 80 rules added",
+            ])
         #expect(notices.first { $0.metadata["link"] == "eth1" }?.metadata["changes"] == "83")
 
         // At trace level every change is there too.
         let traced = CapturedLog()
         _ = try Fixture(objects, logger: traced.logger(level: .trace)).reconciler.reconcile(now: 0)
-        #expect(traced.entries.filter { $0.level == .trace && $0.metadata["command"] != nil }.count == report.applied.count)
+        #expect(
+            traced.entries.filter { $0.level == .trace && $0.metadata["command"] != nil }.count == report.applied.count)
     }
 
     @Test("a pass installs the plan; the next one finds nothing to do and changes nothing")
