@@ -181,9 +181,13 @@ public struct Planner: Sendable {
     /// Objects nicroute owns: its protocol, outside the main/local/default tables, not a kernel
     /// default rule.
     public static func isOwned(_ r: Route) -> Bool {
-        r.proto == .nicroute
-            && ![RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified].contains(
-                r.table)
+        // (A switch, not `[...].contains`: that built an array for each of the thousands of
+        // routes a pass looks at.)
+        guard r.proto == .nicroute else { return false }
+        switch r.table {
+        case RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified: return false
+        default: return true
+        }
     }
     public static func isOwned(_ r: Rule) -> Bool { r.proto == .nicroute && !r.isKernelDefault }
 
@@ -214,18 +218,23 @@ public struct Planner: Sendable {
         }
         for (k, v) in addressesByLink {
             let inUse = sourcesInUse[k] ?? []
-            func rank(_ a: InterfaceAddress) -> (Int, Int, Int) {
+            // Each address's rank computed once, not in every comparison (a set lookup each:
+            // 80 NICs x 50 addresses made that a tenth of a no-op pass).
+            let ranked = v.map { a in
                 (
-                    a.flags.contains(.secondary) ? 1 : 0, a.flags.contains(.deprecated) ? 1 : 0,
-                    inUse.contains(a.address) ? 0 : 1
+                    address: a,
+                    rank: (
+                        a.flags.contains(.secondary) ? 1 : 0, a.flags.contains(.deprecated) ? 1 : 0,
+                        inUse.contains(a.address) ? 0 : 1
+                    )
                 )
             }
             // Stable: IPv4 addresses of one rank keep the kernel's order (as they were added).
-            addressesByLink[k] = v.sorted { x, y in
-                if x.family != y.family { return x.family == .inet }
-                if rank(x) != rank(y) { return rank(x) < rank(y) }
-                return x.family == .inet6 && x.address < y.address
-            }
+            addressesByLink[k] = ranked.sorted { x, y in
+                if x.address.family != y.address.family { return x.address.family == .inet }
+                if x.rank != y.rank { return x.rank < y.rank }
+                return x.address.family == .inet6 && x.address.address < y.address.address
+            }.map(\.address)
         }
 
         // Two NICs with one MAC (a failover pair) are told apart by name.
@@ -244,6 +253,9 @@ public struct Planner: Sendable {
                 seen.insert($0).inserted
             }
         }
+        // Flattened once, in the dictionary's order, for the per-NIC `otherSubnets` below (each
+        // NIC skips its own): not a lazy filter over the dictionary for every NIC.
+        let allSubnets = subnetsByLink.flatMap { entry in entry.value.map { (link: entry.key, subnet: $0) } }
 
         var slotTable = slots
         slotTable.assign(
@@ -274,7 +286,7 @@ public struct Planner: Sendable {
                 desiredRoutes += tableRoutes(
                     link: link, family: family, table: table, own: own, gateway: choice?.gateway,
                     mainRoutes: mainRoutes, managed: managedIndexes, links: linksByIndex,
-                    otherSubnets: subnetsByLink.lazy.filter { $0.key != link.index }.flatMap(\.value))
+                    otherSubnets: allSubnets.lazy.filter { $0.link != link.index }.map(\.subnet))
                 for a in own {
                     desiredRules.append(
                         Rule(
@@ -363,12 +375,11 @@ public struct Planner: Sendable {
         link: Link, family: AddressFamily, table: UInt32, own: [InterfaceAddress], gateway: IPAddress?,
         mainRoutes: [Route], managed: Set<Int32>, links: [Int32: Link], otherSubnets: some Sequence<IPPrefix>
     ) -> [Route] {
-        var byDestination: [IPPrefix: Route] = [:]
-        var order: [IPPrefix] = []
+        // The routes in the order they were put; the first for a destination wins.
+        var seen = Set<IPPrefix>()
+        var out: [Route] = []
         func put(_ r: Route) {
-            guard byDestination[r.destination] == nil else { return }
-            byDestination[r.destination] = r
-            order.append(r.destination)
+            if seen.insert(r.destination).inserted { out.append(r) }
         }
         func ours(_ r: Route) -> Route {
             var r = r
@@ -432,7 +443,7 @@ public struct Planner: Sendable {
                     family: family, table: table, destination: .any(family), proto: .nicroute,
                     flags: onlink ? Route.onlinkFlag : 0, gateway: gateway, outputInterface: link.index))
         }
-        return order.compactMap { byDestination[$0] }
+        return out
     }
 
     /// True when a route has a gateway on any of its paths.
@@ -483,14 +494,17 @@ public struct Planner: Sendable {
             Change.deleteRoute(routes[$0])
         }
 
-        let desiredRuleSet = Set(desiredRules)
         let ownedRules = current.rules.filter(isOwned)
         // How many times each owned rule is there (a duplicate of a desired rule is removed too).
         var counts: [Rule: Int] = [:]
+        counts.reserveCapacity(ownedRules.count)
         for r in ownedRules { counts[r, default: 0] += 1 }
         var ruleAdds: [Change] = []
-        var seen = Set<Rule>()
-        for r in desiredRules where counts[r] == nil && seen.insert(r).inserted { ruleAdds.append(.addRule(r)) }
+        // Each desired rule once, the first time it comes: added unless the kernel has it.
+        var desiredRuleSet = Set<Rule>(minimumCapacity: desiredRules.count)
+        for r in desiredRules where desiredRuleSet.insert(r).inserted && counts[r] == nil {
+            ruleAdds.append(.addRule(r))
+        }
         var ruleDeletes: [Change] = []
         var deleted = Set<Rule>()
         for r in ownedRules where !desiredRuleSet.contains(r) && deleted.insert(r).inserted {
