@@ -335,7 +335,13 @@ public final class RouteNetlink: Sendable {
     /// datagram one after the other and goes on after a failure, so this is `apply` one by one
     /// without a round trip per change. "Already exists" on add and "no such" on delete count
     /// as done (false).
-    public func apply(_ changes: [Change]) -> [Result<Bool, NetlinkError>] {
+    ///
+    /// - Parameter afterBatch: called after each batch is answered (it must not use this
+    ///   client): the daemon reads its subscription there, which the kernel fills with an echo
+    ///   of every change (see `Reconciler.betweenBatches`).
+    public func apply(
+        _ changes: [Change], afterBatch: (() -> Void)? = nil
+    ) -> [Result<Bool, NetlinkError>] {
         var results = [Result<Bool, NetlinkError>](
             repeating: .failure(NetlinkError(operation: "apply", errno: .ioError)), count: changes.count)
         state.withLock { state in
@@ -390,6 +396,7 @@ public final class RouteNetlink: Sendable {
                         results[p.index] = .failure(Self.failure(changes[p.index], errno: errno, text: "\(error)"))
                     }
                 }
+                afterBatch?()
             }
         }
         return results

@@ -77,20 +77,29 @@ public final class NicrouteDaemon {
             logger: logger)
         driver.server = try openControlSocket(path: controlPath, configuration: configuration, driver: driver)
 
+        // Reads what the subscription holds into the box; false when the subscription failed.
+        func drainEvents() -> Bool {
+            var lost = false
+            do {
+                try events.drain(filter: box.filter) { event in
+                    if case .resyncNeeded = event { lost = true } else { box.post(event) }
+                }
+            } catch {
+                // The daemon would go blind while still feeding the watchdog: it stops.
+                driver.feed(.subscriptionFailed)
+                return false
+            }
+            if lost { driver.feed(.eventsLost) }
+            return true
+        }
+        // The tables are known before the first pass (the box judges foreign routes there).
+        box.setInterest(TriggerBox.Interest(tables: configuration.tables))
+        // During a pass's changes: the echo of each change is read as it comes (see
+        // `Reconciler.betweenBatches`); what the box gathers is handed over after the pass.
+        reconciler.betweenBatches = { _ = drainEvents() }
         var sources = [
             try loop.io(events.descriptor, name: "rtnetlink") { _ in
-                var lost = false
-                do {
-                    try events.drain(filter: box.filter) { event in
-                        if case .resyncNeeded = event { lost = true } else { box.post(event) }
-                    }
-                } catch {
-                    // The daemon would go blind while still feeding the watchdog: it stops.
-                    driver.feed(.subscriptionFailed)
-                    return
-                }
-                if lost { driver.feed(.eventsLost) }
-                driver.feedEvents()
+                if drainEvents() { driver.feedEvents() }
             },
             try loop.signal(SIGHUP, name: "SIGHUP") { driver.feed(.reloadRequested) },
             try loop.signal(SIGTERM, name: "SIGTERM") { driver.feed(.stopRequested) },
@@ -195,12 +204,18 @@ final class DaemonDriver {
 
     /// Hands over the kernel events the box gathered, stamped with the wall-clock time.
     func feedEvents() {
+        guard let events = takeEvents() else { return }
+        feed(.kernelEvents(events))
+    }
+
+    /// What the box gathered, stamped with the wall-clock time; nil when nothing came.
+    private func takeEvents() -> KernelEvents? {
         var events = box.take()
-        guard !events.isEmpty else { return }
+        guard !events.isEmpty else { return nil }
         let time = wallClockTime()
         events.lastChange = events.lastChange.map { "\(time) \($0)" }
         events.linkChanges = events.linkChanges.mapValues { "\(time) \($0)" }
-        feed(.kernelEvents(events))
+        return events
     }
 
     func control(_ command: ControlCommand, reply: @escaping (ControlResponse) -> Void) {
@@ -272,14 +287,17 @@ final class DaemonDriver {
             return .passFinished(.readFailed("\(error)"))
         }
         lastReport = report
-        let early = box.setInterest(
+        box.setInterest(
             TriggerBox.Interest(
                 tables: configuration.tables, probes: Set(report.plan.neighborProbes.map(\.address)),
                 linkNames: Dictionary(
                     report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map { ($0.index, $0.name) },
                     uniquingKeysWith: { a, _ in a }),
                 managed: Set(report.plan.nics.map(\.link.index))))
-        if early { inputs.append(.kernelEvents(box.take())) }
+        // Events read during the pass (its changes' echoes and whatever else came: the socket
+        // may now be empty and not wake the loop) and a probe's early answer (`setInterest`
+        // marks it relevant) go to the machine.
+        if let events = takeEvents() { inputs.append(.kernelEvents(events)) }
         let t = report.timings
         logger.debug(
             "reconciled",

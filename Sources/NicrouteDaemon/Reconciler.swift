@@ -34,6 +34,17 @@ public final class Reconciler {
     public let forwarder: Forwarder
     /// Whether the current pass handles forwarded connections (decided once per pass).
     private var forwarding = false
+    /// Called between the batches of a pass's changes (the daemon drains its event subscription
+    /// there). Why: the kernel announces every change nicroute makes to every subscriber, and a
+    /// first pass at 80 NICs x 50 addresses makes 10,480 of them, about 10 MB of socket
+    /// accounting: more than the subscription's 4 MB buffer holds while the single-threaded
+    /// loop is busy applying, so the kernel dropped the rest (ENOBUFS) and a full resync
+    /// followed, with a misleading warning at every large start. Reading the echoes as they
+    /// come keeps the buffer nearly empty; they are filtered and summarised like any other
+    /// events (`TriggerBox`), so nothing is lost and the pass after is decided as usual. (A
+    /// larger buffer would only move the limit; a second socket for changes does not stop the
+    /// echo; filtering in the kernel would need a BPF filter on every notification type.)
+    public var betweenBatches: (() -> Void)?
 
     /// The outcome of a pass.
     public struct Report: Sendable {
@@ -239,7 +250,7 @@ public final class Reconciler {
             logger.warning("another tool keeps deleting nicroute's \(objects); backing off", metadata: metadata)
         }
         // In order, several per datagram: one round trip per batch, not per change.
-        for (change, result) in zip(admitted, client.apply(admitted)) {
+        for (change, result) in zip(admitted, client.apply(admitted, afterBatch: betweenBatches)) {
             switch result {
             case .success:
                 report.applied.append(change)
