@@ -107,11 +107,17 @@ public final class NicrouteDaemon {
         ]
         if let nftWatch {
             var watch: EventLoop.Source?
+            // The forwarder lists its table only after an announced change while this works.
+            reconciler.forwarder.changesAnnounced = true
             watch = try loop.io(nftWatch.descriptor, name: "nftables") { _ in
                 do {
-                    if try nftWatch.drain() { driver.feed(.nftablesChanged) }
+                    if try nftWatch.drain() {
+                        reconciler.forwarder.nftablesChanged()
+                        driver.feed(.nftablesChanged)
+                    }
                 } catch {
-                    // Gone: the reconcile passes still heal the table.
+                    // Gone: the reconcile passes still heal the table (listing it every pass).
+                    reconciler.forwarder.changesAnnounced = false
                     watch?.cancel()
                 }
             }
