@@ -178,6 +178,18 @@ public struct Planner: Sendable {
         return a.flags.isDisjoint(with: [.tentative, .dadFailed])
     }
 
+    /// True when two pictures' links make the same plan: the same links in the same order,
+    /// equal but for their MTU, which no plan depends on (a plan's NICs carry it for `status`:
+    /// see the reconciler's refresh).
+    public static func planAlike(_ a: [Link], _ b: [Link]) -> Bool {
+        a.count == b.count
+            && zip(a, b).allSatisfy { x, y in
+                var y = y
+                y.mtu = x.mtu
+                return x == y
+            }
+    }
+
     /// Objects nicroute owns: its protocol, outside the main/local/default tables, not a kernel
     /// default rule.
     public static func isOwned(_ r: Route) -> Bool {

@@ -239,8 +239,8 @@ final class DaemonDriver {
     /// Carries out one action; the result to feed back, for those that have one.
     private func perform(_ action: DaemonMachine.Action) -> DaemonMachine.Input? {
         switch action {
-        case .reconcile(let why, let addressesOnly):
-            return pass(why, addressesOnly: addressesOnly)
+        case .reconcile(let why, let addressesOnly, let linksAndAddressesOnly):
+            return pass(why, addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)
         case .passSoon:
             passSource?.fireOnce()
         case .loadConfiguration:
@@ -285,10 +285,13 @@ final class DaemonDriver {
     }
 
     /// One reconcile pass; hands the reconciler's interest to the box.
-    private func pass(_ why: String, addressesOnly: Bool) -> DaemonMachine.Input {
+    private func pass(_ why: String, addressesOnly: Bool, linksAndAddressesOnly: Bool) -> DaemonMachine.Input {
         let now = monotonicSeconds()
         let report: Reconciler.Report
-        do { report = try reconciler.reconcile(now: now, addressesOnly: addressesOnly) } catch {
+        do {
+            report = try reconciler.reconcile(
+                now: now, addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)
+        } catch {
             lastReport = nil
             return .passFinished(.readFailed("\(error)"))
         }

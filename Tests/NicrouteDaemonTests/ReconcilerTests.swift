@@ -129,15 +129,17 @@ struct ReconcilerTests {
         #expect(report.applied.count > Reconciler.changesLoggedOneByOne)
         let notices = large.entries.filter { $0.level == .notice }
         #expect(notices.allSatisfy { $0.metadata["command"] == nil })
-        #expect(notices.map(\.message).sorted() == [
-            "eth0 (table 10000): 3 routes and 1 rule added", "eth1 (table 10001): 3 routes and 80 rules added",
-        ])
+        #expect(
+            notices.map(\.message).sorted() == [
+                "eth0 (table 10000): 3 routes and 1 rule added", "eth1 (table 10001): 3 routes and 80 rules added",
+            ])
         #expect(notices.first { $0.metadata["link"] == "eth1" }?.metadata["changes"] == "83")
 
         // At trace level every change is there too.
         let traced = CapturedLog()
         _ = try Fixture(objects, logger: traced.logger(level: .trace)).reconciler.reconcile(now: 0)
-        #expect(traced.entries.filter { $0.level == .trace && $0.metadata["command"] != nil }.count == report.applied.count)
+        #expect(
+            traced.entries.filter { $0.level == .trace && $0.metadata["command"] != nil }.count == report.applied.count)
     }
 
     @Test("a pass installs the plan; the next one finds nothing to do and changes nothing")
@@ -180,6 +182,29 @@ struct ReconcilerTests {
             moved.applied.contains {
                 if case .addRule(let r) = $0 { r.source == IPPrefix("20.20.20.17/32") } else { false }
             })
+    }
+
+    @Test("with only links and addresses announced, links that plan alike keep the quiet picture; others do not")
+    func linksAndAddressesOnly() throws {
+        let f = try Fixture()
+        _ = try f.reconciler.reconcile(now: 0)
+        _ = try f.reconciler.reconcile(now: 1)  // quiet: nothing to do
+        // An MTU change: the links and addresses are read (two dumps), nothing else.
+        f.kernel.objects.links[1].mtu = 1400
+        var dumps = f.kernel.dumps
+        let quiet = try f.reconciler.reconcile(now: 2, linksAndAddressesOnly: true)
+        #expect(quiet.read == .linksAndAddresses)
+        #expect(quiet.plan.changes.isEmpty)
+        #expect(f.kernel.dumps == dumps + 2)
+        #expect(quiet.plan.nics.first { $0.link.name == "eth0" }?.link.mtu == 1400)
+
+        // eth1 goes down: its routes may have gone with it silently: the whole picture is read.
+        f.kernel.objects.links[2].flags.remove(.up)
+        dumps = f.kernel.dumps
+        let down = try f.reconciler.reconcile(now: 3, linksAndAddressesOnly: true)
+        #expect(down.read == .everything)
+        #expect(f.kernel.dumps > dumps + 2)
+        #expect(down.plan.nics.map(\.link.name) == ["eth0"])
     }
 
     @Test("a change the kernel refuses is reported and retried after a back-off; the others are applied")
