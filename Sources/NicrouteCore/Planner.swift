@@ -276,6 +276,9 @@ public struct Planner: Sendable {
         var nics: [ManagedNIC] = []
         var desiredRoutes: [Route] = []
         var desiredRules: [Rule] = []
+        // Each NIC's table routes its own and every other NIC's subnets, plus a default.
+        desiredRoutes.reserveCapacity(managedLinks.count * (allSubnets.count + 2))
+        desiredRules.reserveCapacity(addressesByLink.values.reduce(0) { $0 + $1.count } + managedLinks.count)
         var probes: [NeighborProbe] = []
         for link in managedLinks {
             guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: slotKey(link))
@@ -507,26 +510,33 @@ public struct Planner: Sendable {
         }
 
         let ownedRules = current.rules.filter(isOwned)
-        // How many times each owned rule is there (a duplicate of a desired rule is removed too).
-        var counts: [Rule: Int] = [:]
-        counts.reserveCapacity(ownedRules.count)
-        for r in ownedRules { counts[r, default: 0] += 1 }
-        var ruleAdds: [Change] = []
+        // Per rule, how many times the kernel has it (a duplicate of a desired rule is removed
+        // too) and whether it is desired: one table for both (this runs on every pass over
+        // thousands of rules, and each hash of a rule costs).
+        var tally: [Rule: (owned: Int, desired: Bool)] = [:]
+        tally.reserveCapacity(max(ownedRules.count, desiredRules.count))
+        for r in ownedRules { tally[r, default: (0, false)].owned += 1 }
         // Each desired rule once, the first time it comes: added unless the kernel has it.
-        var desiredRuleSet = Set<Rule>(minimumCapacity: desiredRules.count)
-        for r in desiredRules where desiredRuleSet.insert(r).inserted && counts[r] == nil {
-            ruleAdds.append(.addRule(r))
+        var ruleAdds: [Change] = []
+        for r in desiredRules {
+            if let i = tally.index(forKey: r) {
+                tally.values[i].desired = true
+            } else {
+                tally[r] = (0, true)
+                ruleAdds.append(.addRule(r))
+            }
         }
         var ruleDeletes: [Change] = []
         var deleted = Set<Rule>()
-        for r in ownedRules where !desiredRuleSet.contains(r) && deleted.insert(r).inserted {
+        for r in ownedRules where tally[r]?.desired != true && deleted.insert(r).inserted {
             ruleDeletes.append(.deleteRule(r))
         }
         // (Duplicates are rare: only they are sorted, by their `ip` spelling, for a stable order.)
-        let duplicates = counts.filter { $0.value > 1 && desiredRuleSet.contains($0.key) }
-        for (r, n) in duplicates.map({ (IPCommand.rule("", $0.key), $0.key, $0.value) }).sorted(by: { $0.0 < $1.0 })
-            .map({ ($0.1, $0.2) })
-        {
+        let duplicates = tally.filter { $0.value.owned > 1 && $0.value.desired }
+        for (r, n) in duplicates.map({ (IPCommand.rule("", $0.key), $0.key, $0.value.owned) }).sorted(by: {
+            $0.0 < $1.0
+        })
+        .map({ ($0.1, $0.2) }) {
             ruleDeletes += Array(repeating: .deleteRule(r), count: n - 1)
         }
         return (routeAdds + ruleAdds + ruleDeletes + routeDeletes, conflicts)
