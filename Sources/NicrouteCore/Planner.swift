@@ -474,22 +474,27 @@ public struct Planner: Sendable {
         var firstByKey: [Route.Key: Int] = [:]
         firstByKey.reserveCapacity(routes.count)
         var moreByKey: [Route.Key: [Int]] = [:]
-        for (i, r) in routes.enumerated() {
-            let key = r.key
+        // (By index, here and below: iterating the elements copied each route, retains included.)
+        for i in routes.indices {
+            let key = routes[i].key
             if firstByKey[key] == nil { firstByKey[key] = i } else { moreByKey[key, default: []].append(i) }
         }
         var wanted = [Bool](repeating: false, count: routes.count)
         var adds: [Change] = []
-        for want in desiredRoutes {
-            let key = want.key
+        for w in desiredRoutes.indices {
+            let key = desiredRoutes[w].key
             guard let first = firstByKey[key] else {
-                adds.append(.addRoute(want))
+                adds.append(.addRoute(desiredRoutes[w]))
                 continue
             }
             let more = moreByKey[key] ?? []
             wanted[first] = true
             for i in more { wanted[i] = true }
-            if routes[first].matches(want) || more.contains(where: { routes[$0].matches(want) }) { continue }
+            if routes[first].matches(desiredRoutes[w]) || more.contains(where: { routes[$0].matches(desiredRoutes[w]) })
+            {
+                continue
+            }
+            let want = desiredRoutes[w]
             let existing = [routes[first]] + more.map { routes[$0] }
             if existing.contains(where: isOwned) {
                 adds.append(.replaceRoute(want))
@@ -509,12 +514,13 @@ public struct Planner: Sendable {
             Change.deleteRoute(routes[$0])
         }
 
-        let ownedRules = current.rules.filter(isOwned)
+        // (Lazily: not a filtered copy of thousands of rules.)
+        let ownedRules = current.rules.lazy.filter(isOwned)
         // Per rule, how many times the kernel has it (a duplicate of a desired rule is removed
         // too) and whether it is desired: one table for both (this runs on every pass over
         // thousands of rules, and each hash of a rule costs).
         var tally: [Rule: (owned: Int, desired: Bool)] = [:]
-        tally.reserveCapacity(max(ownedRules.count, desiredRules.count))
+        tally.reserveCapacity(max(current.rules.count, desiredRules.count))
         for r in ownedRules { tally[r, default: (0, false)].owned += 1 }
         // Each desired rule once, the first time it comes: added unless the kernel has it.
         var ruleAdds: [Change] = []
