@@ -1,6 +1,9 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <pthread.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sys/socket.h>
 #include <unistd.h>
 #include "CPosix.h"
@@ -20,3 +23,12 @@ int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
 }
 
 int cposix_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
+int cposix_set_mmap_threshold(int bytes) {
+#ifdef __GLIBC__
+    return mallopt(M_MMAP_THRESHOLD, bytes);
+#else
+    (void)bytes;
+    return 0;
+#endif
+}

@@ -90,7 +90,8 @@ public final class RouteNetlink: Sendable {
         ) { if case .address(let a) = $0 { a } else { nil } }
     }
 
-    /// Every route of `family` in every table. Equivalent to `ip route show table all`.
+    /// Every route of `family` (nil: IPv4 and IPv6, in one dump) in every table. Equivalent to
+    /// `ip route show table all`.
     ///
     /// - Parameters:
     ///   - skipLocal: leave out the kernel's `local` table (255: one route per local and
@@ -98,21 +99,24 @@ public final class RouteNetlink: Sendable {
     ///   - remember: keep this dump's bytes and result, and answer the next dump that brings the
     ///     same bytes with the same routes, without decoding them again. Every call still reads
     ///     the kernel's whole answer: only the decoding is saved.
-    public func routes(family: AddressFamily, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
+    public func routes(family: AddressFamily?, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
         // rtm_table is exact for tables below 256.
         let skip: ((ByteReader) -> Bool)? =
             skipLocal ? { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) } : nil
         return try typedDump(
             MessageType.getRoute, family: family, what: "routes", skip: skip,
-            key: remember ? "routes \(family) \(skipLocal)" : nil
+            key: remember ? "routes \(family.map(\.description) ?? "all") \(skipLocal)" : nil
         ) { if case .route(let r) = $0 { r } else { nil } }
     }
 
-    /// Every rule of `family`. Equivalent to `ip rule show`.
+    /// Every rule of `family` (nil: IPv4 and IPv6, in one dump). Equivalent to `ip rule show`.
     ///
     /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
-    public func rules(family: AddressFamily, remember: Bool = false) throws -> [Rule] {
-        try typedDump(MessageType.getRule, family: family, what: "rules", key: remember ? "rules \(family)" : nil) {
+    public func rules(family: AddressFamily?, remember: Bool = false) throws -> [Rule] {
+        try typedDump(
+            MessageType.getRule, family: family, what: "rules",
+            key: remember ? "rules \(family.map(\.description) ?? "all")" : nil
+        ) {
             if case .rule(let r) = $0 { r } else { nil }
         }
     }
@@ -335,7 +339,13 @@ public final class RouteNetlink: Sendable {
     /// datagram one after the other and goes on after a failure, so this is `apply` one by one
     /// without a round trip per change. "Already exists" on add and "no such" on delete count
     /// as done (false).
-    public func apply(_ changes: [Change]) -> [Result<Bool, NetlinkError>] {
+    ///
+    /// - Parameter afterBatch: called after each batch is answered (it must not use this
+    ///   client): the daemon reads its subscription there, which the kernel fills with an echo
+    ///   of every change (see `Reconciler.betweenBatches`).
+    public func apply(
+        _ changes: [Change], afterBatch: (() -> Void)? = nil
+    ) -> [Result<Bool, NetlinkError>] {
         var results = [Result<Bool, NetlinkError>](
             repeating: .failure(NetlinkError(operation: "apply", errno: .ioError)), count: changes.count)
         state.withLock { state in
@@ -390,6 +400,7 @@ public final class RouteNetlink: Sendable {
                         results[p.index] = .failure(Self.failure(changes[p.index], errno: errno, text: "\(error)"))
                     }
                 }
+                afterBatch?()
             }
         }
         return results

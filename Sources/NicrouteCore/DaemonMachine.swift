@@ -73,7 +73,11 @@ public struct DaemonMachine: Sendable {
 
     public enum Action: Equatable, Sendable {
         /// Read the kernel and reconcile it; answer with `passFinished`.
-        case reconcile(why: String, addressesOnly: Bool)
+        ///
+        /// `addressesOnly`: nothing but address announcements came since the last pass;
+        /// `linksAndAddressesOnly`: link announcements came, and nothing else but addresses (see
+        /// `Reconciler.observe`).
+        case reconcile(why: String, addressesOnly: Bool, linksAndAddressesOnly: Bool = false)
         /// Feed `passDue` once everything already readable has been read.
         case passSoon
         /// Load the configuration again (keeping the last good one on error); answer with
@@ -190,6 +194,8 @@ public struct DaemonMachine: Sendable {
         var resync = false
         /// Something besides address announcements happened: the next pass reads everything.
         var beyondAddresses = false
+        /// Something besides link and address announcements happened.
+        var beyondLinks = false
     }
 
     enum Phase: Equatable {
@@ -251,10 +257,12 @@ public struct DaemonMachine: Sendable {
             if let change = events.lastChange { lastChange = change }
             linkChanges.merge(events.linkChanges) { _, new in new }
             pending.beyondAddresses = pending.beyondAddresses || events.beyondAddresses
+            pending.beyondLinks = pending.beyondLinks || events.beyondLinks
             if events.relevant { actions = want(now: now) }
         case .eventsLost:
             pending.resync = true
             pending.beyondAddresses = true
+            pending.beyondLinks = true
             actions = want(now: now)
         case .nftablesChanged:
             actions = requestReconcile(now: now)
@@ -264,11 +272,13 @@ public struct DaemonMachine: Sendable {
                 pollAt = now + (settings.nftablesPollInterval ?? Self.nftablesPollInterval)
                 pending.needsPass = true
                 pending.beyondAddresses = true
+                pending.beyondLinks = true
             }
             if let at = retryAt, at <= now {
                 retryAt = nil
                 pending.needsPass = true
                 pending.beyondAddresses = true
+                pending.beyondLinks = true
             }
             if let at = coalesceUntil, at <= now {
                 coalesceUntil = nil
@@ -284,6 +294,7 @@ public struct DaemonMachine: Sendable {
         case .reloadRequested:
             pending.reload = true
             pending.beyondAddresses = true
+            pending.beyondLinks = true
             actions = want(now: now)
         case .stopRequested:
             phase = .stopped
@@ -338,6 +349,7 @@ public struct DaemonMachine: Sendable {
     /// A timer, nftables: look again at everything.
     private mutating func requestReconcile(now: Double) -> [Action] {
         pending.beyondAddresses = true
+        pending.beyondLinks = true
         return want(now: now)
     }
 
@@ -352,13 +364,17 @@ public struct DaemonMachine: Sendable {
             reloading = .signal
             return actions + [.notify(.reloading), .loadConfiguration]
         }
-        return actions + reconcile(taken.resync ? "resync" : "events", addressesOnly: !taken.beyondAddresses)
+        return actions
+            + reconcile(
+                taken.resync ? "resync" : "events", addressesOnly: !taken.beyondAddresses,
+                linksAndAddressesOnly: taken.beyondAddresses && !taken.beyondLinks)
     }
 
     /// A pass, unless paused (then only the status may change).
-    private mutating func reconcile(_ why: String, addressesOnly: Bool) -> [Action] {
+    private mutating func reconcile(_ why: String, addressesOnly: Bool, linksAndAddressesOnly: Bool = false) -> [Action]
+    {
         guard !paused else { return afterPass() }
-        return [.reconcile(why: why, addressesOnly: addressesOnly)]
+        return [.reconcile(why: why, addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)]
     }
 
     private mutating func passFinished(_ outcome: PassOutcome, now: Double) -> [Action] {
@@ -498,17 +514,23 @@ public struct KernelEvents: Equatable, Sendable {
     /// decoded or not): the next pass reads the whole kernel picture. While only addresses were
     /// announced, a pass may read the addresses alone.
     public var beyondAddresses: Bool
+    /// Something besides link and address announcements happened (a route, a rule, a
+    /// neighbour, an undecoded notification): the next pass reads the whole picture. While only
+    /// links and addresses were announced, a pass may read those two alone.
+    public var beyondLinks: Bool
     /// The latest address change on a managed NIC, stamped, e.g. "12:00:01 eth1 +10.20.20.17".
     public var lastChange: String?
     /// The latest address change per NIC name, stamped, e.g. "eth1" -> "12:00:01 +10.20.20.17".
     public var linkChanges: [String: String]
 
     public init(
-        relevant: Bool = false, beyondAddresses: Bool = false, lastChange: String? = nil,
+        relevant: Bool = false, beyondAddresses: Bool = false, beyondLinks: Bool? = nil, lastChange: String? = nil,
         linkChanges: [String: String] = [:]
     ) {
         self.relevant = relevant
         self.beyondAddresses = beyondAddresses
+        // Unless told otherwise, whatever is beyond addresses is beyond links too.
+        self.beyondLinks = beyondLinks ?? beyondAddresses
         self.lastChange = lastChange
         self.linkChanges = linkChanges
     }

@@ -328,3 +328,23 @@ public struct MACAddress: Hashable, Sendable, Comparable, CustomStringConvertibl
 
     public static func < (a: MACAddress, b: MACAddress) -> Bool { a.bytes.lexicographicallyPrecedes(b.bytes) }
 }
+
+// Hashing: every pass hashes thousands of addresses, prefixes, route keys and rules (80 NICs x
+// 50 addresses: ~20,000 per no-op pass), and the synthesized `hash(into:)` feeds the hasher one
+// field at a time, a one-byte family or length costing as much as a 64-bit word. These feed it
+// whole words; equal values still hash alike (the same fields, or a subset of them).
+extension IPAddress {
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(high)
+        hasher.combine(low ^ UInt64(family.rawValue) << 56)
+    }
+}
+
+extension IPPrefix {
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(address.high)
+        // The family in the low word's top byte (an IPv4 address uses the low 32 bits), the
+        // length in the byte below it.
+        hasher.combine(address.low ^ (UInt64(address.family.rawValue) << 56 | UInt64(length) << 48))
+    }
+}

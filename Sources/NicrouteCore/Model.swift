@@ -369,6 +369,13 @@ public struct Route: Hashable, Sendable {
             if a.metric != b.metric { return a.metric < b.metric }
             return a.tos < b.tos
         }
+
+        /// The fields that tell routes apart in practice (see `IPPrefix.hash(into:)`): `source`
+        /// and `tos` are almost always unset, and a subset of the fields `==` compares is enough.
+        public func hash(into hasher: inout Hasher) {
+            destination.hash(into: &hasher)
+            hasher.combine(UInt64(table) << 32 | UInt64(metric))
+        }
     }
 
     /// The kernel's default metric when none is given: 0 for IPv4, 1024 for IPv6.
@@ -503,6 +510,15 @@ public struct Rule: Hashable, Sendable {
         self.action = action
         self.tos = tos
         self.invert = invert
+    }
+
+    /// Hashes the fields that tell nicroute's rules apart (its source rules differ by `source`,
+    /// its fwmark rules by `firewallMark`), a subset of the fields `==` compares: the synthesized
+    /// hash, field by field with strings, was a tenth of a no-op pass at 80 x 50 (4,000 rules).
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(UInt64(table) << 32 | UInt64(priority ?? 0))
+        hasher.combine(UInt64(firewallMark ?? 0) << 32 | UInt64(family.rawValue))
+        if let source { source.hash(into: &hasher) }
     }
 
     /// The kernel default rules (priorities 0, 32766, 32767: local, main, default), which

@@ -178,12 +178,28 @@ public struct Planner: Sendable {
         return a.flags.isDisjoint(with: [.tentative, .dadFailed])
     }
 
+    /// True when two pictures' links make the same plan: the same links in the same order,
+    /// equal but for their MTU, which no plan depends on (a plan's NICs carry it for `status`:
+    /// see the reconciler's refresh).
+    public static func planAlike(_ a: [Link], _ b: [Link]) -> Bool {
+        a.count == b.count
+            && zip(a, b).allSatisfy { x, y in
+                var y = y
+                y.mtu = x.mtu
+                return x == y
+            }
+    }
+
     /// Objects nicroute owns: its protocol, outside the main/local/default tables, not a kernel
     /// default rule.
     public static func isOwned(_ r: Route) -> Bool {
-        r.proto == .nicroute
-            && ![RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified].contains(
-                r.table)
+        // (A switch, not `[...].contains`: that built an array for each of the thousands of
+        // routes a pass looks at.)
+        guard r.proto == .nicroute else { return false }
+        switch r.table {
+        case RoutingTable.main, RoutingTable.local, RoutingTable.default, RoutingTable.unspecified: return false
+        default: return true
+        }
     }
     public static func isOwned(_ r: Rule) -> Bool { r.proto == .nicroute && !r.isKernelDefault }
 
@@ -214,18 +230,23 @@ public struct Planner: Sendable {
         }
         for (k, v) in addressesByLink {
             let inUse = sourcesInUse[k] ?? []
-            func rank(_ a: InterfaceAddress) -> (Int, Int, Int) {
+            // Each address's rank computed once, not in every comparison (a set lookup each:
+            // 80 NICs x 50 addresses made that a tenth of a no-op pass).
+            let ranked = v.map { a in
                 (
-                    a.flags.contains(.secondary) ? 1 : 0, a.flags.contains(.deprecated) ? 1 : 0,
-                    inUse.contains(a.address) ? 0 : 1
+                    address: a,
+                    rank: (
+                        a.flags.contains(.secondary) ? 1 : 0, a.flags.contains(.deprecated) ? 1 : 0,
+                        inUse.contains(a.address) ? 0 : 1
+                    )
                 )
             }
             // Stable: IPv4 addresses of one rank keep the kernel's order (as they were added).
-            addressesByLink[k] = v.sorted { x, y in
-                if x.family != y.family { return x.family == .inet }
-                if rank(x) != rank(y) { return rank(x) < rank(y) }
-                return x.family == .inet6 && x.address < y.address
-            }
+            addressesByLink[k] = ranked.sorted { x, y in
+                if x.address.family != y.address.family { return x.address.family == .inet }
+                if x.rank != y.rank { return x.rank < y.rank }
+                return x.address.family == .inet6 && x.address.address < y.address.address
+            }.map(\.address)
         }
 
         // Two NICs with one MAC (a failover pair) are told apart by name.
@@ -244,6 +265,9 @@ public struct Planner: Sendable {
                 seen.insert($0).inserted
             }
         }
+        // Flattened once, in the dictionary's order, for the per-NIC `otherSubnets` below (each
+        // NIC skips its own): not a lazy filter over the dictionary for every NIC.
+        let allSubnets = subnetsByLink.flatMap { entry in entry.value.map { (link: entry.key, subnet: $0) } }
 
         var slotTable = slots
         slotTable.assign(
@@ -252,6 +276,9 @@ public struct Planner: Sendable {
         var nics: [ManagedNIC] = []
         var desiredRoutes: [Route] = []
         var desiredRules: [Rule] = []
+        // Each NIC's table routes its own and every other NIC's subnets, plus a default.
+        desiredRoutes.reserveCapacity(managedLinks.count * (allSubnets.count + 2))
+        desiredRules.reserveCapacity(addressesByLink.values.reduce(0) { $0 + $1.count } + managedLinks.count)
         var probes: [NeighborProbe] = []
         for link in managedLinks {
             guard let addresses = addressesByLink[link.index], let slot = slotTable.slot(for: slotKey(link))
@@ -274,7 +301,7 @@ public struct Planner: Sendable {
                 desiredRoutes += tableRoutes(
                     link: link, family: family, table: table, own: own, gateway: choice?.gateway,
                     mainRoutes: mainRoutes, managed: managedIndexes, links: linksByIndex,
-                    otherSubnets: subnetsByLink.lazy.filter { $0.key != link.index }.flatMap(\.value))
+                    otherSubnets: allSubnets.lazy.filter { $0.link != link.index }.map(\.subnet))
                 for a in own {
                     desiredRules.append(
                         Rule(
@@ -363,12 +390,11 @@ public struct Planner: Sendable {
         link: Link, family: AddressFamily, table: UInt32, own: [InterfaceAddress], gateway: IPAddress?,
         mainRoutes: [Route], managed: Set<Int32>, links: [Int32: Link], otherSubnets: some Sequence<IPPrefix>
     ) -> [Route] {
-        var byDestination: [IPPrefix: Route] = [:]
-        var order: [IPPrefix] = []
+        // The routes in the order they were put; the first for a destination wins.
+        var seen = Set<IPPrefix>()
+        var out: [Route] = []
         func put(_ r: Route) {
-            guard byDestination[r.destination] == nil else { return }
-            byDestination[r.destination] = r
-            order.append(r.destination)
+            if seen.insert(r.destination).inserted { out.append(r) }
         }
         func ours(_ r: Route) -> Route {
             var r = r
@@ -432,7 +458,7 @@ public struct Planner: Sendable {
                     family: family, table: table, destination: .any(family), proto: .nicroute,
                     flags: onlink ? Route.onlinkFlag : 0, gateway: gateway, outputInterface: link.index))
         }
-        return order.compactMap { byDestination[$0] }
+        return out
     }
 
     /// True when a route has a gateway on any of its paths.
@@ -448,22 +474,27 @@ public struct Planner: Sendable {
         var firstByKey: [Route.Key: Int] = [:]
         firstByKey.reserveCapacity(routes.count)
         var moreByKey: [Route.Key: [Int]] = [:]
-        for (i, r) in routes.enumerated() {
-            let key = r.key
+        // (By index, here and below: iterating the elements copied each route, retains included.)
+        for i in routes.indices {
+            let key = routes[i].key
             if firstByKey[key] == nil { firstByKey[key] = i } else { moreByKey[key, default: []].append(i) }
         }
         var wanted = [Bool](repeating: false, count: routes.count)
         var adds: [Change] = []
-        for want in desiredRoutes {
-            let key = want.key
+        for w in desiredRoutes.indices {
+            let key = desiredRoutes[w].key
             guard let first = firstByKey[key] else {
-                adds.append(.addRoute(want))
+                adds.append(.addRoute(desiredRoutes[w]))
                 continue
             }
             let more = moreByKey[key] ?? []
             wanted[first] = true
             for i in more { wanted[i] = true }
-            if routes[first].matches(want) || more.contains(where: { routes[$0].matches(want) }) { continue }
+            if routes[first].matches(desiredRoutes[w]) || more.contains(where: { routes[$0].matches(desiredRoutes[w]) })
+            {
+                continue
+            }
+            let want = desiredRoutes[w]
             let existing = [routes[first]] + more.map { routes[$0] }
             if existing.contains(where: isOwned) {
                 adds.append(.replaceRoute(want))
@@ -483,24 +514,35 @@ public struct Planner: Sendable {
             Change.deleteRoute(routes[$0])
         }
 
-        let desiredRuleSet = Set(desiredRules)
-        let ownedRules = current.rules.filter(isOwned)
-        // How many times each owned rule is there (a duplicate of a desired rule is removed too).
-        var counts: [Rule: Int] = [:]
-        for r in ownedRules { counts[r, default: 0] += 1 }
+        // (Lazily: not a filtered copy of thousands of rules.)
+        let ownedRules = current.rules.lazy.filter(isOwned)
+        // Per rule, how many times the kernel has it (a duplicate of a desired rule is removed
+        // too) and whether it is desired: one table for both (this runs on every pass over
+        // thousands of rules, and each hash of a rule costs).
+        var tally: [Rule: (owned: Int, desired: Bool)] = [:]
+        tally.reserveCapacity(max(current.rules.count, desiredRules.count))
+        for r in ownedRules { tally[r, default: (0, false)].owned += 1 }
+        // Each desired rule once, the first time it comes: added unless the kernel has it.
         var ruleAdds: [Change] = []
-        var seen = Set<Rule>()
-        for r in desiredRules where counts[r] == nil && seen.insert(r).inserted { ruleAdds.append(.addRule(r)) }
+        for r in desiredRules {
+            if let i = tally.index(forKey: r) {
+                tally.values[i].desired = true
+            } else {
+                tally[r] = (0, true)
+                ruleAdds.append(.addRule(r))
+            }
+        }
         var ruleDeletes: [Change] = []
         var deleted = Set<Rule>()
-        for r in ownedRules where !desiredRuleSet.contains(r) && deleted.insert(r).inserted {
+        for r in ownedRules where tally[r]?.desired != true && deleted.insert(r).inserted {
             ruleDeletes.append(.deleteRule(r))
         }
         // (Duplicates are rare: only they are sorted, by their `ip` spelling, for a stable order.)
-        let duplicates = counts.filter { $0.value > 1 && desiredRuleSet.contains($0.key) }
-        for (r, n) in duplicates.map({ (IPCommand.rule("", $0.key), $0.key, $0.value) }).sorted(by: { $0.0 < $1.0 })
-            .map({ ($0.1, $0.2) })
-        {
+        let duplicates = tally.filter { $0.value.owned > 1 && $0.value.desired }
+        for (r, n) in duplicates.map({ (IPCommand.rule("", $0.key), $0.key, $0.value.owned) }).sorted(by: {
+            $0.0 < $1.0
+        })
+        .map({ ($0.1, $0.2) }) {
             ruleDeletes += Array(repeating: .deleteRule(r), count: n - 1)
         }
         return (routeAdds + ruleAdds + ruleDeletes + routeDeletes, conflicts)

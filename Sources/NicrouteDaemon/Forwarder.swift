@@ -36,6 +36,12 @@ public final class Forwarder {
     private var installedListing: String?
     /// The script that produced it (another set of NICs or another mask means a new table).
     private var installedScript: String?
+    /// True while nftables changes are announced to the daemon (`NftablesWatch` works): then
+    /// a pass lists the table only when `nftablesChanged()` was called since the last listing.
+    public var changesAnnounced = false
+    /// Whether the kernel's table may differ from the last listing (an announced change, or
+    /// nothing listed yet).
+    private var listingStale = true
     private let stateDirectory: String
     /// A prefix for /proc paths (tests).
     private let root: String
@@ -129,6 +135,19 @@ public final class Forwarder {
         }
         var done: [String] = []
         let script = ForwardRuleset.script(nics: nics, mask: mask)
+        // Installed, the same script, and no nftables change announced since the last look:
+        // the table is as listed then, and listing it again (libnftables builds the whole
+        // ruleset cache: the largest cost of a pass on a forwarding VM) would change nothing.
+        // At startup or adoption (nothing listed yet), after a change, or without the watch, it
+        // is listed as before.
+        if changesAnnounced, !listingStale, case .installed = state, installedListing != nil,
+            script == installedScript
+        {
+            return setSourceValidMark(nics.map(\.name))
+        }
+        // What is read now is current until the next announced change (one that comes during
+        // this pass marks it stale again and brings another pass).
+        listingStale = false
         let (rc, listing, _) = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n")
         if rc != 0 || installedListing == nil || listing != installedListing || script != installedScript {
             let (rc, _, error) = Self.run(script)
@@ -149,6 +168,9 @@ public final class Forwarder {
         return done
     }
 
+    /// The nftables ruleset changed (`NftablesWatch`): the next pass lists the table again.
+    public func nftablesChanged() { listingStale = true }
+
     /// Looks at the kernel: is the table there? (For `status`, between passes and in one-shot
     /// mode.)
     public func observe() {
@@ -167,6 +189,7 @@ public final class Forwarder {
     public func remove() -> [String] {
         var done: [String] = []
         let had = installedScript != nil
+        listingStale = true
         installedListing = nil
         installedScript = nil
         if had || Files.exists(tableFile) { saveInstalled() }

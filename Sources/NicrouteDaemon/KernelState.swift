@@ -16,9 +16,12 @@ extension RouteNetlink {
         KernelSnapshot(
             links: try links(),
             addresses: try addresses ?? self.addresses(remember: true),
-            routes: try routes(family: .inet, skipLocal: true, remember: true)
-                + routes(family: .inet6, skipLocal: true, remember: true),
-            rules: try rules(family: .inet, remember: true) + rules(family: .inet6, remember: true),
+            // Both families in one dump each (AF_UNSPEC: the kernel's IPv4 objects, then IPv6;
+            // other families, such as multicast routing's, are not decoded): the remembered
+            // result is the snapshot's array itself, not a second copy made by joining two
+            // (1.7 MB at 80 NICs x 50 addresses), and one round of dumps instead of two.
+            routes: try routes(family: nil, skipLocal: true, remember: true),
+            rules: try rules(family: nil, remember: true),
             neighbors: includeNeighbors ? try neighbors(family: .inet) + neighbors(family: .inet6) : [])
     }
 }

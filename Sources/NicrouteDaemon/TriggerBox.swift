@@ -38,9 +38,16 @@ final class TriggerBox {
         switch event {
         case .resyncNeeded:
             pending.beyondAddresses = true
+            pending.beyondLinks = true
         case .added(let object), .removed(let object):
             let added: Bool = if case .added = event { true } else { false }
-            if case .address = object {} else { pending.beyondAddresses = true }
+            switch object {
+            case .address: break
+            case .link: pending.beyondAddresses = true
+            default:
+                pending.beyondAddresses = true
+                pending.beyondLinks = true
+            }
             let relevant = Self.isRelevant(object, added: added, interest: interest)
             // Link-local and host-scope addresses get no rules: not a change worth naming.
             if case .address(let a) = object, a.scope == .universe, !a.address.isIPv6LinkLocal,
@@ -62,7 +69,10 @@ final class TriggerBox {
     /// event beyond addresses.
     func filter(_ header: NetlinkHeader, _ payload: ByteReader) -> Bool {
         let worth = Self.worthDecoding(header, payload)
-        if !worth { pending.beyondAddresses = true }
+        if !worth {
+            pending.beyondAddresses = true
+            pending.beyondLinks = true
+        }
         return worth
     }
 

@@ -36,6 +36,7 @@ private let address = KernelEvents(
     relevant: true, lastChange: "12:00:01 eth1 +10.0.1.7", linkChanges: ["eth1": "12:00:01 +10.0.1.7"])
 private let route = KernelEvents(relevant: true, beyondAddresses: true)
 private let irrelevant = KernelEvents(relevant: false, beyondAddresses: true)
+private let link = KernelEvents(relevant: true, beyondAddresses: true, beyondLinks: false)
 private let paused = "paused after flush; nothing installed"
 private let readError = "error reading kernel state, retrying"
 
@@ -85,6 +86,20 @@ private let cases: [Case] = [
         name: "an address event: the pass starts at once and reads the addresses alone; STATUS= names the change",
         steps: startup
             + eventPass(address, addressesOnly: true, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))])),
+    Case(
+        name: "link and address events alone: the pass may read links and addresses alone; a route event reads all",
+        steps: startup + [
+            Step(.kernelEvents(link), at: 1, [.passSoon]),
+            Step(.kernelEvents(address), at: 1, []),
+            Step(
+                .passDue, at: 1,
+                [.reconcile(why: "events", addressesOnly: false, linksAndAddressesOnly: true)]),
+            Step(.passFinished(.completed(pass2)), at: 1, [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))]),
+            Step(.kernelEvents(link), at: 2, [.passSoon]),
+            Step(.kernelEvents(route), at: 2, []),
+            Step(.passDue, at: 2, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passFinished(.completed(pass2)), at: 2, []),
+        ]),
     Case(
         name: "an unchanged status is not sent again",
         steps: startup + eventPass(route, addressesOnly: false) + eventPass(route, at: 2, addressesOnly: false)),

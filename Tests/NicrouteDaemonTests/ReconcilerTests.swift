@@ -144,6 +144,29 @@ struct ReconcilerTests {
             })
     }
 
+    @Test("with only links and addresses announced, links that plan alike keep the quiet picture; others do not")
+    func linksAndAddressesOnly() throws {
+        let f = try Fixture()
+        _ = try f.reconciler.reconcile(now: 0)
+        _ = try f.reconciler.reconcile(now: 1)  // quiet: nothing to do
+        // An MTU change: the links and addresses are read (two dumps), nothing else.
+        f.kernel.objects.links[1].mtu = 1400
+        var dumps = f.kernel.dumps
+        let quiet = try f.reconciler.reconcile(now: 2, linksAndAddressesOnly: true)
+        #expect(quiet.read == .linksAndAddresses)
+        #expect(quiet.plan.changes.isEmpty)
+        #expect(f.kernel.dumps == dumps + 2)
+        #expect(quiet.plan.nics.first { $0.link.name == "eth0" }?.link.mtu == 1400)
+
+        // eth1 goes down: its routes may have gone with it silently: the whole picture is read.
+        f.kernel.objects.links[2].flags.remove(.up)
+        dumps = f.kernel.dumps
+        let down = try f.reconciler.reconcile(now: 3, linksAndAddressesOnly: true)
+        #expect(down.read == .everything)
+        #expect(f.kernel.dumps > dumps + 2)
+        #expect(down.plan.nics.map(\.link.name) == ["eth0"])
+    }
+
     @Test("a change the kernel refuses is reported and retried after a back-off; the others are applied")
     func failure() throws {
         let f = try Fixture()

@@ -1,5 +1,5 @@
 // POSIX/Linux calls that need _GNU_SOURCE, which Glibc's Swift module does not export:
-// accept4(2), pipe2(2), SO_PEERCRED's struct ucred and pthread_setname_np(3). Thin wrappers
+// accept4(2), pipe2(2), SO_PEERCRED's struct ucred, pthread_setname_np(3) and glibc's mallopt(3). Thin wrappers
 // keep the feature macros out of Swift.
 #ifndef NICROUTE_CPOSIX_H
 #define NICROUTE_CPOSIX_H
@@ -13,4 +13,8 @@ int cposix_pipe_cloexec(int fds[2]);
 int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
 /// pthread_setname_np(pthread_self(), name): at most 15 bytes; 0 or an error number.
 int cposix_set_thread_name(const char *name);
+/// mallopt(M_MMAP_THRESHOLD, bytes) on glibc: allocations of at least `bytes` get their own
+/// mapping, returned to the kernel when freed (this also fixes glibc's otherwise sliding
+/// threshold). 1 on success; 0 on failure or without glibc.
+int cposix_set_mmap_threshold(int bytes);
 #endif
