@@ -12,7 +12,7 @@ export LC_ALL=C
 CACHE=${NSB_CACHE_ROOT:-/var/cache/nicroute-test}
 SUITE=bookworm
 RECIPE=1
-# libnss-systemd: names DynamicUser= users, as on images with a full systemd (nicrouted runs as
+# libnss-systemd: as on images with a full systemd (nicrouted itself runs as
 # the static user nicroute: dbus-daemon cannot resolve dynamic users; units/nicrouted.service).
 PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
     ifupdown isc-dhcp-client libnss-systemd)
