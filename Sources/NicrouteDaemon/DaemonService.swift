@@ -39,7 +39,17 @@ public final class NicrouteDaemon {
     let options: DaemonOptions
     let logger: Logger
 
-    /// glibc's mmap threshold for the daemon (see `run()`).
+    /// glibc's mmap threshold for the daemon.
+    ///
+    /// A pass at 80 NICs x 50 addresses builds arrays of megabytes (dumps, their fingerprints,
+    /// snapshot, plan) and frees them at its end. By default glibc raises its mmap threshold to
+    /// the largest such block freed, so from the second pass on they come from the heap, whose
+    /// freed pages it keeps: the idle daemon stayed at 21.6 MB RSS (10.4 MB anonymous, of which
+    /// ~5 MB live). A fixed 1 MiB threshold gives the large blocks their own mappings, unmapped
+    /// when freed: 17.2 MB (6.1 MB anonymous), for ~1-2 ms more on a pass that reads and plans
+    /// everything there (page faults on the fresh mappings; most passes read less).
+    /// (`malloc_trim` after large passes did not help: the everyday passes after them grow the
+    /// heap again.)
     static let mmapThreshold: Int32 = 1 << 20
 
     /// The signals the loop takes: block them (`EventLoop.blockSignals`) before any thread starts.
@@ -55,15 +65,6 @@ public final class NicrouteDaemon {
     ///   subscription failed, another nicrouted holds the control socket).
     public func run() throws {
         EventLoop.blockSignals(Self.signals)
-        // Memory: a pass at 80 NICs x 50 addresses builds arrays of megabytes (dumps, their
-        // fingerprints, snapshot, plan) and frees them at its end. By default glibc raises its
-        // mmap threshold to the largest such block freed, so from the second pass on they come
-        // from the heap, whose freed pages it keeps: the idle daemon stayed at 21.6 MB RSS
-        // (10.4 MB anonymous, of which ~5 MB live). A fixed 1 MiB threshold gives the large
-        // blocks their own mappings, unmapped when freed: 17.2 MB (6.1 MB anonymous), for
-        // ~1-2 ms more on a pass that reads and plans everything there (page faults on the
-        // fresh mappings; most passes read less). (`malloc_trim` after large passes did not help: the
-        // everyday passes after them grow the heap again.)
         _ = cposix_set_mmap_threshold(Self.mmapThreshold)
         let configuration = try options.configuration.load()
         let loop = try EventLoop()
@@ -90,9 +91,35 @@ public final class NicrouteDaemon {
             loop: loop, reconciler: reconciler, box: box, options: options, configuration: configuration,
             logger: logger)
         driver.server = try openControlSocket(path: controlPath, configuration: configuration, driver: driver)
+        // The tables are known before the first pass (the box judges foreign routes there).
+        box.setInterest(TriggerBox.Interest(tables: configuration.tables))
 
-        // Reads what the subscription holds into the box; false when the subscription failed.
-        func drainEvents() -> Bool {
+        var sources = [
+            try watchKernel(events, box: box, loop: loop, reconciler: reconciler, driver: driver),
+            try loop.signal(SIGHUP, name: "SIGHUP") { driver.feed(.reloadRequested) },
+            try loop.signal(SIGTERM, name: "SIGTERM") { driver.feed(.stopRequested) },
+            try loop.signal(SIGINT, name: "SIGINT") { driver.feed(.stopRequested) },
+        ]
+        if let nftWatch {
+            sources.append(try watchNftables(nftWatch, loop: loop, reconciler: reconciler, driver: driver))
+        }
+        try loop.enableWatchdog()
+        driver.feed(.start)
+        let code = try loop.run()
+        withExtendedLifetime((sources, nftWatch, events)) {}
+        if code != 0 {
+            throw NetlinkError(operation: "netlink event subscription ended", errno: .ioError)
+        }
+    }
+
+    /// The rtnetlink subscription as a loop source: what it holds goes into the box, then to the
+    /// machine. During a pass's changes the echo of each change is read as it comes (see
+    /// `Reconciler.betweenBatches`); what the box gathers then is handed over after the pass.
+    private func watchKernel(
+        _ events: RouteEventReader, box: TriggerBox, loop: EventLoop, reconciler: Reconciler, driver: DaemonDriver
+    ) throws -> EventLoop.Source {
+        // False when the subscription failed.
+        func drain() -> Bool {
             var lost = false
             do {
                 try events.drain(filter: box.filter) { event in
@@ -106,44 +133,31 @@ public final class NicrouteDaemon {
             if lost { driver.feed(.eventsLost) }
             return true
         }
-        // The tables are known before the first pass (the box judges foreign routes there).
-        box.setInterest(TriggerBox.Interest(tables: configuration.tables))
-        // During a pass's changes: the echo of each change is read as it comes (see
-        // `Reconciler.betweenBatches`); what the box gathers is handed over after the pass.
-        reconciler.betweenBatches = { _ = drainEvents() }
-        var sources = [
-            try loop.io(events.descriptor, name: "rtnetlink") { _ in
-                if drainEvents() { driver.feedEvents() }
-            },
-            try loop.signal(SIGHUP, name: "SIGHUP") { driver.feed(.reloadRequested) },
-            try loop.signal(SIGTERM, name: "SIGTERM") { driver.feed(.stopRequested) },
-            try loop.signal(SIGINT, name: "SIGINT") { driver.feed(.stopRequested) },
-        ]
-        if let nftWatch {
-            var watch: EventLoop.Source?
-            // The forwarder lists its table only after an announced change while this works.
-            reconciler.forwarder.changesAnnounced = true
-            watch = try loop.io(nftWatch.descriptor, name: "nftables") { _ in
-                do {
-                    if try nftWatch.drain() {
-                        reconciler.forwarder.nftablesChanged()
-                        driver.feed(.nftablesChanged)
-                    }
-                } catch {
-                    // Gone: the reconcile passes still heal the table (listing it every pass).
-                    reconciler.forwarder.changesAnnounced = false
-                    watch?.cancel()
+        reconciler.betweenBatches = { _ = drain() }
+        return try loop.io(events.descriptor, name: "rtnetlink") { _ in
+            if drain() { driver.feedEvents() }
+        }
+    }
+
+    /// nftables' announcements as a loop source. While it works, the forwarder lists its table
+    /// only after an announced change; once it fails, at every pass again.
+    private func watchNftables(
+        _ nftWatch: NftablesWatch, loop: EventLoop, reconciler: Reconciler, driver: DaemonDriver
+    ) throws -> EventLoop.Source {
+        var watch: EventLoop.Source?
+        reconciler.forwarder.changesAnnounced = true
+        watch = try loop.io(nftWatch.descriptor, name: "nftables") { _ in
+            do {
+                if try nftWatch.drain() {
+                    reconciler.forwarder.nftablesChanged()
+                    driver.feed(.nftablesChanged)
                 }
+            } catch {
+                reconciler.forwarder.changesAnnounced = false
+                watch?.cancel()
             }
-            sources.append(watch!)
         }
-        try loop.enableWatchdog()
-        driver.feed(.start)
-        let code = try loop.run()
-        withExtendedLifetime((sources, nftWatch, events)) {}
-        if code != 0 {
-            throw NetlinkError(operation: "netlink event subscription ended", errno: .ioError)
-        }
+        return watch!
     }
 
     /// The control socket, or nil (with an error logged) when it cannot be opened.
