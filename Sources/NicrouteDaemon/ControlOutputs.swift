@@ -20,16 +20,11 @@ public struct PlanOutput: Hashable, Sendable {
         changes = plan.changes.map { $0.ipCommand(linkName: { names[$0] }) }
         conflicts = plan.conflicts
     }
-
-    /// Reads the daemon's answer.
-    /// - Throws: `ControlError(.malformedRequest)` naming the key that is wrong.
-    public init(json: JSONValue) throws(ControlError) { self = try decodeResult(json, "plan") }
-
-    /// The answer as a response's `result`.
-    public var json: JSONValue { JSONValue(encoding: self) }
 }
 
-extension PlanOutput: Codable {
+extension PlanOutput: ControlOutput {
+    public static let command = "plan"
+
     private enum CodingKeys: String, CodingKey {
         case changes, conflicts
     }
@@ -60,16 +55,11 @@ public struct ApplyOutput: Hashable, Sendable {
         failed = report.failed.map { "\($0.change.ipCommand(linkName: { names[$0] })): \($0.error)" }
         nics = report.plan.nics.count
     }
-
-    /// Reads the daemon's answer.
-    /// - Throws: `ControlError(.malformedRequest)` naming the key that is wrong.
-    public init(json: JSONValue) throws(ControlError) { self = try decodeResult(json, "reconfigure") }
-
-    /// The answer as a response's `result`.
-    public var json: JSONValue { JSONValue(encoding: self) }
 }
 
-extension ApplyOutput: Codable {
+extension ApplyOutput: ControlOutput {
+    public static let command = "reconfigure"
+
     private enum CodingKeys: String, CodingKey {
         case applied, failed, nics
     }
@@ -94,16 +84,11 @@ public struct FlushOutput: Hashable, Sendable {
         self.removed = removed
         self.problems = problems
     }
-
-    /// Reads the daemon's answer.
-    /// - Throws: `ControlError(.malformedRequest)` naming the key that is wrong.
-    public init(json: JSONValue) throws(ControlError) { self = try decodeResult(json, "flush") }
-
-    /// The answer as a response's `result`.
-    public var json: JSONValue { JSONValue(encoding: self) }
 }
 
-extension FlushOutput: Codable {
+extension FlushOutput: ControlOutput {
+    public static let command = "flush"
+
     private enum CodingKeys: String, CodingKey {
         case removed, problems
     }
@@ -115,17 +100,24 @@ extension FlushOutput: Codable {
         // Absent from the answers of daemons before the field existed: none reported.
         problems = try container.decodeIfPresent([String].self, forKey: .problems) ?? []
     }
-
-    public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(removed, forKey: .removed)
-        try container.encode(problems, forKey: .problems)
-    }
 }
 
-/// Decodes a command's result, as a `ControlError` that says which command and key.
-private func decodeResult<T: Decodable>(_ json: JSONValue, _ command: String) throws(ControlError) -> T {
-    do { return try json.decode(T.self) } catch {
-        throw ControlError(.malformedRequest, "\(command): \(error)")
+/// A control command's result, as the daemon sends it in a response's `result` and
+/// `nicroutectl` reads it back.
+public protocol ControlOutput: Codable {
+    /// The command it answers, named in a decoding error.
+    static var command: String { get }
+}
+
+extension ControlOutput {
+    /// Reads the daemon's answer.
+    /// - Throws: `ControlError(.malformedRequest)` naming the command and the key that is wrong.
+    public init(json: JSONValue) throws(ControlError) {
+        do { self = try json.decode(Self.self) } catch {
+            throw ControlError(.malformedRequest, "\(Self.command): \(error)")
+        }
     }
+
+    /// The answer as a response's `result`.
+    public var json: JSONValue { JSONValue(encoding: self) }
 }

@@ -303,20 +303,9 @@ struct KernelTests {
             family: .inet, table: 1000, destination: IPPrefix("198.51.100.0/24")!, proto: .nicroute,
             gateway: IPAddress("10.9.0.254"), outputInterface: try ns.index(of: "eth0"))
         try netlink.add(rules[5])
-        let changes = rules[..<40].map(Change.addRule) + [.addRoute(unreachable)] + rules[40...].map(Change.addRule)
+        let changes = FailingBatch.changes(rules, unreachable: unreachable)
         let results = netlink.apply(changes)
-        #expect(results.count == changes.count)
-        for (i, result) in results.enumerated() {
-            switch (i, result) {
-            case (5, .success(let added)): #expect(added == false)  // EEXIST counts as done
-            case (40, .failure(let error)):
-                #expect(error.errno == .networkUnreachable)
-                #expect(error.operation == "add route")
-                #expect(error.object == IPCommand.route("add", unreachable))
-            case (_, .success(let added)): #expect(added == true && i != 40)
-            case (_, .failure(let error)): Issue.record("change \(i) failed: \(error)")
-            }
-        }
+        FailingBatch.expectOutcome(results, of: changes, unreachable: unreachable)
         #expect(Set(try netlink.rules(family: .inet).filter { $0.proto == .nicroute }) == Set(rules))
         let deletions = rules.map(Change.deleteRule)
         #expect(netlink.apply(deletions).allSatisfy { (try? $0.get()) == true })

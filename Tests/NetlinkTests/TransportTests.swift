@@ -240,20 +240,9 @@ struct TransportTests {
             return nil
         }
         let client = RouteNetlink(transport: kernel, firstSequence: 100)
-        let changes = rules[..<40].map(Change.addRule) + [.addRoute(unreachable)] + rules[40...].map(Change.addRule)
+        let changes = FailingBatch.changes(rules, unreachable: unreachable)
         let results = client.apply(changes)
-        #expect(results.count == changes.count)
-        for (i, result) in results.enumerated() {
-            switch (i, result) {
-            case (5, .success(let added)): #expect(added == false)  // EEXIST counts as done
-            case (40, .failure(let error)):
-                #expect(error.errno == .networkUnreachable)
-                #expect(error.operation == "add route")
-                #expect(error.object == IPCommand.route("add", unreachable))
-            case (_, .success(let added)): #expect(added == true && i != 40)
-            case (_, .failure(let error)): Issue.record("change \(i) failed: \(error)")
-            }
-        }
+        FailingBatch.expectOutcome(results, of: changes, unreachable: unreachable)
         let perDatagram = try kernel.sent.map { try NetlinkMessage.split($0).count }
         #expect(perDatagram == [RouteNetlink.batchSize, RouteNetlink.batchSize, 81 - 2 * RouteNetlink.batchSize])
         #expect(try kernel.sentMessages().map(\.header.sequence) == Array(100..<181))

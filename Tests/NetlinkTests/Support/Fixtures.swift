@@ -1,5 +1,6 @@
 import Netlink
 import NicrouteCore
+import Testing
 
 /// Hand-built netlink bytes, for the decoder tests. Integers in host byte order, as netlink.
 enum Fixtures {
@@ -116,4 +117,29 @@ enum KernelShaped {
             + F.le(UInt32(60)) + F.le(MessageType.newRule) + F.le(UInt16(0x605)) + F.le(UInt32(5)) + F.le(UInt32(0))
             + F.attribute(1, string: "Invalid table")  // NLMSGERR_ATTR_MSG
     )
+}
+
+/// The batch both `apply` tests send (over the fake transport and to the real kernel): 80 rules,
+/// the sixth already there, with a route the kernel refuses (ENETUNREACH) as change 40.
+enum FailingBatch {
+    static func changes(_ rules: [Rule], unreachable: Route) -> [Change] {
+        rules[..<40].map(Change.addRule) + [.addRoute(unreachable)] + rules[40...].map(Change.addRule)
+    }
+
+    /// Each change's outcome: rule 5 "already there" (EEXIST counts as done), the route named
+    /// with its errno, operation and `ip` command, every other one added.
+    static func expectOutcome(_ results: [Result<Bool, NetlinkError>], of changes: [Change], unreachable: Route) {
+        #expect(results.count == changes.count)
+        for (i, result) in results.enumerated() {
+            switch (i, result) {
+            case (5, .success(let added)): #expect(added == false)
+            case (40, .failure(let error)):
+                #expect(error.errno == .networkUnreachable)
+                #expect(error.operation == "add route")
+                #expect(error.object == IPCommand.route("add", unreachable))
+            case (_, .success(let added)): #expect(added == true && i != 40)
+            case (_, .failure(let error)): Issue.record("change \(i) failed: \(error)")
+            }
+        }
+    }
 }
