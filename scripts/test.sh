@@ -105,9 +105,10 @@ for suite in bullseye bookworm trixie; do
         "package-$suite" env NSB_SUITE=$suite bash Tests/System/package.sh
 done
 
-# The packaged daemon in a real VM (qemu, TCG) with each network manager images ship.
+# The packaged daemon in a real VM (qemu, TCG) with each network manager images ship, and with
+# cloud-init configuring it as OpenStack boots images.
 deb=$(find "$NICROUTE_PKG_DIR/dist-new" -name '*.deb' 2>/dev/null | head -n1 || true)
-stage "a Debian 12 VM under qemu with the .deb: systemd-networkd, NetworkManager, ifupdown" vm \
+stage "VMs under qemu with the .deb: Debian 12 with systemd-networkd, NetworkManager, ifupdown, a diskimage-builder image, cloud-init (config drive, metadata service); Debian 13 with cloud-init" vm \
     env NICROUTE_PKG_NEW="$deb" bash Tests/VM/vm.sh
 
 log "the glibc floor check refuses a binary linked against this machine's glibc"

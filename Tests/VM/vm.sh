@@ -3,10 +3,12 @@
 # configuration users get: physical NICs managed (virtio, renamed by udev), the installed unit,
 # a real DHCP client and a real network manager writing its leases.
 #
-#   sudo bash Tests/VM/vm.sh [networkd|networkmanager|ifupdown|dib]...   (default: all four)
+#   sudo bash Tests/VM/vm.sh [networkd|networkmanager|ifupdown|dib|cloud-init|cloud-init-metadata|trixie]...
+#                                                                       (default: all seven)
 #
-# The guest tree (Tests/VM/guest-tree.sh: a kernel, udev, openssh-server and the three managers)
-# is cached under /var/cache/nicroute-test; the .deb comes from scripts/build-packages.sh (or
+# The guest trees (Tests/VM/guest-tree.sh: Debian 12 with a kernel, udev, openssh-server, the
+# three managers and cloud-init; Debian 13 as its cloud images are) are cached under
+# /var/cache/nicroute-test; the .deb comes from scripts/build-packages.sh (or
 # NICROUTE_PKG_NEW) and is installed in a chroot as an image builder would (policy-rc.d: not
 # started, enabled for boot). For each manager the test boots the image with two virtio NICs,
 # each behind a router namespace of its own that serves DHCP (dnsmasq, the fixed address by
@@ -26,6 +28,32 @@
 #              (and a test element for DHCP and the ssh key) boots and answers through both
 #              floating IPs, status, check and the journal as above.
 #
+# cloud-init as OpenStack boots images (cloud-init, cloud-init-metadata, trixie): cloud-init
+# configures the NICs from OpenStack's network_data.json, which describes NIC 1 as DHCP and NIC 2
+# as static (20.20.20.29/24 and fd00:12::29/64, default routes via 20.20.20.254 and fd00:12::fe)
+# on a network without DHCP or router advertisements, where nothing answers at the first host;
+# root's ssh key comes from the metadata (public_keys). The daemon has to find NIC 2's gateways
+# in what cloud-init read from the cloud (/run/cloud-init/instance-data.json):
+#   cloud-init          Debian 12, config drive (ISO labelled config-2), cloud-init renders
+#                       netplan for systemd-networkd (as Debian's cloud images do); its hotplug
+#                       hook enabled in user data;
+#   cloud-init-metadata Debian 12, the metadata service (169.254.169.254 in router A's
+#                       namespace: Tests/VM/metadata.py, found through the SMBIOS product name),
+#                       cloud-init renders ENI for ifupdown: issue 19's rendering, whose
+#                       `post-up route add default gw ... || true` needs net-tools, which is not
+#                       installed, so main never gets a default route via NIC 2; its hotplug hook
+#                       enabled, the service describing a hot-plugged NIC as Nova's does;
+#   trixie              Debian 13, config drive, netplan, cloud-init's defaults (no hotplug
+#                       hook); strict rp_filter and a port published by nft DNAT to a network
+#                       namespace behind a bridge in the VM (a container): forwarded connections.
+# Checks: what cloud-init rendered and main's routes (printed), instance-data.json readable by
+# all; main's default route via NIC 2 deleted where netplan made one, then NIC 2's gateways come
+# from OpenStack's network data and floating IP B answers; check and the journal; NIC 2's
+# static IPv6 address answers; a hot-plugged NIC answers through its floating IP (on a config
+# drive, which never changes after boot, it is not described: the image's catch-all networkd
+# file gives it DHCP; the metadata service describes it once it is attached); unplugged, its
+# rules go; a reboot keeps each NIC's table.
+#
 # Network safety: everything lives in namespaces made here (nrv-ID-*); the taps qemu opens are
 # made in the root namespace and moved into the router namespaces before any traffic (qemu
 # keeps its file descriptor); nothing else touches the root namespace. qemu and dnsmasq are
@@ -44,7 +72,7 @@ source "$REPO/scripts/lib-debian.sh"
 export LC_ALL=C
 
 VARIANTS=("$@")
-((${#VARIANTS[@]})) || VARIANTS=(networkd networkmanager ifupdown dib)
+((${#VARIANTS[@]})) || VARIANTS=(networkd networkmanager ifupdown dib cloud-init cloud-init-metadata trixie)
 ID="$$"
 PFX="nrv-$ID"
 WORK=""
@@ -74,7 +102,7 @@ trap 'exit 129' HUP
 
 missing=()
 for p in qemu-system-x86 dnsmasq-base openssh-client debootstrap e2fsprogs iptables python3 python3-venv jq \
-    sudo qemu-utils; do
+    sudo qemu-utils genisoimage; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -83,7 +111,6 @@ if ((${#missing[@]})); then
 fi
 
 WORK=$(mktemp -d /var/tmp/nicroute-vm.XXXXXX)
-TREE=$(bash "$HERE/guest-tree.sh")
 if [[ -z ${NICROUTE_PKG_NEW:-} ]]; then
     mkdir -p "$WORK/dist"
     NICROUTE_PKG_NEW=$(bash "$REPO/scripts/build-packages.sh" "$WORK/dist" 2>"$WORK/build.log" | grep '\.deb$') || {
@@ -94,10 +121,19 @@ if [[ -z ${NICROUTE_PKG_NEW:-} ]]; then
     }
 fi
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/key"
-TREE_KERNEL=$(ls "$TREE"/boot/vmlinuz-* | tail -n1)
-TREE_INITRD=$(ls "$TREE"/boot/initrd.img-* | tail -n1)
-KERNEL=$TREE_KERNEL INITRD=$TREE_INITRD
 DIB_VERSION=3.43.0
+# use_tree SUITE: the guest tree of Debian SUITE (built or taken from the cache), its kernel and
+# initrd for the next boot.
+declare -A TREES=()
+TREE="" KERNEL="" INITRD=""
+use_tree() {
+    [[ -n ${TREES[$1]:-} ]] || TREES[$1]=$(VM_SUITE=$1 bash "$HERE/guest-tree.sh") || return 1
+    TREE=${TREES[$1]}
+    KERNEL=$(ls "$TREE"/boot/vmlinuz-* | tail -n1)
+    INITRD=$(ls "$TREE"/boot/initrd.img-* | tail -n1)
+}
+# cloudy VARIANT: true for the variants where cloud-init configures the network.
+cloudy() { [[ $1 == cloud-init || $1 == cloud-init-metadata || $1 == trixie ]]; }
 
 # ---- network ----------------------------------------------------------------------------------
 
@@ -129,25 +165,46 @@ router() {
     ip netns exec "$ns" ip6tables -A FORWARD -i "$tap" ! -s "fd00:1$2::/64" -j DROP
 }
 
-# router_attach NAME SUBNET MAC IDX: moves the tap into its router namespace (after qemu opened
-# it), addresses it and starts dnsmasq there: DHCPv4, and router advertisements for SLAAC from
-# the router's link-local address (it holds fd00:1IDX::fe, not the subnet's first host: nothing
-# answers there, as in most clouds).
+# router_attach NAME SUBNET MAC IDX [MODE]: moves the tap into its router namespace (after qemu
+# opened it), addresses it and serves the network as MODE says:
+#   dhcp-ra (default)  the router at SUBNET.1 (router B also at .254, which its DHCP names as the
+#                      router: see the NetworkManager check) and fd00:1IDX::fe; dnsmasq serves
+#                      DHCPv4 and router advertisements for SLAAC from the router's link-local
+#                      address (nothing answers at fd00:1IDX::1, as in most clouds);
+#   dhcp               the router at SUBNET.1, DHCPv4 only (no RA: IPv6 only as the cloud's
+#                      network data says);
+#   static             no DHCP and no RA at all: the router holds SUBNET.254 and fd00:1IDX::fe
+#                      only (nothing at SUBNET.1), for addresses the cloud's network data assigns.
 router_attach() {
-    local name=$1 subnet=$2 ns="$PFX-$1" tap="nrv${ID}$1" mac=$3 idx=$4
+    local name=$1 subnet=$2 ns="$PFX-$1" tap="nrv${ID}$1" mac=$3 idx=$4 mode=${5:-dhcp-ra} gw ra=()
     ip link set "$tap" netns "$ns"
-    ip -n "$ns" addr add "$subnet.1/24" dev "$tap"
-    # Router B is also at .254, which its DHCP names as the router (see the NetworkManager check).
-    [[ $name == b ]] && ip -n "$ns" addr add "$subnet.254/24" dev "$tap"
+    [[ $mode != static ]] && ip -n "$ns" addr add "$subnet.1/24" dev "$tap"
+    [[ $name == b || $mode == static ]] && ip -n "$ns" addr add "$subnet.254/24" dev "$tap"
     ip -n "$ns" addr add "fd00:1$idx::fe/64" dev "$tap" nodad
     ip -n "$ns" link set "$tap" up
+    [[ $mode == static ]] && return 0
+    gw="$subnet.$([[ $name == b ]] && echo 254 || echo 1)"
+    [[ $mode == dhcp-ra ]] && ra=(--enable-ra --dhcp-range="::,constructor:$tap,ra-only,64")
     ip netns exec "$ns" dnsmasq --conf-file=/dev/null --port=0 --interface="$tap" --bind-interfaces \
-        --enable-ra --dhcp-range="::,constructor:$tap,ra-only,64" \
+        "${ra[@]}" \
         --dhcp-range="$subnet.100,$subnet.200,255.255.255.0,2m" --dhcp-host="$mac,$subnet.29" \
-        --dhcp-option=option:router,"$subnet.$([[ $name == b ]] && echo 254 || echo 1)" --dhcp-leasefile="$WORK/$name.leases" \
+        --dhcp-option=option:router,"$gw" --dhcp-leasefile="$WORK/$name.leases" \
         --pid-file="$WORK/dnsmasq-$name.pid" --log-facility="$WORK/dnsmasq-$name.log" --log-dhcp
     for _ in $(seq 50); do [[ -s $WORK/dnsmasq-$name.pid ]] && break; sleep 0.1; done
     PIDS+=("$(cat "$WORK/dnsmasq-$name.pid")")
+}
+
+# metadata_service: OpenStack's metadata service (Tests/VM/metadata.py) at 169.254.169.254:80 on
+# router A's tap, serving $WORK/md (the guest reaches it through its DHCP gateway, router A).
+metadata_service() {
+    local ns="$PFX-a" tap="nrv${ID}a"
+    ip -n "$ns" addr add 169.254.169.254/32 dev "$tap"
+    rm -f "$WORK/metadata.pid"
+    ip netns exec "$ns" python3 "$HERE/metadata.py" "$WORK/md" 169.254.169.254 80 "$WORK/metadata.pid" \
+        "$WORK/metadata.log" </dev/null >>"$WORK/metadata.err" 2>&1 &
+    for _ in $(seq 100); do [[ -s $WORK/metadata.pid ]] && break; sleep 0.1; done
+    [[ -s $WORK/metadata.pid ]] || { cat "$WORK/metadata.err" >&2; return 1; }
+    PIDS+=("$(cat "$WORK/metadata.pid")")
 }
 
 ip netns add "$CLIENT"
@@ -174,9 +231,51 @@ in_root() {
     ' vm "$root" "$@"
 }
 
+# openstack_data DIR VARIANT [c]: OpenStack's documents for the VM in DIR/openstack/latest, as
+# Nova writes them: meta_data.json (uuid, hostname, the client's ssh key), user_data and
+# network_data.json (NIC 1 by DHCP; NIC 2 static, IPv4 and IPv6, default routes via the
+# routers' .254 and ::fe; with c, also the hot-plugged NIC 3 by DHCP).
+openstack_data() {
+    local dir=$1/openstack/latest v=$2 c=${3:-} uuid
+    mkdir -p "$dir"
+    uuid=$(printf '%s' "$v" | sha256sum | sed -E 's/^(.{8})(.{4}).(.{3}).(.{3})(.{12}).*/\1-\2-4\3-8\4-\5/')
+    jq -n --arg key "$(cat "$WORK/key.pub")" --arg host "vm-$v" --arg uuid "$uuid" \
+        '{uuid: $uuid, name: $host, hostname: $host,
+          availability_zone: "nova", launch_index: 0, project_id: "nicroute-test",
+          public_keys: {k: $key}, keys: [{name: "k", type: "ssh", data: $key}], meta: {}}' >"$dir/meta_data.json"
+    if [[ $v == trixie ]]; then
+        # cloud-init's defaults: the network is configured at the first boot only, no hotplug hook.
+        printf '#cloud-config\n{}\n' >"$dir/user_data"
+    else
+        printf '#cloud-config\nupdates:\n  network:\n    when: [boot, hotplug]\n' >"$dir/user_data"
+    fi
+    jq -n --arg c "$c" '{
+        links: ([
+            {id: "tap1", vif_id: "p1", type: "phy", mtu: 1500, ethernet_mac_address: "52:54:00:00:00:01"},
+            {id: "tap2", vif_id: "p2", type: "phy", mtu: 1500, ethernet_mac_address: "52:54:00:00:00:02"}
+        ] + if $c == "" then [] else
+            [{id: "tap3", vif_id: "p3", type: "phy", mtu: 1500, ethernet_mac_address: "52:54:00:00:00:03"}] end),
+        networks: ([
+            {id: "network0", type: "ipv4_dhcp", link: "tap1", network_id: "n1"},
+            {id: "network1", type: "ipv4", link: "tap2", network_id: "n2",
+             ip_address: "20.20.20.29", netmask: "255.255.255.0",
+             routes: [{network: "0.0.0.0", netmask: "0.0.0.0", gateway: "20.20.20.254"}]},
+            {id: "network2", type: "ipv6", link: "tap2", network_id: "n2",
+             ip_address: "fd00:12::29", netmask: "ffff:ffff:ffff:ffff::",
+             routes: [{network: "::", netmask: "::", gateway: "fd00:12::fe"}]}
+        ] + if $c == "" then [] else
+            [{id: "network3", type: "ipv4_dhcp", link: "tap3", network_id: "n3"}] end),
+        services: []
+    }' >"$dir/network_data.json.new"
+    mv "$dir/network_data.json.new" "$dir/network_data.json"
+    printf '{}\n' >"$dir/vendor_data2.json"
+}
+
 # image VARIANT: the guest's disk for one manager: the cached tree, the .deb installed as an image
 # builder installs it (in a chroot, a policy-rc.d that forbids starting services), the client's
 # ssh key, the manager enabled and configured for DHCP on every Ethernet NIC, the others off.
+# cloud-init is off (/etc/cloud/cloud-init.disabled) except in the variants it is the subject of:
+# there it has the ssh key from the metadata, and a datasource list and renderer of the variant.
 image() {
     local v=$1 root="$WORK/root-$1"
     cp -a --reflink=auto "$TREE" "$root"
@@ -188,8 +287,11 @@ image() {
         return 1
     }
     rm -f "$root/usr/sbin/policy-rc.d" "$root/var/tmp/nicroute.deb"
-    install -d -m 0700 "$root/root/.ssh"
-    install -m 0600 "$WORK/key.pub" "$root/root/.ssh/authorized_keys"
+    if ! cloudy "$v"; then
+        install -d -m 0700 "$root/root/.ssh"
+        install -m 0600 "$WORK/key.pub" "$root/root/.ssh/authorized_keys"
+        [[ -d $root/etc/cloud ]] && touch "$root/etc/cloud/cloud-init.disabled"
+    fi
     echo "/dev/vda / ext4 defaults 0 1" >"$root/etc/fstab"
     echo "vm-$v" >"$root/etc/hostname"
     local units_off=()
@@ -209,6 +311,36 @@ image() {
             for n in ens3 ens4 ens5; do
                 printf '\nallow-hotplug %s\niface %s inet dhcp\n' "$n" "$n" >>"$root/etc/network/interfaces"
             done
+            in_root "$root" systemctl enable networking.service >/dev/null 2>&1
+            units_off=(systemd-networkd.service NetworkManager.service)
+            ;;
+        cloud-init | trixie)
+            # As Debian's cloud images of 12 and 13: cloud-init renders netplan for
+            # systemd-networkd, from a config drive.
+            printf '%s\n' 'datasource_list: [ ConfigDrive, None ]' 'disable_root: false' \
+                'system_info: {network: {renderers: [netplan], activators: [netplan]}}' \
+                >"$root/etc/cloud/cloud.cfg.d/90-nicroute-test.cfg"
+            # A NIC attached after boot is not on the config drive (Nova writes it once, at the
+            # instance's creation), so cloud-init has nothing to configure it from: this
+            # catch-all, the image's own, gives such NICs DHCP. cloud-init's netplan files
+            # (/run/systemd/network/10-netplan-*) sort first and keep the NICs they describe.
+            printf '[Match]\nName=en*\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\n' \
+                >"$root/etc/systemd/network/99-attached-later.network"
+            in_root "$root" systemctl enable systemd-networkd.service >/dev/null 2>&1
+            units_off=(NetworkManager.service networking.service)
+            if [[ $v == trixie ]]; then
+                # Strict reverse-path filtering on every interface (systemd's 50-default.conf
+                # makes it loose), and forwarding for the container's published port.
+                printf '%s\n' 'net.ipv4.conf.default.rp_filter = 1' 'net.ipv4.conf.*.rp_filter = 1' \
+                    'net.ipv4.ip_forward = 1' >"$root/etc/sysctl.d/90-nicroute-test.conf"
+            fi
+            ;;
+        cloud-init-metadata)
+            # Issue 19's rendering: ENI for ifupdown, from the metadata service.
+            printf '%s\n' 'datasource_list: [ OpenStack, None ]' 'disable_root: false' \
+                'system_info: {network: {renderers: [eni], activators: [eni]}}' \
+                >"$root/etc/cloud/cloud.cfg.d/90-nicroute-test.cfg"
+            printf 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n' >"$root/etc/network/interfaces"
             in_root "$root" systemctl enable networking.service >/dev/null 2>&1
             units_off=(systemd-networkd.service NetworkManager.service)
             ;;
@@ -248,15 +380,30 @@ dib_image() {
 }
 
 QEMU_PID=""
-# boot VARIANT: starts qemu (TCG) with NIC A and B (their taps, then moved to the routers).
+# boot VARIANT: starts qemu (TCG) with NIC A and B (their taps, then moved to the routers). The
+# cloud-init variants: the SMBIOS product name Nova gives its VMs, NIC A with DHCP only, NIC B
+# without DHCP (static), and the config drive (an ISO labelled config-2 with the OpenStack
+# documents) or the metadata service.
 boot() {
-    local v=$1 t
+    local v=$1 t extra=() mode_a=dhcp-ra mode_b=dhcp-ra
     for t in "$TAPA" "$TAPB"; do
         ip tuntap add "$t" mode tap
         TAPS+=("$t")
     done
+    if cloudy "$v"; then
+        extra=(-smbios "type=1,manufacturer=OpenStack Foundation,product=OpenStack Nova")
+        mode_a=dhcp mode_b=static
+        if [[ $v != cloud-init-metadata ]]; then
+            rm -rf "$WORK/cfg" "$WORK/cfg.iso"
+            openstack_data "$WORK/cfg" "$v"
+            genisoimage -quiet -V config-2 -r -J -o "$WORK/cfg.iso" "$WORK/cfg"
+            extra+=(-drive "file=$WORK/cfg.iso,media=cdrom,if=ide,readonly=on")
+        elif [[ ! -d $WORK/md ]]; then
+            openstack_data "$WORK/md" "$v"
+        fi
+    fi
     rm -f "$WORK/qmp.sock" "$WORK/qemu.pid"
-    qemu-system-x86_64 -machine pc -accel tcg -m 1024 -smp 2 \
+    qemu-system-x86_64 -machine pc -accel tcg -m 1024 -smp 2 "${extra[@]}" \
         -kernel "$KERNEL" -initrd "$INITRD" -append 'root=/dev/vda rw console=ttyS0 panic=-1' \
         -drive "file=$WORK/$v.img,format=raw,if=virtio" -display none -vga none \
         -serial "file:$WORK/console-$v.log" -qmp "unix:$WORK/qmp.sock,server,nowait" \
@@ -265,9 +412,10 @@ boot() {
         -daemonize -pidfile "$WORK/qemu.pid"
     QEMU_PID=$(cat "$WORK/qemu.pid")
     PIDS+=("$QEMU_PID")
-    router_attach a 10.10.10 "$MACA" 1
-    router_attach b 20.20.20 "$MACB" 2
+    router_attach a 10.10.10 "$MACA" 1 "$mode_a"
+    router_attach b 20.20.20 "$MACB" 2 "$mode_b"
     TAPS=()
+    if [[ $v == cloud-init-metadata ]]; then metadata_service || return 1; fi
 }
 
 # qmp JSON: one QMP command; prints the answer ("return" or "error").
@@ -292,7 +440,7 @@ PY
 cssh() { # cssh FIP CMD...
     local fip=$1
     shift
-    timeout 20 ip netns exec "$CLIENT" ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no \
+    timeout "${CSSH_TIMEOUT:-20}" ip netns exec "$CLIENT" ssh -i "$WORK/key" -o BatchMode=yes -o StrictHostKeyChecking=no \
         -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=3 "root@$fip" "$@"
 }
 answers() { cssh "$1" true; }
@@ -332,7 +480,7 @@ shutdown_vm() {
     kill -KILL "$QEMU_PID" 2>/dev/null || true
     QEMU_PID=""
     local f
-    for f in "$WORK"/dnsmasq-*.pid; do
+    for f in "$WORK"/dnsmasq-*.pid "$WORK/metadata.pid"; do
         [[ -f $f ]] && { kill "$(cat "$f")" 2>/dev/null || true; }
         rm -f "$f"
     done
@@ -345,6 +493,10 @@ run_variant() {
     local v=$1 t0 secs out before after pid lost
     echo "# --- $v"
     t0=$SECONDS
+    if ! use_tree bookworm; then
+        not_ok "$v: the Debian 12 guest tree (Tests/VM/guest-tree.sh)"
+        return
+    fi
     if [[ $v == dib ]]; then
         if ! dib_image; then
             not_ok "dib: disk-image-create with the nicroute element"
@@ -393,7 +545,6 @@ run_variant() {
     if [[ $v == dib ]]; then
         # The element's image boots and routes; the rest is the same daemon, checked above.
         shutdown_vm
-        KERNEL=$TREE_KERNEL INITRD=$TREE_INITRD
         rm -f "$WORK/dib.img"
         echo "# dib: $((SECONDS - t0)) s"
         return
@@ -498,9 +649,254 @@ run_variant() {
     echo "# $v: $((SECONDS - t0)) s from boot"
 }
 
+# nic_of MAC: the VM's name for the NIC with MAC (udev names them; cloud-init may set names).
+nic_of() { cssh "$FIPA" ip -br link 2>/dev/null | awk -v m="$1" '$3 == m { sub(/@.*/, "", $1); print $1; exit }'; }
+# journal_clean V: the daemon's journal since boot holds no warning (nor anything it printed to
+# stderr).
+journal_clean() {
+    local out
+    out=$(cssh "$FIPA" "journalctl -b -q --no-pager -u nicrouted -p warning; journalctl -b -q --no-pager -u nicrouted _TRANSPORT=syslog" 2>&1 |
+        grep -v 'Failed to set thread priority for worker thread' || true)
+    if [[ -z $out ]]; then
+        ok "$1: no warning in the daemon's journal"
+    else
+        not_ok "$1: warnings in the daemon's journal"
+        indent <<<"$out"
+    fi
+}
+
+# run_cloud_variant VARIANT: cloud-init configures the network from OpenStack's documents (see
+# the top of this file).
+run_cloud_variant() {
+    local v=$1 t0 t1 secs secs2 out mode nic1 nic2 nic3 main2 before after status1 status2 body
+    echo "# --- $v"
+    t0=$SECONDS
+    if ! use_tree "$([[ $v == trixie ]] && echo trixie || echo bookworm)"; then
+        not_ok "$v: the guest tree (Tests/VM/guest-tree.sh)"
+        return
+    fi
+    if ! image "$v"; then
+        not_ok "$v: image with the .deb installed in a chroot"
+        return
+    fi
+    echo "# image built in $((SECONDS - t0)) s"
+    t1=$SECONDS
+    rm -rf "$WORK/md"
+    boot "$v"
+
+    # 1. Both floating IPs. Root's key is cloud-init's doing (public_keys in meta_data.json).
+    if ! secs=$(until_ok 300 answers "$FIPA"); then
+        not_ok "$v: ssh through floating IP A after boot (root's key from the OpenStack metadata)"
+        tail -n 40 "$WORK/console-$v.log" | indent
+        [[ -f $WORK/metadata.log ]] && indent <"$WORK/metadata.log"
+        shutdown_vm
+        return
+    fi
+    if secs2=$(until_ok 60 answers "$FIPB"); then
+        ok "$v: ssh through floating IP A after $secs s of boot, through floating IP B $secs2 s later"
+    else
+        not_ok "$v: ssh through floating IP B after boot (A answered after $secs s)"
+        cssh "$FIPA" 'nicroutectl status; ip rule; journalctl -b -u nicrouted --no-pager | tail -n 20' 2>&1 | indent
+    fi
+    out=$(CSSH_TIMEOUT=160 cssh "$FIPA" 'timeout 150 cloud-init status --wait --long' 2>&1 | grep -E '^(status|detail|errors|recoverable|  )' | head -n 12 || true)
+    note "cloud-init after $((SECONDS - t1)) s of boot:"
+    indent <<<"$out"
+    nic1=$(nic_of "$MACA")
+    nic2=$(nic_of "$MACB")
+
+    # 2. What cloud-init rendered, and main's routes, before anything changes them.
+    echo "# $v: what cloud-init rendered (NIC 1 $nic1, NIC 2 $nic2), and main's routes before anything else:"
+    cssh "$FIPA" 'for f in /etc/netplan/50-cloud-init.yaml /etc/network/interfaces.d/50-cloud-init; do
+            [ -f "$f" ] && { echo "$f:"; sed "s/^/    /" "$f"; }
+        done
+        echo "ip -4 route:"; ip -4 route | sed "s/^/    /"
+        echo "ip -6 route:"; ip -6 route | sed "s/^/    /"' 2>&1 | indent
+    mode=$(cssh "$FIPA" 'stat -c %a /run/cloud-init/instance-data.json && setpriv --reuid=nicroute --regid=nicroute --clear-groups test -r /run/cloud-init/instance-data.json && echo readable-by-nicroute' 2>&1 | paste -sd ' ')
+    if [[ $mode =~ ^[0-7]*[4567]\ readable-by-nicroute$ ]]; then
+        ok "$v: /run/cloud-init/instance-data.json exists, mode $(cut -d' ' -f1 <<<"$mode"): readable by all (the daemon's user nicroute reads it)"
+    else
+        not_ok "$v: /run/cloud-init/instance-data.json world-readable (stat and read as nicroute: '$mode')"
+    fi
+    out=$(cssh "$FIPA" "python3 -c '
+import json
+ds = json.load(open(\"/run/cloud-init/instance-data.json\")).get(\"ds\", {})
+nj = ds.get(\"network_json\")
+print(\"ds keys:\", \" \".join(sorted(ds)))
+if isinstance(nj, dict):
+    macs = {l.get(\"id\"): l.get(\"ethernet_mac_address\") for l in nj.get(\"links\") or []}
+    for n in nj.get(\"networks\") or []:
+        for r in n.get(\"routes\") or []:
+            print(\"route\", macs.get(n.get(\"link\")), r.get(\"network\"), r.get(\"netmask\"), \"via\", r.get(\"gateway\"))
+'" 2>&1)
+    note "instance-data.json: $(head -n1 <<<"$out")"
+    if grep -qx "route $MACB 0.0.0.0 0.0.0.0 via 20.20.20.254" <<<"$out" && grep -qx "route $MACB :: :: via fd00:12::fe" <<<"$out"; then
+        ok "$v: instance-data.json's ds.network_json holds NIC 2's default routes (via 20.20.20.254 and fd00:12::fe)"
+    else
+        not_ok "$v: instance-data.json's ds.network_json with NIC 2's default routes"
+        indent <<<"$out"
+    fi
+
+    # 3. main's default route via NIC 2 (netplan renders one) deleted, as an admin or another
+    # tool could: NIC 2's gateways must then come from OpenStack's network data.
+    main2=$(cssh "$FIPA" "ip -4 route show default dev $nic2; ip -6 route show default dev $nic2" 2>&1)
+    if [[ -n $main2 ]]; then
+        cssh "$FIPA" "for i in 1 2 3 4; do ip -4 route del default dev $nic2 2>/dev/null || break; done
+            for i in 1 2 3 4; do ip -6 route del default dev $nic2 2>/dev/null || break; done" || true
+        note "main's default routes via $nic2 deleted: $(paste -sd ';' <<<"$main2")"
+        sleep 3
+    else
+        note "main holds no default route via $nic2"
+    fi
+    nic2_gateways() {
+        cssh "$FIPA" nicroutectl status >"$WORK/status" 2>&1 &&
+            grep -qF 'IPv4 gateway: 20.20.20.254 (from OpenStack network data)' "$WORK/status" &&
+            grep -qF 'IPv6 gateway: fd00:12::fe (from OpenStack network data)' "$WORK/status" &&
+            grep -qE 'IPv4 gateway: 10\.10\.10\.1 \(from ' "$WORK/status"
+    }
+    if secs=$(until_ok 20 nic2_gateways); then
+        ok "$v: nicroutectl status: NIC 2's gateways 20.20.20.254 and fd00:12::fe from OpenStack network data, NIC 1's 10.10.10.1 ($(grep -E 'gateway|^●' "$WORK/status" | tr -s ' ' | paste -sd ';'))"
+    else
+        not_ok "$v: nicroutectl status names NIC 2's gateways 20.20.20.254 and fd00:12::fe (from OpenStack network data) and NIC 1's 10.10.10.1"
+        indent <"$WORK/status"
+    fi
+    if secs=$(until_ok 30 answers "$FIPB"); then
+        ok "$v: floating IP B answers$([[ -n $main2 ]] && echo " with main's default route via $nic2 gone")"
+    else
+        not_ok "$v: floating IP B answers$([[ -n $main2 ]] && echo " with main's default route via $nic2 gone")"
+        cssh "$FIPA" "ip rule; ip route show table all | grep -v '^local\|^broadcast\|^multicast\|^anycast'" 2>&1 | indent
+    fi
+
+    # 4. check, journal.
+    if out=$(cssh "$FIPA" nicroutectl check 2>&1); then
+        ok "$v: nicroutectl check passes: $(tail -n1 <<<"$out")"
+    else
+        not_ok "$v: nicroutectl check"
+        indent <<<"$out"
+    fi
+    journal_clean "$v"
+
+    # 5. NIC 2's static IPv6 address (no RA anywhere: the address and gateway are the network
+    # data's) answers the client, routed through router B.
+    if timeout 15 ip netns exec "$CLIENT" ping -n -q -c 3 -W 2 fd00:12::29 >"$WORK/ping6" 2>&1; then
+        ok "$v: NIC 2's static IPv6 address fd00:12::29 answers the client ($(grep -oE '[0-9]+ received' "$WORK/ping6"))"
+    else
+        not_ok "$v: NIC 2's static IPv6 address fd00:12::29 answers the client"
+        cssh "$FIPA" "ip -6 addr show dev $nic2; ip -6 rule; ip -6 route show table all | grep -v '^local\|^multicast\|^anycast'" 2>&1 | indent
+    fi
+
+    # Forwarded connections (trixie): a container's port published by DNAT on NIC 2.
+    if [[ $v == trixie ]]; then
+        forwarded_check "$v" "$nic2"
+    fi
+
+    # 6. Hot-plug NIC C. The config drive never changes after boot (not describing C); the
+    # metadata service describes C once it is attached, as Nova's does.
+    [[ $v == cloud-init-metadata ]] && openstack_data "$WORK/md" "$v" c
+    ip tuntap add "$TAPC" mode tap
+    TAPS+=("$TAPC")
+    qmp "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"nc\", \"ifname\": \"$TAPC\", \"script\": \"no\", \"downscript\": \"no\"}}" >"$WORK/qmp.out"
+    router_attach c 30.30.30 "$MACC" 3 dhcp
+    TAPS=()
+    qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"id\": \"nicc\", \"netdev\": \"nc\", \"mac\": \"$MACC\", \"addr\": \"0x5\"}}" >>"$WORK/qmp.out"
+    if secs=$(until_ok 150 answers "$FIPC"); then
+        nic3=$(nic_of "$MACC")
+        ok "$v: a NIC hot-plugged over QMP ($nic3) answers through its floating IP after $secs s"
+    else
+        not_ok "$v: hot-plugged NIC answers through its floating IP"
+        indent <"$WORK/qmp.out"
+        cssh "$FIPA" 'ip -br addr; ip rule; nicroutectl status' 2>&1 | indent
+    fi
+    # Who configured it: cloud-init's hotplug hook (its log), or the image's catch-all.
+    out=$(cssh "$FIPA" "grep -hiE 'hotplug' /var/log/cloud-init.log | grep -iE 'detect|apply|fail|not |error|success|enabled|supported' | tail -n 6; networkctl list --no-legend 2>/dev/null | grep -E 'en' ; grep -A3 'ens5\|${nic3:-none}' /etc/network/interfaces.d/50-cloud-init 2>/dev/null" 2>&1 || true)
+    note "hot-plug: cloud-init's log, networkd's links, ENI:"
+    indent <<<"$out"
+    if [[ $v == cloud-init-metadata ]]; then
+        if [[ -n ${nic3:-} ]] && cssh "$FIPA" "grep -qE '^iface $nic3 inet dhcp' /etc/network/interfaces.d/50-cloud-init"; then
+            ok "$v: cloud-init's hotplug hook rendered $nic3 (iface $nic3 inet dhcp) from the metadata service's network_data.json"
+        else
+            not_ok "$v: cloud-init's hotplug hook rendered the hot-plugged NIC from the metadata service"
+            grep -c 'network_data' "$WORK/metadata.log" | sed 's/^/network_data.json fetched: /' | indent
+        fi
+    fi
+    qmp '{"execute": "device_del", "arguments": {"id": "nicc"}}' >/dev/null
+    gone() { ! cssh "$FIPA" ip rule show | grep -q '30\.30\.30\.29'; }
+    if secs=$(until_ok 30 gone) && ! cssh "$FIPA" ip route show table all proto 110 | grep -q 30.30.30; then
+        ok "$v: unplugged (device_del): no nicroute rule or route left for its address after $secs s"
+    else
+        not_ok "$v: unplugged NIC's rule and routes removed"
+        cssh "$FIPA" 'ip rule; ip route show table all proto 110' 2>&1 | indent
+    fi
+    qmp '{"execute": "netdev_del", "arguments": {"id": "nc"}}' >/dev/null 2>&1 || true
+    kill "$(cat "$WORK/dnsmasq-c.pid")" 2>/dev/null || true
+    rm -f "$WORK/dnsmasq-c.pid"
+    # Detached: Nova's metadata no longer describes it.
+    [[ $v == cloud-init-metadata ]] && openstack_data "$WORK/md" "$v"
+
+    # 7. Reboot: the same table per NIC, both floating IPs answer.
+    before=$(tables "$FIPA")
+    cssh "$FIPA" 'systemctl reboot' >/dev/null 2>&1 || true
+    sleep 5
+    after=""
+    if secs=$(until_ok 300 answers "$FIPA") && until_ok 60 answers "$FIPB" >/dev/null &&
+        after=$(tables "$FIPA") && [[ -n $before && $after == "$before" ]]; then
+        ok "$v: after a reboot both floating IPs answer ($secs s), same table per NIC: $after"
+    else
+        not_ok "$v: reboot: tables before '$before', after '${after:-}' (A: $(answers "$FIPA" && echo yes || echo no), B: $(answers "$FIPB" && echo yes || echo no))"
+        cssh "$FIPA" 'nicroutectl status; ip rule' 2>&1 | indent
+    fi
+    shutdown_vm
+    rm -f "$WORK/$v.img" "$WORK/cfg.iso"
+    rm -rf "$WORK/md" "$WORK/cfg"
+    echo "# $v: $((SECONDS - t1)) s from boot, $((SECONDS - t0)) s with the image"
+}
+
+# forwarded_check VARIANT NIC2: a container (a network namespace behind a bridge in the VM) serves
+# TCP 8081, published on NIC 2 by an nft DNAT; strict rp_filter on every interface. The request
+# arrives on NIC 2 from the client's address, which main routes via NIC 1: strict rp_filter
+# passes it only by the mark (src_valid_mark on NIC 2), and the reply, from the container's
+# address, leaves through NIC 2 only by the daemon's mark rules (ForwardedConnections=auto).
+forwarded_check() {
+    local v=$1 nic2=$2 out body
+    out=$(cssh "$FIPA" "set -e
+        ip netns add ctr
+        ip link add br-ctr type bridge
+        ip addr add 172.31.0.1/24 dev br-ctr
+        ip link set br-ctr up
+        ip link add ve-ctr type veth peer name eth0 netns ctr
+        ip link set ve-ctr master br-ctr up
+        ip -n ctr addr add 172.31.0.2/24 dev eth0
+        ip -n ctr link set lo up
+        ip -n ctr link set eth0 up
+        ip -n ctr route add default via 172.31.0.1
+        mkdir -p /srv/ctr && echo nicroute-forwarded >/srv/ctr/index.html
+        printf '%s\n' 'table ip nrvtest {' ' chain pre {' '  type nat hook prerouting priority dstnat;' \
+            '  iifname \"$nic2\" tcp dport 8081 dnat to 172.31.0.2:8081' ' }' '}' | nft -f -
+        cd /srv/ctr && setsid ip netns exec ctr python3 -m http.server 8081 --bind 172.31.0.2 </dev/null >/dev/null 2>&1 &
+        for i in \$(seq 50); do ip netns exec ctr python3 -c 'import socket; socket.create_connection((\"172.31.0.2\", 8081), 1)' 2>/dev/null && break; sleep 0.2; done
+        sysctl -n net.ipv4.conf.all.rp_filter net.ipv4.conf.$nic2.rp_filter net.ipv4.conf.$nic2.src_valid_mark net.ipv4.ip_forward | paste -sd ' '" 2>&1)
+    note "in the VM: rp_filter (all, $nic2), src_valid_mark ($nic2), ip_forward: $(tail -n1 <<<"$out")"
+    body=$(timeout 15 ip netns exec "$CLIENT" python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().strip())' \
+        "http://$FIPB:8081/" 2>&1 | tail -n1)
+    read -r rpa rp2 svm fwd <<<"$(tail -n1 <<<"$out")" || true
+    if [[ $body == nicroute-forwarded && $rpa == 1 && $rp2 == 1 && $fwd == 1 ]]; then
+        ok "$v: forwarded connection: http://$FIPB:8081 (nft DNAT on $nic2 to a container) answers with strict rp_filter on all and $nic2"
+    else
+        not_ok "$v: forwarded connection to a container through floating IP B: '$body'; rp_filter all $rpa, $nic2 $rp2, ip_forward $fwd"
+        indent <<<"$out"
+        cssh "$FIPA" 'ip rule; nft list ruleset | head -n 60; conntrack -L 2>/dev/null | head' 2>&1 | indent
+    fi
+    if [[ $svm == 1 ]]; then
+        ok "$v: net.ipv4.conf.$nic2.src_valid_mark is 1 (set by the daemon under the shipped unit)"
+    else
+        not_ok "$v: net.ipv4.conf.$nic2.src_valid_mark is '$svm', not 1"
+    fi
+    journal_clean "$v (after the forwarded connection)"
+}
+
 for v in "${VARIANTS[@]}"; do
     case $v in
         networkd | networkmanager | ifupdown | dib) run_variant "$v" ;;
+        cloud-init | cloud-init-metadata | trixie) run_cloud_variant "$v" ;;
         *) echo "vm.sh: unknown variant $v" >&2; exit 2 ;;
     esac
 done
