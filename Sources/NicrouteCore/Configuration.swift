@@ -19,8 +19,12 @@ public struct Configuration: Hashable, Sendable {
     public var ignore: [InterfaceMatch] = []
     /// Per-NIC gateway overrides; the first whose match fits a NIC wins.
     public var gateways: [GatewayOverride] = []
-    /// Where an OpenStack config drive's `network_data.json` may be found.
+    /// Where OpenStack's network data may be found, first match wins: cloud-init's instance
+    /// data (its OpenStack and ConfigDrive datasources keep `network_data.json` there, from the
+    /// metadata service or the config drive, world-readable), then a mounted config drive's
+    /// `network_data.json`.
     public var networkDataPaths: [String] = [
+        "/run/cloud-init/instance-data.json",
         "/mnt/config/openstack/latest/network_data.json",
         "/media/configdrive/openstack/latest/network_data.json",
         "/var/lib/cloud/seed/config_drive/openstack/latest/network_data.json",

@@ -6,7 +6,7 @@ public enum GatewaySource: String, Sendable, Hashable, Codable, CustomStringConv
     case dhclient = "dhclient lease"
     case networkManager = "NetworkManager lease"
     case dhcpcd = "dhcpcd lease"
-    case networkData = "network_data.json"
+    case networkData = "OpenStack network data"
     case firstHost = "first host"
     case routerAdvertisement = "router advertisement"
 
@@ -233,9 +233,27 @@ public enum LeaseParser {
         return options.gateway
     }
 
-    // MARK: - OpenStack config drive
+    // MARK: - OpenStack network data
 
-    /// The default gateways in an OpenStack `network_data.json`, by link MAC address.
+    /// The default gateways in an OpenStack `network_data.json`, by link MAC address: the file
+    /// itself (a config drive's), or cloud-init's instance data, which holds the same document
+    /// under `ds.network_json` (see `openStackNetworkData(_:)`). A file with no network data
+    /// gives no gateway.
+    ///
+    /// - Throws: `NetworkDataError`, as `openStackNetworkData(_:)`.
+    public static func networkData(_ text: String) throws(NetworkDataError) -> [MACAddress: NetworkDataGateways] {
+        try openStackNetworkData(text) ?? [:]
+    }
+
+    /// The default gateways in OpenStack's network data, by link MAC address; nil when `text`
+    /// is cloud-init's instance data (`/run/cloud-init/instance-data.json`, a top-level `ds`
+    /// object) without network data: a cloud other than OpenStack, or a datasource that read
+    /// none.
+    ///
+    /// `network_data.json` is read as it is, or from the instance data's `ds.network_json`,
+    /// where cloud-init's OpenStack and ConfigDrive datasources keep the document they read
+    /// (from the metadata service or the config drive), world-readable, and update it when a
+    /// hot-plug makes them read it again.
     ///
     /// `links[]` name each link's `id` and `ethernet_mac_address` (`vlan_mac_address` for a
     /// VLAN link); `networks[]` refer to a link by id and carry `routes[]` of `network`,
@@ -246,10 +264,22 @@ public enum LeaseParser {
     ///
     /// - Throws: `NetworkDataError` naming the key path and the problem when the text is not
     ///   JSON, not an object, or one of the keys above holds a value of another JSON type
-    ///   (`"gateway": 167772161`). Keys nicroute does not read are ignored; null reads as absent.
-    public static func networkData(_ text: String) throws(NetworkDataError) -> [MACAddress: NetworkDataGateways] {
+    ///   (`"gateway": 167772161`, `ds.network_json.links: 1`). Keys nicroute does not read are
+    ///   ignored; null reads as absent.
+    public static func openStackNetworkData(
+        _ text: String
+    ) throws(NetworkDataError) -> [MACAddress: NetworkDataGateways]? {
+        let bytes = Array(text.utf8)
         let document: NetworkData.Document
-        do { document = try JSONCoding.decode(NetworkData.Document.self, from: Array(text.utf8)) } catch {
+        do {
+            let instance = try JSONCoding.decode(NetworkData.InstanceData.self, from: bytes)
+            if let ds = instance.ds {
+                guard let inner = ds.networkJSON else { return nil }
+                document = inner
+            } else {
+                document = try JSONCoding.decode(NetworkData.Document.self, from: bytes)
+            }
+        } catch {
             throw NetworkDataError(error)
         }
         var macs: [String: MACAddress] = [:]
@@ -319,6 +349,20 @@ public struct NetworkDataError: Error, Hashable, Sendable, CustomStringConvertib
 /// changed or broken file is reported, never read as "no gateway" in silence. Null reads as
 /// absent (OpenStack writes null for values it does not know).
 enum NetworkData {
+    /// cloud-init's instance data (`instance-data.json`): of its many keys, only the
+    /// datasource's own part, `ds`, and in it the network data an OpenStack datasource read.
+    struct InstanceData: Decodable {
+        var ds: Datasource?
+    }
+
+    struct Datasource: Decodable {
+        var networkJSON: Document?
+
+        enum CodingKeys: String, CodingKey {
+            case networkJSON = "network_json"
+        }
+    }
+
     struct Document: Decodable {
         var links: [Link]?
         var networks: [Network]?

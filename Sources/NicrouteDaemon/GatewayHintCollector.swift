@@ -2,7 +2,8 @@ import NicrouteCore
 
 /// Collects gateway candidates for each NIC from the files other tools leave behind, in
 /// docs/design.md's order (Gateway discovery): DHCP leases of systemd-networkd, dhclient, NetworkManager and dhcpcd, then
-/// OpenStack's `network_data.json`. File parsing is NicrouteCore's `LeaseParser`.
+/// OpenStack's network data (what cloud-init kept of it, or a mounted config drive's
+/// `network_data.json`). File parsing is NicrouteCore's `LeaseParser`.
 ///
 /// NetworkManager's lease is read from its lease files (dhclient's, older internal clients'),
 /// else from its D-Bus API (`NetworkManagerBus`), asked only while NetworkManager runs (its
@@ -27,7 +28,7 @@ public struct GatewayHintCollector: Sendable {
     ///   - routes: the kernel's routes (the main table's IPv4 default routes spare the
     ///     NetworkManager question for their NICs; looked at only while NetworkManager runs).
     ///   - problem: told of a file that exists but cannot be read as what it should be
-    ///     (`network_data.json`: the path, key and what is wrong); the other sources still count.
+    ///     (OpenStack network data: the path, key and what is wrong); the other sources still count.
     public func hints(
         for links: [Link], mainRoutes routes: [Route] = [], problem: (String) -> Void = { _ in }
     ) -> [Int32: [GatewayHint]] {
@@ -140,12 +141,16 @@ public struct GatewayHintCollector: Sendable {
         return nil
     }
 
-    /// The first `network_data.json` that exists; an invalid one gives no gateway, and `problem`
-    /// hears why.
+    /// The network data of the first of `networkDataPaths` that holds some (cloud-init's
+    /// instance data without OpenStack network data is passed over); an invalid file gives no
+    /// gateway, and `problem` hears why.
     private func loadNetworkData(problem: (String) -> Void) -> [MACAddress: NetworkDataGateways] {
         for path in networkDataPaths {
             guard let text = Files.readText(root + path) else { continue }
-            do { return try LeaseParser.networkData(text) } catch {
+            do {
+                guard let gateways = try LeaseParser.openStackNetworkData(text) else { continue }
+                return gateways
+            } catch {
                 problem("\(path): \(error)")
                 return [:]
             }

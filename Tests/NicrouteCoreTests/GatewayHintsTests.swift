@@ -278,6 +278,11 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
         ),
         ("network_data/dhcp-only.json", [:]),
         (
+            "network_data/cloud-init-instance-data.json",
+            ["52:54:00:00:00:02": NetworkDataGateways(ipv4: ip("20.20.20.254"), ipv6: ip("fd00:12::fe"))]
+        ),
+        ("network_data/cloud-init-instance-data-nocloud.json", [:]),
+        (
             "network_data/bond-vlan.json",
             ["52:54:00:12:34:42": NetworkDataGateways(ipv4: ip("203.0.113.1"), ipv6: ip("fe80::1"))]
         ),
@@ -388,6 +393,24 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
         #expect(try LeaseParser.networkData(c.json) == (c.expected.map { [mac: $0] } ?? [:]))
     }
 
+    /// cloud-init's instance data holds OpenStack's network data under `ds.network_json`: read
+    /// there, and the rest of the file (its own keys, another datasource's `ds`) is not network
+    /// data. Without `ds.network_json` the file has none (nil: the next path is asked), while a
+    /// plain `network_data.json` always has some, if only no gateway.
+    @Test func cloudInitInstanceData() throws {
+        let inner = Self.document(routes: #"{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}"#)
+        let mac = MACAddress("fa:16:3e:00:00:01")!
+        let wrapped =
+            #"{"v1": {"cloud_name": "openstack"}, "merged_cfg": "redacted", "ds": {"_doc": "x", "meta_data": {}, "network_json": "#
+            + inner + "}}"
+        #expect(try LeaseParser.openStackNetworkData(wrapped) == [mac: NetworkDataGateways(ipv4: ip("10.0.0.1"))])
+        #expect(try LeaseParser.openStackNetworkData(inner) == [mac: NetworkDataGateways(ipv4: ip("10.0.0.1"))])
+        #expect(try LeaseParser.openStackNetworkData(#"{"ds": {"meta_data": {"instance-id": "i"}}}"#) == nil)
+        #expect(try LeaseParser.openStackNetworkData(#"{"ds": {"network_json": null}}"#) == nil)
+        #expect(try LeaseParser.openStackNetworkData(#"{"ds": null, "links": []}"#) == [:])
+        #expect(try LeaseParser.openStackNetworkData("{}") == [:])
+    }
+
     /// A file that is not JSON, or where a key nicroute reads holds another JSON type, is an
     /// error naming the key path, never an empty answer in silence.
     @Test(arguments: [
@@ -408,6 +431,8 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             "links[0].id: expected a string, found number"
         ),
         (#"{"networks": [{"link": "l", "routes": {}}]}"#, "networks[0].routes: expected an array"),
+        (#"{"ds": {"network_json": {"links": 1}}}"#, "ds.network_json.links: expected an array"),
+        (#"{"ds": "redacted for non-root user"}"#, "ds: expected an object"),
         ("[1, 2, 3]", "expected an object, found an array"),
         ("", ""),
         (String(document(routes: "").dropLast(3)), ""),
@@ -510,7 +535,7 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
     @Test func sourceNamesAreWhatStatusPrints() throws {
         #expect(GatewaySource.networkd.rawValue == "systemd-networkd lease")
         #expect(GatewaySource.mainTable.description == "main-table")
-        #expect(GatewaySource(rawValue: "network_data.json") == .networkData)
+        #expect(GatewaySource(rawValue: "OpenStack network data") == .networkData)
         let hint = GatewayHint(gateway: ip("10.0.0.1"), source: .dhcpcd)
         #expect(hint.source == .dhcpcd && hint.gateway == ip("10.0.0.1"))
     }

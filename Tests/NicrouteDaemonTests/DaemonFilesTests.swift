@@ -59,6 +59,36 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(hints[7]?.first?.gateway == LeaseParser.networkd(nm))
     }
 
+    /// The default paths: cloud-init's instance data first (what its OpenStack datasources read,
+    /// from the metadata service or the config drive), passed over when it holds no OpenStack
+    /// network data (another cloud's datasource), then a mounted config drive's file.
+    @Test func networkDataFromCloudInitFirstThenTheConfigDrive() throws {
+        let defaults = Configuration().networkDataPaths
+        #expect(defaults.first == "/run/cloud-init/instance-data.json")
+        let drive = defaults[1]
+        let links = [link(2, "ens3", mac: "52:54:00:00:00:02"), link(3, "ens4", mac: "fa:16:3e:11:22:33")]
+
+        let tree = try ScratchTree()
+        try tree.copyFixture("network_data/two-nics-dual-stack.json", to: String(drive.dropFirst()))
+        var hints = GatewayHintCollector(root: tree.root, networkDataPaths: defaults).hints(for: links)
+        #expect(hints[3] == [GatewayHint(gateway: IPAddress("192.168.50.1")!, source: .networkData)])
+
+        try tree.copyFixture("network_data/cloud-init-instance-data.json", to: "run/cloud-init/instance-data.json")
+        hints = GatewayHintCollector(root: tree.root, networkDataPaths: defaults).hints(for: links)
+        #expect(
+            hints[2] == [
+                GatewayHint(gateway: IPAddress("20.20.20.254")!, source: .networkData),
+                GatewayHint(gateway: IPAddress("fd00:12::fe")!, source: .networkData),
+            ])
+        #expect(hints[3] == nil)
+
+        try tree.copyFixture(
+            "network_data/cloud-init-instance-data-nocloud.json", to: "run/cloud-init/instance-data.json")
+        hints = GatewayHintCollector(root: tree.root, networkDataPaths: defaults).hints(for: links)
+        #expect(hints[2] == nil)
+        #expect(hints[3] == [GatewayHint(gateway: IPAddress("192.168.50.1")!, source: .networkData)])
+    }
+
     @Test func networkDataIsMatchedByMAC() throws {
         let tree = try ScratchTree()
         try tree.copyFixture("network_data/two-nics-dual-stack.json", to: "cd/network_data.json")

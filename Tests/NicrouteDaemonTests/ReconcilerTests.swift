@@ -17,7 +17,10 @@ private final class Fixture {
     let reconciler: Reconciler
     let directory: String
 
-    init(_ objects: FakeKernel.Objects = twoNICVM(), logger: Logger = Logger(label: "test")) throws {
+    init(
+        _ objects: FakeKernel.Objects = twoNICVM(), logger: Logger = Logger(label: "test"),
+        configure: (inout Configuration) -> Void = { _ in }
+    ) throws {
         kernel = FakeKernel(objects)
         client = RouteNetlink(transport: kernel)
         directory = NSTemporaryDirectory() + "nicroute-reconciler-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
@@ -25,6 +28,7 @@ private final class Fixture {
         configuration.networkDataPaths = []
         configuration.firstHostFallback = false
         configuration.gateways = [GatewayOverride(match: InterfaceMatch("eth1"), ipv4: IPAddress("20.20.20.1"))]
+        configure(&configuration)
         reconciler = Reconciler(
             client: client, configuration: configuration, store: StateStore(directory: directory),
             logger: logger)
@@ -119,6 +123,41 @@ struct ReconcilerTests {
         #expect(second.applied.isEmpty)
         #expect(try f.changesSent(since: sent).isEmpty)
         #expect(second.retryAt == nil)
+    }
+
+    @Test("a NIC on a network without DHCP: its gateway from OpenStack's network data as cloud-init kept it")
+    func gatewayFromCloudInitInstanceData() throws {
+        // eth1 (fa:16:3e:00:00:02) has no default route in main, no lease, no override; the
+        // instance data says its network's default route goes via 20.20.20.254.
+        let file =
+            NSTemporaryDirectory() + "nicroute-instance-data-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).json"
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let instanceData = #"""
+            {"v1": {"cloud_name": "openstack"}, "merged_cfg": "redacted for non-root user",
+             "ds": {"_doc": "EXPERIMENTAL", "meta_data": {"uuid": "u"}, "network_json": {
+               "links": [{"id": "tap-b", "type": "phy", "ethernet_mac_address": "fa:16:3e:00:00:02"}],
+               "networks": [{"id": "n1", "type": "ipv4", "link": "tap-b", "ip_address": "20.20.20.16",
+                 "netmask": "255.255.255.0",
+                 "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "20.20.20.254"}]}]}}}
+            """#
+        try instanceData.write(toFile: file, atomically: true, encoding: .utf8)
+        let f = try Fixture {
+            $0.gateways = []
+            $0.networkDataPaths = ["/nonexistent/network_data.json", file]
+        }
+        let pass = try f.reconciler.reconcile(now: 0)
+        #expect(pass.failed.isEmpty)
+        let eth1 = try #require(pass.plan.nics.first { $0.link.name == "eth1" })
+        #expect(eth1.ipv4Gateway == GatewayHint(gateway: IPAddress("20.20.20.254")!, source: .networkData))
+        #expect(
+            f.owned.routes.contains {
+                $0.table == 10001 && $0.destination.isDefault && $0.gateway == IPAddress("20.20.20.254")
+            })
+        // Without the file, nothing names eth1's gateway: subnet routes only.
+        try FileManager.default.removeItem(atPath: file)
+        let after = try f.reconciler.reconcile(now: 1)
+        #expect(after.plan.nics.first { $0.link.name == "eth1" }?.ipv4Gateway == nil)
+        #expect(!f.owned.routes.contains { $0.table == 10001 && $0.destination.isDefault })
     }
 
     @Test("with only addresses announced and the same addresses read, a quiet pass reads nothing else")

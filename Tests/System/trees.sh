@@ -17,8 +17,10 @@ for suite in bullseye bookworm trixie; do
     NSB_SUITE=$suite bash -c 'source "$1/lib-nspawn.sh"; nsb_tree' trees "$HERE" >/dev/null &
     pids+=($!)
 done
-bash "$REPO/Tests/VM/guest-tree.sh" >/dev/null &
-pids+=($!)
+for suite in bookworm trixie; do
+    VM_SUITE=$suite bash "$REPO/Tests/VM/guest-tree.sh" >/dev/null &
+    pids+=($!)
+done
 rc=0
 for pid in "${pids[@]}"; do wait "$pid" || rc=1; done
 echo "# trees ready in $((SECONDS - start)) s (rc $rc)" >&2

@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
-# Prints the path of the cached guest tree for the VM test (Debian 12 with a kernel, udev,
-# openssh-server and the three network managers images ship: systemd-networkd, NetworkManager,
-# ifupdown with isc-dhcp-client), debootstrapped once (a few minutes) under
-# /var/cache/nicroute-test (NSB_CACHE_ROOT). Each variant of the test enables one manager.
+# Prints the path of a cached guest tree for the VM test, debootstrapped once (a few minutes)
+# under /var/cache/nicroute-test (NSB_CACHE_ROOT):
+#   VM_SUITE=bookworm (default)  Debian 12 with a kernel, udev, openssh-server, the three network
+#                                managers images ship (systemd-networkd, NetworkManager, ifupdown
+#                                with isc-dhcp-client), and cloud-init with netplan.io, as
+#                                Debian's own cloud images have them. Each variant of the test
+#                                enables one manager (cloud-init is disabled where it is not the
+#                                variant's subject).
+#   VM_SUITE=trixie              Debian 13 as its cloud images are: cloud-init rendering netplan
+#                                for systemd-networkd, no ifupdown; nftables for the test's
+#                                published port.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=../../scripts/lib-debian.sh
@@ -10,19 +17,33 @@ source "$REPO/scripts/lib-debian.sh"
 export LC_ALL=C
 
 CACHE=${NSB_CACHE_ROOT:-/var/cache/nicroute-test}
-SUITE=bookworm
-RECIPE=1
-# libnss-systemd: as on images with a full systemd (nicrouted itself runs as
-# the static user nicroute: dbus-daemon cannot resolve dynamic users; units/nicrouted.service).
-PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
-    ifupdown isc-dhcp-client libnss-systemd)
-# Installed afterwards, in a chroot with /proc mounted: polkitd's configuration fails inside
-# debootstrap's own (it needs /proc).
-LATER=(network-manager)
+SUITE=${VM_SUITE:-bookworm}
+RECIPE=2
+case $SUITE in
+    bookworm)
+        # libnss-systemd: as on images with a full systemd (nicrouted itself runs as
+        # the static user nicroute: dbus-daemon cannot resolve dynamic users; units/nicrouted.service).
+        PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
+            ifupdown isc-dhcp-client libnss-systemd)
+        # Installed afterwards, in a chroot with /proc mounted: polkitd's configuration fails inside
+        # debootstrap's own (it needs /proc).
+        LATER=(network-manager cloud-init netplan.io)
+        ;;
+    trixie)
+        PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
+            libnss-systemd dhcpcd-base nftables libnftables1)
+        # systemd-networkd is a package of its own since Debian 13.
+        LATER=(cloud-init netplan.io systemd-networkd)
+        ;;
+    *)
+        echo "guest-tree.sh: unknown VM_SUITE $SUITE" >&2
+        exit 2
+        ;;
+esac
 
 build() {
     local dir=$1 start=$SECONDS
-    echo "# debootstrap $SUITE with a kernel and three network managers into $dir: a few minutes, once" >&2
+    echo "# debootstrap $SUITE with a kernel, its network managers and cloud-init into $dir: a few minutes, once" >&2
     debian_debootstrap "$dir" "$SUITE" "${PACKAGES[@]}" || return 1
     printf '#!/bin/sh\nexit 101\n' >"$dir/usr/sbin/policy-rc.d"
     chmod 0755 "$dir/usr/sbin/policy-rc.d"
@@ -43,7 +64,7 @@ build() {
     [[ -s $dir/etc/machine-id ]] || chroot "$dir" systemd-machine-id-setup >/dev/null
     {
         echo "built $(date -u +%FT%TZ) in $((SECONDS - start)) s"
-        chroot "$dir" dpkg-query -W linux-image-amd64 systemd network-manager isc-dhcp-client
+        chroot "$dir" dpkg-query -W linux-image-amd64 systemd cloud-init netplan.io 2>/dev/null || true
     } >"$dir/.nicroute-tree-complete"
 }
 
