@@ -32,8 +32,9 @@ case $SUITE in
     trixie)
         PACKAGES=(linux-image-amd64 systemd-sysv udev dbus iproute2 openssh-server libsystemd0 procps
             libnss-systemd dhcpcd-base nftables libnftables1)
-        # systemd-networkd is a package of its own since Debian 13.
-        LATER=(cloud-init netplan.io systemd-networkd)
+        # systemd-networkd is in the systemd package in Debian 13 (trixie has no package
+        # systemd-networkd: apt-get said "Unable to locate package").
+        LATER=(cloud-init netplan.io)
         ;;
     *)
         echo "guest-tree.sh: unknown VM_SUITE $SUITE" >&2
