@@ -271,6 +271,13 @@ openstack_data() {
     printf '{}\n' >"$dir/vendor_data2.json"
 }
 
+# The cloud-init settings of the test's images besides the datasource and renderer: root's key
+# usable (disable_root: false); the locale the tree has (it has no locales package); and, for
+# time under TCG, the host keys the tree has kept rather than generated at first boot (RSA
+# takes many seconds) and neither keys on the console nor grub's device set (no grub here).
+CLOUD_CFG=('disable_root: false' 'locale: C.UTF-8' 'ssh_deletekeys: false' 'ssh: {emit_keys_to_console: false}'
+    'grub_dpkg: {enabled: false}')
+
 # image VARIANT: the guest's disk for one manager: the cached tree, the .deb installed as an image
 # builder installs it (in a chroot, a policy-rc.d that forbids starting services), the client's
 # ssh key, the manager enabled and configured for DHCP on every Ethernet NIC, the others off.
@@ -317,7 +324,7 @@ image() {
         cloud-init | trixie)
             # As Debian's cloud images of 12 and 13: cloud-init renders netplan for
             # systemd-networkd, from a config drive.
-            printf '%s\n' 'datasource_list: [ ConfigDrive, None ]' 'disable_root: false' 'locale: C.UTF-8' \
+            printf '%s\n' 'datasource_list: [ ConfigDrive, None ]' "${CLOUD_CFG[@]}" \
                 'system_info: {network: {renderers: [netplan], activators: [netplan]}}' \
                 >"$root/etc/cloud/cloud.cfg.d/90-nicroute-test.cfg"
             # A NIC attached after boot is not on the config drive (Nova writes it once, at the
@@ -337,7 +344,7 @@ image() {
             ;;
         cloud-init-metadata)
             # Issue 19's rendering: ENI for ifupdown, from the metadata service.
-            printf '%s\n' 'datasource_list: [ OpenStack, None ]' 'disable_root: false' 'locale: C.UTF-8' \
+            printf '%s\n' 'datasource_list: [ OpenStack, None ]' "${CLOUD_CFG[@]}" \
                 'system_info: {network: {renderers: [eni], activators: [eni]}}' \
                 >"$root/etc/cloud/cloud.cfg.d/90-nicroute-test.cfg"
             printf 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n' >"$root/etc/network/interfaces"
