@@ -708,10 +708,6 @@ run_cloud_variant() {
         not_ok "$v: ssh through floating IP B after boot (A answered after $secs s)"
         cssh "$FIPA" 'nicroutectl status; ip rule; journalctl -b -u nicrouted --no-pager | tail -n 20' 2>&1 | indent
     fi
-    out=$(CSSH_TIMEOUT=160 cssh "$FIPA" 'timeout 150 cloud-init status --wait --long' 2>&1 | head -n 12 || true)
-    note "cloud-init after $((SECONDS - t1)) s of boot:"
-    indent <<<"$out"
-    cssh "$FIPA" 'cloud-init analyze blame 2>/dev/null | head -n 6; grep -E "WARNING|ERROR" /var/log/cloud-init.log | cut -c1-200 | head -n 5' 2>&1 | indent
     nic1=$(nic_of "$MACA" || true)
     nic2=$(nic_of "$MACB" || true)
 
@@ -799,6 +795,14 @@ if isinstance(nj, dict):
     if [[ $v == trixie ]]; then
         forwarded_check "$v" "$nic2"
     fi
+
+    # cloud-init's last stages (its hotplug hook is installed in modules-final) run on while
+    # the checks above do.
+    CSSH_TIMEOUT=160 cssh "$FIPA" 'timeout 150 cloud-init status --wait' >/dev/null 2>&1 || true
+    out=$(cssh "$FIPA" 'cloud-init status --long; cloud-init analyze blame | head -n 4
+        grep -E "WARNING|ERROR" /var/log/cloud-init.log | cut -c1-200 | head -n 5' 2>&1 | grep -v '^$' || true)
+    note "cloud-init done after $((SECONDS - t1)) s of boot:"
+    indent <<<"$out"
 
     # 6. Hot-plug NIC C. The config drive never changes after boot (not describing C); the
     # metadata service describes C once it is attached, as Nova's does.
