@@ -11,7 +11,11 @@
 #   c. chaos: 16 NICs x 8 addresses, SIGKILL right after a random N-th change of a reconcile
 #      (counted live from `ip monitor`) or after a random delay, then a restart repairs the
 #      exact state with the same tables; another tool deleting one NIC's rules, then emptying
-#      another NIC's table, in a loop: the daemon backs off (re-adds counted) and logs it.
+#      another NIC's table, in a loop: the daemon backs off (re-adds counted) and logs it;
+#   d. control: an unprivileged user (uid 65534) holds 100 idle connections to the control
+#      socket (re-opening each one the daemon closes) and floods it with requests from 8 more:
+#      root's `status --json` and `reconfigure` are each answered within 1 s, complete, and
+#      nobody's own nicroutectl reports the daemon's `busy`, not a broken pipe.
 #
 #   sudo bash Tests/Robustness/robustness.sh           # fast mode: about 2 minutes
 #   sudo bash Tests/Robustness/robustness.sh --long    # full size: 4 to 7 minutes
@@ -19,7 +23,7 @@
 # Environment:
 #   NICROUTED=/path/to/nicrouted       the daemon (default: .build/debug/nicrouted; not built here)
 #   NICROUTECTL=/path/to/nicroutectl   the CLI (default: next to NICROUTED)
-#   ROBUST_PARTS="storm soak chaos"    which parts to run
+#   ROBUST_PARTS="storm soak chaos control"  which parts to run
 #   ROBUST_STORM_ROUNDS=N              add/remove rounds per NIC and storm phase (fast 3, long 20)
 #   ROBUST_SOAK_CYCLES=N               hot-plug/unplug cycles (fast 20, long 200)
 #   ROBUST_CHAOS_KILLS=N               SIGKILLs in the middle of a reconcile (fast 6, long 30)
@@ -59,7 +63,7 @@ if [[ $MODE == long ]]; then
 else
   : "${ROBUST_STORM_ROUNDS:=3}" "${ROBUST_SOAK_CYCLES:=20}" "${ROBUST_CHAOS_KILLS:=6}" "${ROBUST_FIGHT_SECONDS:=4}"
 fi
-: "${ROBUST_PARTS:=storm soak chaos}"
+: "${ROBUST_PARTS:=storm soak chaos control}"
 : "${ROBUST_RSS_SLACK_KB:=8192}"
 
 nr_require_root
@@ -115,6 +119,14 @@ rd_ctl() {
   local ns=$1 tag=$2
   shift 2
   ip netns exec "$ns" "$NICROUTECTL" "$@" --control-socket "$NR_TMP/$tag/control.sock" \
+    --config "$NR_TMP/$tag/nicroute.conf" --state-dir "$NR_TMP/$tag/state" --manage 'eth*'
+}
+
+# rd_ctl_within SECONDS NS TAG ARGS...: rd_ctl, killed after SECONDS.
+rd_ctl_within() {
+  local limit=$1 ns=$2 tag=$3
+  shift 3
+  timeout "$limit" ip netns exec "$ns" "$NICROUTECTL" "$@" --control-socket "$NR_TMP/$tag/control.sock" \
     --config "$NR_TMP/$tag/nicroute.conf" --state-dir "$NR_TMP/$tag/state" --manage 'eth*'
 }
 
@@ -1000,11 +1012,203 @@ part_chaos() {
   ip netns del "$peer" 2>/dev/null || true
 }
 
+# =====================================================================================
+# d. the control socket under an unprivileged flood
+# =====================================================================================
+
+# control_flood SOCK SECONDS IDLE SENDERS: as uid 65534, hold IDLE connections to SOCK open
+# (re-opening each one that the daemon closes) and send `status` requests from SENDERS threads
+# as fast as answers come, for SECONDS; prints what it did. Its PID in NR_LAST_PID.
+control_flood() {
+  cat >"$NR_TMP/control/flood.py" <<'PY'
+import socket, sys, threading, time
+path, seconds, idle, senders = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+deadline = time.monotonic() + seconds
+counts = {"opened": 0, "answers": 0, "busy": 0, "errors": 0}
+lock = threading.Lock()
+def bump(key):
+    with lock:
+        counts[key] += 1
+def holder():
+    while time.monotonic() < deadline:
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            s.connect(path)
+            bump("opened")
+            s.recv(4096)  # until the daemon answers (busy, timeout) or closes it
+        except OSError:
+            bump("errors")
+            time.sleep(0.01)
+        finally:
+            s.close()
+def sender():
+    while time.monotonic() < deadline:
+        try:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(5)
+            s.connect(path)
+            s.sendall(b'{"version": 1, "command": "status"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            bump("busy" if b'"busy"' in data else "answers")
+        except OSError:
+            bump("errors")
+            time.sleep(0.01)
+        finally:
+            s.close()
+threads = [threading.Thread(target=holder, daemon=True) for _ in range(idle)]
+threads += [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join(timeout=max(0, deadline - time.monotonic()) + 6)
+print(" ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+PY
+  nr_bg "$3" "$NR_TMP/control/flood.log" setpriv --reuid=65534 --regid=65534 --clear-groups \
+    /usr/bin/python3 "$NR_TMP/control/flood.py" "$1" "$2" "$4" "$5"
+  # CPU: under systemd a user's processes share one cgroup (user.slice) against the service's
+  # (system.slice); here, with no cgroup of its own, each of the flood's 108 threads would weigh
+  # as much as the daemon's one and starve it (and root's nicroutectl) whatever the socket does.
+  # So the flood gets a cpu cgroup of its own, as a login session would (v1 or v2, default
+  # weight: the whole flood weighs as much as one process of the root group).
+  FLOOD_CGROUP=""
+  local cg
+  for cg in /sys/fs/cgroup/cpu /sys/fs/cgroup/unified /sys/fs/cgroup; do
+    [[ -w $cg/cgroup.procs ]] || continue
+    mkdir "$cg/nrr-flood-$$" 2>/dev/null && NR_RMDIRS+=("$cg/nrr-flood-$$")
+    if [[ -d $cg/nrr-flood-$$ ]] && echo "$NR_LAST_PID" >"$cg/nrr-flood-$$/cgroup.procs" 2>/dev/null; then
+      FLOOD_CGROUP=$cg/nrr-flood-$$
+      break
+    fi
+    rmdir "$cg/nrr-flood-$$" 2>/dev/null || true
+  done
+  echo "# control: the flood's cpu cgroup: ${FLOOD_CGROUP:-none (it competes thread by thread)}"
+}
+
+# control_flood_end: removes the flood's cgroup (once its processes are gone).
+control_flood_end() {
+  [[ -n ${FLOOD_CGROUP:-} ]] || return 0
+  for _ in $(seq 50); do rmdir "$FLOOD_CGROUP" 2>/dev/null && break; sleep 0.1; done
+  FLOOD_CGROUP=""
+}
+
+# timed_ms CMD...: runs CMD with its output to $NR_TMP/control/out; prints the milliseconds it
+# took; its exit status is CMD's.
+timed_ms() {
+  local t0 rc=0
+  t0=$(nr_now_us)
+  "$@" >"$NR_TMP/control/out" 2>&1 || rc=$?
+  echo $((($(nr_now_us) - t0) / 1000))
+  return "$rc"
+}
+
+part_control() {
+  local tag=control ns="nrr-ctl-$$" peer="nrr-ctlp-$$" i ms worst=0 slow=0 failed=0 incomplete=0 flood_pid
+  step "d. control socket: root served within 1 s while uid 65534 holds and floods it"
+  mkdir -p "$NR_TMP/$tag"
+  multinic_create "$ns" "$peer" 2 10.77 77 "$NR_TMP/$tag/nicroute.conf"
+  # The socket is 0666; its directory must let the other user reach it.
+  chmod 0755 "$NR_TMP" "$NR_TMP/$tag"
+  rd_start "$ns" "$tag"
+  if ! wait_until 15 has_nicroute_rule "$ns" 10.77.1.2; then
+    nr_fail "control: nicrouted installs its rules (within 15 s)"
+    show_log "$tag"
+    return 0
+  fi
+  local idle_ms=() flood_ms=()
+  for i in 1 2 3; do idle_ms+=("$(timed_ms rd_ctl_within 5 "$ns" "$tag" status --json || true)"); done
+  control_flood "$NR_TMP/$tag/control.sock" 12 "$ns" 100 8
+  flood_pid=$NR_LAST_PID
+  sleep 2 # the holders have taken every slot they can
+  for i in $(seq 10); do
+    if ms=$(timed_ms rd_ctl_within 5 "$ns" "$tag" status --json); then
+      jq -e '.nics | length == 2' "$NR_TMP/$tag/out" >/dev/null 2>&1 || incomplete=$((incomplete + 1))
+    else
+      failed=$((failed + 1))
+      sed 's/^/#   /' "$NR_TMP/$tag/out" | head -n 3
+    fi
+    flood_ms+=("$ms")
+    ((ms <= worst)) || worst=$ms
+    ((ms <= 1000)) || slow=$((slow + 1))
+  done
+  echo "# control: root's status --json took ${idle_ms[*]} ms before the flood, ${flood_ms[*]} ms under it"
+  # The daemon's part alone (no process started): root's request on an open connection.
+  echo "# control: the daemon's answer to root under the flood: $(ip netns exec "$ns" /usr/bin/python3 - "$NR_TMP/$tag/control.sock" <<'PY'
+import socket, sys, time
+path = sys.argv[1][: -len(".sock")] + ".privileged.sock"
+out = []
+for _ in range(10):
+    t0 = time.monotonic()
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(path)
+    s.sendall(b'{"version": 1, "command": "status"}\n')
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    out.append("%.1f" % ((time.monotonic() - t0) * 1000))
+print(" ".join(out) + " ms")
+PY
+)"
+  for i in 1 2 3; do
+    if ms=$(timed_ms rd_ctl_within 5 "$ns" "$tag" -q reconfigure); then :; else
+      failed=$((failed + 1))
+      sed 's/^/#   /' "$NR_TMP/$tag/out" | head -n 3
+    fi
+    ((ms <= worst)) || worst=$ms
+    ((ms <= 1000)) || slow=$((slow + 1))
+  done
+  if ((failed == 0 && slow == 0 && incomplete == 0)); then
+    nr_pass "control: under the flood, root's 10 status --json and 3 reconfigure all answered within 1 s (slowest $worst ms), each status complete"
+  else
+    nr_fail "control: under the flood, root's requests: $failed failed, $slow over 1 s (slowest $worst ms), $incomplete incomplete"
+  fi
+  # The flooding user's own nicroutectl, while its holders keep their slots taken: the daemon's
+  # answer, `busy`, not a broken pipe (a slot its holders just gave back may serve it: tried
+  # up to 10 times).
+  local busy=0 pipe=0
+  : >"$NR_TMP/$tag/nobody.out"
+  for i in $(seq 10); do
+    ip netns exec "$ns" setpriv --reuid=65534 --regid=65534 --clear-groups "$NICROUTECTL" status \
+      --control-socket "$NR_TMP/$tag/control.sock" >"$NR_TMP/$tag/out" 2>&1 || true
+    cat "$NR_TMP/$tag/out" >>"$NR_TMP/$tag/nobody.out"
+    grep -qi 'broken pipe' "$NR_TMP/$tag/out" && pipe=$((pipe + 1))
+    if grep -q 'too many control connections' "$NR_TMP/$tag/out"; then
+      busy=$((busy + 1))
+      break
+    fi
+  done
+  if ((busy > 0 && pipe == 0)); then
+    nr_pass "control: uid 65534's own nicroutectl is told the daemon's answer: $(grep -m1 'too many' "$NR_TMP/$tag/nobody.out")"
+  else
+    nr_fail "control: uid 65534's own nicroutectl reports the daemon's busy answer ($busy busy, $pipe broken pipes in $i tries; last: $(head -n2 "$NR_TMP/$tag/out" | tr '\n' ' '))"
+  fi
+  for _ in $(seq 200); do nr_pid_gone "$flood_pid" && break; sleep 0.1; done
+  control_flood_end
+  echo "# control: flood as uid 65534: $(cat "$NR_TMP/$tag/flood.log" 2>/dev/null)"
+  check "control: nicrouted still running after the flood" rd_alive
+  check "control: status answers after the flood" rd_ctl_quiet "$ns" "$tag" status
+  [[ $NR_FAIL -gt 0 ]] && show_log "$tag" 15
+  nr_stop_pid "$DPID" 5
+  ip netns del "$ns" 2>/dev/null || true
+  ip netns del "$peer" 2>/dev/null || true
+}
+
 for part in $ROBUST_PARTS; do
   case $part in
     storm) part_storm ;;
     soak) part_soak ;;
     chaos) part_chaos ;;
+    control) part_control ;;
     *) nr_fail "unknown part '$part' in ROBUST_PARTS" ;;
   esac
 done
