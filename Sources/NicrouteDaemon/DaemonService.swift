@@ -369,7 +369,7 @@ final class DaemonDriver {
                 let report = StatusReport(
                     plan: plan, snapshot: snapshot, summary: summary, fromDaemon: true, paused: paused,
                     deferred: deferred, lastChanges: lastChanges, findings: findings,
-                    forwarding: reconciler.forwardingStatus)
+                    forwarding: reconciler.forwardingStatus(observe: false))
                 return .success(report.json)
             case .plan:
                 let snapshot = try reconciler.client.snapshot()

@@ -107,7 +107,7 @@ public final class Reconciler {
     public func plan(from snapshot: KernelSnapshot) -> Plan {
         var plan = planner.plan(
             snapshot: snapshot, slots: slots, hints: hints(for: snapshot),
-            forwarding: forwarder.decide(configuration))
+            forwarding: forwarder.wouldHandle(configuration))
         if plan.forwardMarks != nil {
             for i in plan.nics.indices {
                 if let note = forwarder.sourceValidMarkNote(plan.nics[i].link.name) { plan.nics[i].notes.append(note) }
@@ -128,24 +128,21 @@ public final class Reconciler {
         return inputs
     }
 
-    /// The forwarding part of `status` (state, reason, mask), as the kernel has it now.
-    public var forwardingStatus: (state: String, reason: String, mask: UInt32) {
+    /// The forwarding part of `status` (state, reason, mask): as the last pass left it (the
+    /// daemon's passes keep it current: nftables announces its changes), or, with `observe`
+    /// (one-shot mode, where no pass ran), as the kernel has it now. Changes nothing.
+    public func forwardingStatus(observe: Bool) -> (state: String, reason: String, mask: UInt32) {
         let mask = configuration.forwardMarkMask
-        if forwarder.decide(configuration) { forwarder.observe() }
-        switch forwarder.state {
-        case .installed:
-            let errors = forwarder.sourceValidMarkErrors.sorted { $0.key < $1.key }
-            if errors.isEmpty { return ("installed", "in place", mask) }
-            return (
-                "installed",
-                "in place, but src_valid_mark could not be set on "
-                    + errors.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
-                    + ": under strict reverse-path filtering (rp_filter=1) forwarded requests arriving there are dropped",
-                mask
-            )
-        case .off(let why): return ("off", why, mask)
-        case .unavailable(let why): return ("unavailable", why, mask)
-        }
+        let state = observe ? forwarder.observe(configuration) : forwarder.state
+        let errors = forwarder.sourceValidMarkErrors.sorted { $0.key < $1.key }
+        guard case .installed = state, !errors.isEmpty else { return (state.name, state.reason, mask) }
+        return (
+            state.name,
+            "in place, but src_valid_mark could not be set on "
+                + errors.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+                + ": under strict reverse-path filtering (rp_filter=1) forwarded requests arriving there are dropped",
+            mask
+        )
     }
 
     /// Gateway hints from lease files and the config drive. Read for managed NICs only: nobody
@@ -316,11 +313,20 @@ public final class Reconciler {
         for command in forwarder.apply(plan.forwardMarks, mask: configuration.forwardMarkMask) {
             logger.notice("\(command)", metadata: ["command": "\(command)", "action": "forward"])
         }
-        if case .unavailable(let why) = forwarder.state, loggedFailures.insert("forward \(why)").inserted {
-            logger.error("forwarded connections: \(why)")
-        }
         var failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
-        if case .unavailable(let why) = forwarder.state { failing.insert("forward \(why)") }
+        if case .unavailable = forwarder.state {
+            let why = forwarder.state.reason
+            failing.insert("forward \(why)")
+            if loggedFailures.insert("forward \(why)").inserted { logger.error("forwarded connections: \(why)") }
+        }
+        // Records a later flush needs that cannot be written: a warning once per cause; they
+        // stay in memory and are written at the next pass.
+        for problem in forwarder.fileProblems {
+            failing.insert("record \(problem)")
+            if loggedFailures.insert("record \(problem)").inserted {
+                logger.warning("forwarded connections: cannot write a record, kept and retried: \(problem)")
+            }
+        }
         // src_valid_mark that cannot be set: a warning once per NIC and reason (again only after
         // it was set in between).
         for name in forwarder.sourceValidMarkFailures {

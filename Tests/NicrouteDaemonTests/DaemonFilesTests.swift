@@ -322,9 +322,12 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         if let v6 { try tree.write("proc/sys/net/ipv6/conf/all/forwarding", v6 + "\n") }
         var c = Configuration()
         c.forwardedConnections = mode
-        let (want, why) = Forwarder(stateDirectory: tree.root + "/state", root: tree.root).wanted(c)
-        #expect(want == wanted)
-        #expect(why.contains("ForwardedConnections=\(mode.rawValue)"))
+        let unwanted = Forwarder(stateDirectory: tree.root + "/state", root: tree.root, nftables: FakeNftables())
+            .unwanted(c)
+        #expect((unwanted == nil) == wanted)
+        if let unwanted {
+            #expect(ForwardingState.off(unwanted).reason.contains("ForwardedConnections=\(mode.rawValue)"))
+        }
     }
 }
 
@@ -336,7 +339,7 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
 
     /// A forwarder whose writes to the NICs in `readOnly` fail with EROFS.
     static func forwarder(_ tree: ScratchTree, readOnly: Set<String>) -> Forwarder {
-        let f = Forwarder(stateDirectory: tree.root + "/state", root: tree.root)
+        let f = Forwarder(stateDirectory: tree.root + "/state", root: tree.root, nftables: FakeNftables())
         f.writeSysctl = { path, text in
             readOnly.contains { path.hasSuffix("/\($0)/src_valid_mark") } ? EROFS : Forwarder.write(path, text)
         }
