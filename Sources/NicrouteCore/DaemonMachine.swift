@@ -1,6 +1,6 @@
 /// nicrouted's decisions, as a state machine: inputs in, actions out.
 ///
-/// The event loop (NicrouteDaemon's `DaemonLoop`) owns the sockets, the signals and the one
+/// The event loop (NicrouteDaemon's `EventLoop`, driven by `DaemonDriver`) owns the sockets, the signals and the one
 /// timer, and only moves data: it turns what happened into an `Input`, hands it over with the
 /// monotonic time, and carries out the `Action`s in order. When an action produces a result
 /// (`reconcile`, `loadConfiguration`, `flush`, `checkPreflight`), the loop feeds it back at once

@@ -290,9 +290,8 @@ public final class ControlServer {
         func read() {
             var chunk = [UInt8](repeating: 0, count: 1024)
             while phase == .reading {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                let n = retryingInterrupts { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
                 if n < 0 {
-                    if errno == EINTR { continue }
                     if errno == EAGAIN || errno == EWOULDBLOCK { return }
                     return close()
                 }
@@ -352,8 +351,9 @@ public final class ControlServer {
 
         func write() {
             while !output.isEmpty {
-                let n = output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n < 0 && errno == EINTR { continue }
+                let n = retryingInterrupts {
+                    output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
                 if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                     io?.setEvents(EventLoop.writable)
                     return
@@ -482,8 +482,7 @@ public enum ControlClient {
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while answer.count <= ControlProtocol.maximumResponseSize {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingInterrupts { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
             if n < 0 {
                 if let sendError { throw .io("send to \(path): \(String(cString: strerror(sendError)))") }
                 throw .io("no answer from nicrouted: \(String(cString: strerror(errno)))")

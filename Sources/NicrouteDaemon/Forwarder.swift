@@ -1,5 +1,6 @@
 import CNftables
 import Glibc
+import Netlink
 import NicrouteCore
 
 /// What runs nft scripts: libnftables (`LibNftables`), or a fake in tests.
@@ -338,12 +339,9 @@ public final class Forwarder {
         guard fd >= 0 else { return errno }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        while true {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n == bytes.count { return nil }
-            if n < 0 && errno == EINTR { continue }
-            return n < 0 ? errno : EIO
-        }
+        let n = retryingInterrupts { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+        if n == bytes.count { return nil }
+        return n < 0 ? errno : EIO
     }
 
     private func readInt(_ path: String) -> Int? {
