@@ -22,8 +22,8 @@ public final class Reconciler {
     private var quiet: (snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan)?
     /// First-host probes: when each candidate may be probed again.
     private var probes = ProbeSchedule()
-    /// The retry delay while some changes keep failing (doubles up to a minute).
-    private var failureStep: Double = 0
+    /// The retry delay while some changes keep failing: 2, 4, 8 ... 60 s.
+    private var failureBackoff = Backoff(initial: 2, maximum: 60)
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
@@ -366,12 +366,15 @@ public final class Reconciler {
                 logger.debug("neighbour probe failed: \(error)")
             }
         }
-        failureStep = report.failed.isEmpty ? 0 : min(max(failureStep * 2, 2), 60)
         guardRail.prune(now: now)
         var deadlines: [Double] = []
         if let d = guardRail.nextDeadline(after: now) { deadlines.append(d) }
         if let next = probes.nextDeadline { deadlines.append(next) }
-        if failureStep > 0 { deadlines.append(now + failureStep) }
+        if report.failed.isEmpty {
+            failureBackoff.reset()
+        } else {
+            deadlines.append(now + failureBackoff.next())
+        }
         report.retryAt = deadlines.min()
         let end = monotonicSeconds()
         report.timings = Timings(
