@@ -41,6 +41,16 @@ public final class ControlServer {
     public let timeout: Duration
     /// How long a request may wait for the daemon's answer.
     static let answerTimeout = 30.0
+    /// The public socket's mode: anyone may connect (the daemon checks each caller itself).
+    static let publicMode: mode_t = 0o666
+    /// The privileged socket's mode: its owner (the daemon's user) and root only.
+    static let privilegedMode: mode_t = 0o600
+    /// Connections the kernel queues on a listening socket until the loop accepts them.
+    static let backlog: Int32 = 64
+    /// The pause after accept(2) failed for want of descriptors.
+    static let acceptPause = 0.1
+    /// The supplementary groups read of a caller (for `[Control] Group=`).
+    static let maximumPeerGroups = 256
     private let service: ControlService
     private let loop: EventLoop
     private var listeners: [Listener] = []
@@ -89,7 +99,7 @@ public final class ControlServer {
         if !directory.isEmpty { try? Files.makeDirectories(directory) }
         do {
             for (socketPath, privileged) in [(path, false), (Self.privilegedPath(for: path), true)] {
-                let fd = try Self.bindListening(socketPath, mode: privileged ? 0o600 : 0o666)
+                let fd = try Self.bindListening(socketPath, mode: privileged ? Self.privilegedMode : Self.publicMode)
                 let listener = Listener(fd: fd, path: socketPath, privileged: privileged)
                 listeners.append(listener)
                 listener.source = try loop.io(fd, priority: privileged ? -10 : 0, name: "control-listen") {
@@ -149,7 +159,7 @@ public final class ControlServer {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard bound == 0, chmod(path, mode) == 0, listen(fd, 64) == 0 else {
+        guard bound == 0, chmod(path, mode) == 0, listen(fd, Self.backlog) == 0 else {
             let e = errno
             close(fd)
             if bound == 0 { unlink(path) }
@@ -188,7 +198,7 @@ public final class ControlServer {
                 // Out of descriptors: the listener stays readable, so pause instead of spinning.
                 if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
                     listener.source?.setEvents(0)
-                    listener.pause?.arm(at: monotonicSeconds() + 0.1)
+                    listener.pause?.arm(at: monotonicSeconds() + Self.acceptPause)
                 }
                 return
             }
@@ -327,7 +337,10 @@ public final class ControlServer {
             case .reading:
                 finish(.failure(ControlError(.timeout, "no complete request within \(server.timeout)")))
             case .answering:
-                finish(.failure(ControlError(.timeout, "the daemon did not answer within 30 s")))
+                finish(
+                    .failure(
+                        ControlError(.timeout, "the daemon did not answer within \(Int(ControlServer.answerTimeout)) s")
+                    ))
             case .writing, .done:
                 close()  // slow or gone reader: dropped
             }
@@ -394,13 +407,10 @@ public final class ControlServer {
         var uid: UInt32 = 0
         var gid: UInt32 = 0
         guard cposix_peer_credentials(fd, &pid, &uid, &gid) == 0 else { return nil }
-        var groups = [gid_t](repeating: 0, count: 256)
-        var groupsLength = socklen_t(groups.count * MemoryLayout<gid_t>.size)
-        let soPeerGroups: Int32 = 59  // SO_PEERGROUPS (Linux 4.13)
-        let n =
-            getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &groupsLength) == 0
-            ? Int(groupsLength) / MemoryLayout<gid_t>.size : 0
-        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(n)))
+        var groups = [UInt32](repeating: 0, count: Self.maximumPeerGroups)
+        var n = Int32(groups.count)
+        if cposix_peer_groups(fd, &groups, &n) != 0 { n = 0 }
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(Int(n))))
     }
 }
 

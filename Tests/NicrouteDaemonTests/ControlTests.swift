@@ -540,6 +540,21 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         close(fds[0])
     }
 
+    /// SO_PEERCRED and SO_PEERGROUPS of a real socket: this process's ids and groups.
+    @Test func peerCredentialsAreTheCallersOwn() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        let peer = try #require(ControlServer.credentials(fds[0]))
+        #expect(peer.pid == getpid() && peer.uid == getuid() && peer.gid == getgid())
+        var groups = [gid_t](repeating: 0, count: 256)
+        let n = getgroups(Int32(groups.count), &groups)
+        #expect(Set(peer.groups) == Set(groups.prefix(Int(max(n, 0)))))
+    }
+
     @Test func aStaleSocketFileIsReplaced() async throws {
         let tree = try SocketDirectory()
         let path = tree.root + "/control.sock"
