@@ -85,8 +85,8 @@ final class DaemonDriver {
     /// Carries out one action; the result to feed back, for those that have one.
     private func perform(_ action: DaemonMachine.Action) -> DaemonMachine.Input? {
         switch action {
-        case .reconcile(let why, let addressesOnly, let linksAndAddressesOnly):
-            return pass(why, addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)
+        case .reconcile(let why, let reading):
+            return pass(why, reading: reading)
         case .passSoon:
             passSource?.fireOnce()
         case .loadConfiguration:
@@ -131,12 +131,12 @@ final class DaemonDriver {
     }
 
     /// One reconcile pass; hands the reconciler's interest to the box.
-    private func pass(_ why: String, addressesOnly: Bool, linksAndAddressesOnly: Bool) -> DaemonMachine.Input {
+    private func pass(_ why: String, reading: PassReading) -> DaemonMachine.Input {
         let now = monotonicSeconds()
         let report: Reconciler.Report
         do {
             report = try reconciler.reconcile(
-                now: now, addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)
+                now: now, reading: reading)
         } catch {
             lastReport = nil
             return .passFinished(.readFailed("\(error)"))

@@ -61,17 +61,8 @@ public final class Reconciler {
         /// Where the pass spent its time.
         public var timings = Timings()
         /// What the pass read from the kernel.
-        public var read = Reading.everything
-    }
-
-    /// What a pass read from the kernel (the debug log's `read=`).
-    public enum Reading: String, Sendable {
-        /// Links, addresses, routes and rules (and neighbours when probing).
-        case everything
-        /// The addresses only: they were the last quiet pass's, whose picture stood.
-        case addresses
-        /// The links and addresses only: they planned alike with the last quiet pass's.
-        case linksAndAddresses = "links+addresses"
+        /// What the pass read from the kernel (the debug log's `read=`).
+        public var read = PassReading.everything
     }
 
     /// How long each phase of a pass took, in microseconds (for the debug log and benchmarks).
@@ -164,14 +155,15 @@ public final class Reconciler {
     /// they are dumped only when the plan asks for a probe, and the plan is then made again with
     /// them: the same plan as from a full snapshot, without two dumps on almost every pass.
     ///
-    /// - Parameter addressesOnly: nothing but address announcements came since the last pass
-    ///   (the caller knows: no link, route or rule event, no resync, timer or reload). When the
+    /// - Parameter reading: what may have changed since the last pass (the caller knows).
+    ///   `.addresses`: nothing but address announcements came (no link, route or rule event,
+    ///   no resync, timer or reload). When the
     ///   last pass found nothing to do and the addresses read now are the ones it saw (a DHCP
     ///   renewal: new lifetimes, same addresses), the rest of its picture stands: the kernel
     ///   changes routes and rules without announcing it only when addresses or links change
     ///   (an address removed, a link down), and any announced change would have come as an
     ///   event. Otherwise, and always without the parameter, the whole picture is read.
-    /// - Parameter linksAndAddressesOnly: nothing but link and address announcements came
+    ///   `.linksAndAddresses`: nothing but link and address announcements came
     ///   (no route, rule or neighbour event, no resync, timer or reload). Then the links are
     ///   read too, and when they plan alike (`Planner.planAlike`: equal but for their MTU, an
     ///   unmanaged veth's MTU changed, say) the last quiet pass's picture stands as above: a
@@ -180,17 +172,17 @@ public final class Reconciler {
     ///   50 addresses the whole picture is ~16,000 objects: 9 ms of dumps, 11 ms of planning.)
     /// - Throws: `NetlinkError` when a dump fails.
     func observe(
-        addressesOnly: Bool = false, linksAndAddressesOnly: Bool = false
+        reading: PassReading = .everything
     ) throws -> (
-        snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: Reading
+        snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: PassReading
     ) {
         var addresses: [InterfaceAddress]?
         let forwarding = forwarder.decide(configuration)
         if forwarding != self.forwarding { quiet = nil }
         self.forwarding = forwarding
-        if addressesOnly || linksAndAddressesOnly, let quiet, quiet.plan.slots == slots {
+        if reading != .everything, let quiet, quiet.plan.slots == slots {
             addresses = try client.addresses(remember: true)
-            let links = addressesOnly ? quiet.snapshot.links : try client.links()
+            let links = reading == .addresses ? quiet.snapshot.links : try client.links()
             let dumped = monotonicSeconds()
             if addresses == quiet.snapshot.addresses, Planner.planAlike(links, quiet.snapshot.links) {
                 var snapshot = quiet.snapshot
@@ -198,7 +190,7 @@ public final class Reconciler {
                 if hints(for: snapshot) == quiet.hints {
                     let plan = Self.refreshed(quiet.plan, links: links)
                     self.quiet = (snapshot, quiet.hints, plan)
-                    return (snapshot, plan, dumped, addressesOnly ? .addresses : .linksAndAddresses)
+                    return (snapshot, plan, dumped, reading)
                 }
             }
         }
@@ -242,15 +234,10 @@ public final class Reconciler {
     /// - Throws: `NetlinkError` only when the kernel cannot be read; failed changes are in the
     ///   report, and the others are still applied.
     ///
-    /// - Parameters: `addressesOnly`, `linksAndAddressesOnly`: see `observe`.
-    public func reconcile(
-        now: Double, addressesOnly: Bool = false, linksAndAddressesOnly: Bool = false
-    ) throws
-        -> Report
-    {
+    /// - Parameter reading: see `observe`.
+    public func reconcile(now: Double, reading: PassReading = .everything) throws -> Report {
         let start = monotonicSeconds()
-        let (snapshot, plan, planStart, read) = try observe(
-            addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)
+        let (snapshot, plan, planStart, read) = try observe(reading: reading)
         let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
         report.read = read

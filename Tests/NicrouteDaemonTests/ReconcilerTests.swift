@@ -166,7 +166,7 @@ struct ReconcilerTests {
         _ = try f.reconciler.reconcile(now: 0)
         _ = try f.reconciler.reconcile(now: 1)  // quiet: nothing to do
         var dumps = f.kernel.dumps
-        let quiet = try f.reconciler.reconcile(now: 2, addressesOnly: true)
+        let quiet = try f.reconciler.reconcile(now: 2, reading: .addresses)
         #expect(quiet.read == .addresses)
         #expect(quiet.plan.changes.isEmpty)
         #expect(f.kernel.dumps == dumps + 1)
@@ -174,7 +174,7 @@ struct ReconcilerTests {
         // A new address: the whole picture is read, and the plan follows it.
         f.kernel.objects.addresses.append(address(3, "20.20.20.17/24"))
         dumps = f.kernel.dumps
-        let moved = try f.reconciler.reconcile(now: 3, addressesOnly: true)
+        let moved = try f.reconciler.reconcile(now: 3, reading: .addresses)
         #expect(moved.read == .everything)
         #expect(f.kernel.dumps > dumps + 1)
         #expect(
@@ -191,7 +191,7 @@ struct ReconcilerTests {
         // An MTU change: the links and addresses are read (two dumps), nothing else.
         f.kernel.objects.links[1].mtu = 1400
         var dumps = f.kernel.dumps
-        let quiet = try f.reconciler.reconcile(now: 2, linksAndAddressesOnly: true)
+        let quiet = try f.reconciler.reconcile(now: 2, reading: .linksAndAddresses)
         #expect(quiet.read == .linksAndAddresses)
         #expect(quiet.plan.changes.isEmpty)
         #expect(f.kernel.dumps == dumps + 2)
@@ -200,7 +200,7 @@ struct ReconcilerTests {
         // eth1 goes down: its routes may have gone with it silently: the whole picture is read.
         f.kernel.objects.links[2].flags.remove(.up)
         dumps = f.kernel.dumps
-        let down = try f.reconciler.reconcile(now: 3, linksAndAddressesOnly: true)
+        let down = try f.reconciler.reconcile(now: 3, reading: .linksAndAddresses)
         #expect(down.read == .everything)
         #expect(f.kernel.dumps > dumps + 2)
         #expect(down.plan.nics.map(\.link.name) == ["eth0"])
