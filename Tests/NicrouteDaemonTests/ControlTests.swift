@@ -662,7 +662,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
     /// Each error names the command and the key.
     @Test(arguments: [
         (#"{"changes":[],"conflicts":[],"extra":1}"#, "plan: extra: unknown key"),
-        (#"{"changes":[1],"conflicts":[]}"#, "plan: changes[0]: expected a string, found number"),
+        (#"{"changes":[1],"conflicts":[]}"#, "plan: changes[0]: expected a string, found a number"),
         (#"{"changes":[]}"#, "plan: conflicts: missing"),
     ])
     func planOutputIsExact(_ text: String, _ message: String) throws {
