@@ -24,6 +24,12 @@ public final class Reconciler {
     private var probes = ProbeSchedule()
     /// The retry delay while some changes keep failing: 2, 4, 8 ... 60 s.
     private var failureBackoff = Backoff(initial: 2, maximum: 60)
+    /// True while the slot file lags behind `slots` (its last write failed).
+    private var slotsUnsaved = false
+    /// The retry delay of the slot file while it cannot be written.
+    private var slotBackoff = Backoff(initial: 2, maximum: 60)
+    /// The last reason the slot file could not be written, as logged; nil when it is saved.
+    private var loggedSlotProblem: String?
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
@@ -333,13 +339,25 @@ public final class Reconciler {
             logger.warning("left alone: \(conflict)")
         }
         loggedConflicts.formIntersection(plan.conflicts)
+        // The slots are in force at once; the file follows. One that cannot be written (a full
+        // or read-only disk) is kept in memory, warned about once per cause and written again
+        // at the next pass or after a back-off, whichever comes first.
         if plan.slots != slots {
+            slots = plan.slots
+            slotsUnsaved = true
+        }
+        if slotsUnsaved {
             do {
-                try store.save(plan.slots)
-                slots = plan.slots
+                try store.save(slots)
+                slotsUnsaved = false
+                slotBackoff.reset()
+                if loggedSlotProblem != nil { logger.notice("NIC slots saved to \(store.directory) again") }
+                loggedSlotProblem = nil
             } catch {
-                logger.error("cannot save NIC slots: \(error)")
-                slots = plan.slots
+                if "\(error)" != loggedSlotProblem {
+                    logger.warning("cannot save NIC slots (kept in memory, retried): \(error)")
+                }
+                loggedSlotProblem = "\(error)"
             }
         }
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
@@ -362,6 +380,7 @@ public final class Reconciler {
         } else {
             deadlines.append(now + failureBackoff.next())
         }
+        if slotsUnsaved { deadlines.append(now + slotBackoff.next()) }
         report.retryAt = deadlines.min()
         let end = monotonicSeconds()
         report.timings = Timings(

@@ -160,6 +160,28 @@ struct ReconcilerTests {
         #expect(!f.owned.routes.contains { $0.table == 10001 && $0.destination.isDefault })
     }
 
+    @Test("slots that cannot be saved are kept, warned about once, and saved once the disk lets them")
+    func slotsKeptAndRetried() throws {
+        let log = CapturedLog()
+        let f = try Fixture(logger: log.logger(level: .info))
+        // The state directory is a file: nothing can be written under it.
+        try "not a directory\n".write(toFile: f.directory, atomically: true, encoding: .utf8)
+        let first = try f.reconciler.reconcile(now: 0)
+        #expect(first.failed.isEmpty)
+        #expect(Set(f.owned.rules.map(\.table)) == [10000, 10001])
+        #expect(first.retryAt != nil)
+        let second = try f.reconciler.reconcile(now: 2)
+        #expect(second.retryAt != nil)
+        let warnings = log.entries.filter { $0.level == .warning && $0.message.hasPrefix("cannot save NIC slots") }
+        #expect(warnings.count == 1)
+
+        try FileManager.default.removeItem(atPath: f.directory)
+        let third = try f.reconciler.reconcile(now: 6)
+        #expect(third.retryAt == nil)
+        #expect(StateStore(directory: f.directory).loadSlots() == first.plan.slots)
+        #expect(log.entries.contains { $0.level == .notice && $0.message.hasPrefix("NIC slots saved") })
+    }
+
     @Test("with only addresses announced and the same addresses read, a quiet pass reads nothing else")
     func addressesOnly() throws {
         let f = try Fixture()
