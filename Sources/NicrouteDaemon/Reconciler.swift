@@ -87,7 +87,9 @@ public final class Reconciler {
         self.store = store
         self.logger = logger
         forwarder = Forwarder(stateDirectory: store.directory)
-        slots = store.loadSlots()
+        var problem: String?
+        slots = store.loadSlots { problem = $0 }
+        if let problem { logger.warning("NIC slots: \(problem)") }
     }
 
     /// Replaces the configuration (after a successful reload).

@@ -156,6 +156,29 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(StateStore(directory: tree.root + "/state/nested").loadSlots() == slots)
         #expect(!FileManager.default.fileExists(atPath: tree.root + "/state/nested/slots.tmp"))
     }
+
+    /// A slot file that is garbage in part, or not a file at all, is read as far as it can be
+    /// and the rest is named; a missing one is no problem.
+    @Test func aDamagedSlotFileIsNamed() throws {
+        let tree = try ScratchTree()
+        let store = StateStore(directory: tree.root + "/state")
+        var problems: [String] = []
+        #expect(store.loadSlots { problems.append($0) } == SlotTable())
+        #expect(problems.isEmpty)
+
+        try tree.write(
+            "state/slots", "# comment\nfa:16:3e:00:00:01 0\n\u{7f}ELF\u{2}\u{1}garbage\nfa:16:3e:00:00:02 x\n\n")
+        #expect(store.loadSlots { problems.append($0) } == SlotTable(["fa:16:3e:00:00:01": 0]))
+        #expect(problems.count == 1)
+        #expect(problems.first?.contains("2 line(s) are not NIC slots") == true)
+
+        try FileManager.default.removeItem(atPath: tree.root + "/state/slots")
+        try FileManager.default.createDirectory(atPath: tree.root + "/state/slots", withIntermediateDirectories: true)
+        problems = []
+        #expect(store.loadSlots { problems.append($0) } == SlotTable())
+        #expect(problems == ["cannot read \(tree.root)/state/slots: a directory"])
+        #expect(throws: FileError.self) { try store.save(SlotTable(["fa:16:3e:00:00:01": 0])) }
+    }
 }
 
 @Suite struct TriggerBoxTests {
