@@ -62,9 +62,9 @@ public final class Forwarder {
     /// What `remove()` could not put back (`net.ipv4.conf.eth1.src_valid_mark=0: ...`); the
     /// record keeps those NICs for the next flush.
     public private(set) var restoreFailures: [String] = []
-    /// Records that could not be written (path and error), kept in memory and written again
-    /// at the next pass; empty when every record is on disk.
-    public var fileProblems: [String] { pending.keys.sorted().compactMap { pending[$0] ?? nil } }
+    /// Records that could not be written, kept in memory and written again at the next pass;
+    /// empty when every record is on disk.
+    public var fileProblems: [FileError] { pending.keys.sorted().compactMap { pending[$0] ?? nil } }
     /// True while nftables changes are announced to the daemon (`NftablesWatch` works): then
     /// a pass lists the table only when `nftablesChanged()` was called since the last listing.
     public var changesAnnounced: Bool {
@@ -74,7 +74,7 @@ public final class Forwarder {
     /// The NICs whose `src_valid_mark` nicroute set (the record's content, kept in memory).
     private var ownedMarks: Set<String>
     /// Records waiting to be written: path -> the last error (nil before the first try).
-    private var pending: [String: String?] = [:]
+    private var pending: [String: FileError?] = [:]
     private let stateDirectory: String
     private let nftables: any Nftables
     /// A prefix for /proc paths (tests).
@@ -113,7 +113,7 @@ public final class Forwarder {
             } else {
                 text = ownedMarks.isEmpty ? nil : ownedMarks.sorted().map { $0 + "\n" }.joined()
             }
-            do {
+            do throws(FileError) {
                 if let text {
                     try Files.makeDirectories(stateDirectory)
                     try Files.writeAtomically(text, to: path)
@@ -122,7 +122,7 @@ public final class Forwarder {
                 }
                 pending[path] = nil
             } catch {
-                pending[path] = .some("\(error)")
+                pending[path] = .some(error)
             }
         }
     }

@@ -2,6 +2,10 @@ import Logging
 import Netlink
 import NicrouteCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One reconcile pass: read the kernel, plan, apply what the plan says, record the slots.
 ///
 /// Used by the daemon loop and by `nicroutectl` in one-shot mode. Not thread-safe: one caller.
@@ -26,10 +30,10 @@ public final class Reconciler {
     private var failureBackoff = Backoff(initial: 2, maximum: 60)
     /// True while the slot file lags behind `slots` (its last write failed).
     private var slotsUnsaved = false
-    /// The retry delay of the slot file while it cannot be written.
-    private var slotBackoff = Backoff(initial: 2, maximum: 60)
-    /// The last reason the slot file could not be written, as logged; nil when it is saved.
-    private var loggedSlotProblem: String?
+    /// The retry delay while files of the state directory cannot be written.
+    private var stateBackoff = Backoff(initial: 2, maximum: 60)
+    /// The causes (errno) of unwritable state files already logged, while they last.
+    private var loggedStateCauses: Set<Int32> = []
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
@@ -89,7 +93,10 @@ public final class Reconciler {
         forwarder = Forwarder(stateDirectory: store.directory)
         var problem: String?
         slots = store.loadSlots { problem = $0 }
-        if let problem { logger.warning("NIC slots: \(problem)") }
+        if let problem {
+            logger.warning("NIC slots: \(problem)")
+            slotsUnsaved = true  // the first pass writes the file anew
+        }
     }
 
     /// Replaces the configuration (after a successful reload).
@@ -314,14 +321,6 @@ public final class Reconciler {
             failing.insert("forward \(why)")
             if loggedFailures.insert("forward \(why)").inserted { logger.error("forwarded connections: \(why)") }
         }
-        // Records a later flush needs that cannot be written: a warning once per cause; they
-        // stay in memory and are written at the next pass.
-        for problem in forwarder.fileProblems {
-            failing.insert("record \(problem)")
-            if loggedFailures.insert("record \(problem)").inserted {
-                logger.warning("forwarded connections: cannot write a record, kept and retried: \(problem)")
-            }
-        }
         // src_valid_mark that cannot be set: a warning once per NIC and reason (again only after
         // it was set in between).
         for name in forwarder.sourceValidMarkFailures {
@@ -341,27 +340,24 @@ public final class Reconciler {
             logger.warning("left alone: \(conflict)")
         }
         loggedConflicts.formIntersection(plan.conflicts)
-        // The slots are in force at once; the file follows. One that cannot be written (a full
-        // or read-only disk) is kept in memory, warned about once per cause and written again
-        // at the next pass or after a back-off, whichever comes first.
+        // The slots are in force at once; the file follows. The state directory's files (the
+        // slots; the forwarding records a restart and a flush need) that cannot be written (a
+        // full or read-only disk, a directory in a file's place) are kept in memory and written
+        // again at the next pass or after a back-off, whichever comes first.
         if plan.slots != slots {
             slots = plan.slots
             slotsUnsaved = true
         }
+        var unwritten = forwarder.fileProblems
         if slotsUnsaved {
             do {
                 try store.save(slots)
                 slotsUnsaved = false
-                slotBackoff.reset()
-                if loggedSlotProblem != nil { logger.notice("NIC slots saved to \(store.directory) again") }
-                loggedSlotProblem = nil
             } catch {
-                if "\(error)" != loggedSlotProblem {
-                    logger.warning("cannot save NIC slots (kept in memory, retried): \(error)")
-                }
-                loggedSlotProblem = "\(error)"
+                unwritten.append(error)
             }
         }
+        logStateFiles(unwritten)
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
         // and again as soon as a link-local address lets a lost IPv6 probe leave.
         let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
@@ -382,13 +378,37 @@ public final class Reconciler {
         } else {
             deadlines.append(now + failureBackoff.next())
         }
-        if slotsUnsaved { deadlines.append(now + slotBackoff.next()) }
+        if unwritten.isEmpty {
+            stateBackoff.reset()
+        } else {
+            deadlines.append(now + stateBackoff.next())
+        }
         report.retryAt = deadlines.min()
         let end = monotonicSeconds()
         report.timings = Timings(
             snapshot: Int((planStart - start) * 1e6), plan: Int((applyStart - planStart) * 1e6),
             apply: Int((end - applyStart) * 1e6))
         return report
+    }
+
+    /// Logs the state directory's files that cannot be written: one warning per cause (errno)
+    /// while it lasts, naming the files kept in memory; a notice once all are written again.
+    private func logStateFiles(_ unwritten: [FileError]) {
+        let byCause = Dictionary(grouping: unwritten, by: \.errno)
+        for (cause, errors) in byCause.sorted(by: { $0.key < $1.key }) where !loggedStateCauses.contains(cause) {
+            let files = errors.map { error in
+                let name = error.path.split(separator: "/").last.map(String.init) ?? error.path
+                return name.hasSuffix(".tmp") ? String(name.dropLast(4)) : name
+            }
+            let reason = String(cString: strerror(cause))
+            logger.warning(
+                "cannot write in the state directory \(store.directory): \(reason); \(files.joined(separator: ", ")) kept in memory, written again as soon as it can be",
+                metadata: ["errno": "\(cause)", "files": "\(files.joined(separator: ","))"])
+        }
+        if unwritten.isEmpty && !loggedStateCauses.isEmpty {
+            logger.notice("state directory \(store.directory): every file written again")
+        }
+        loggedStateCauses = Set(byCause.keys)
     }
 
     /// Logs the kernel objects the client skipped because it could not decode them: a warning

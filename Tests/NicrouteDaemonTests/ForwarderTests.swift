@@ -132,7 +132,7 @@ import Glibc
         #expect(done.contains("sysctl net.ipv4.conf.eth1.src_valid_mark=1"))
         #expect(f.state == .installed)
         #expect(f.fileProblems.count == 2)
-        #expect(f.fileProblems.allSatisfy { $0.contains("Not a directory") || $0.contains("File exists") })
+        #expect(f.fileProblems.allSatisfy { $0.description.contains("Not a directory") || $0.description.contains("File exists") })
 
         // What flush must put back is still known: restored from memory.
         try FileManager.default.removeItem(atPath: tree.root + "/state")
