@@ -1021,61 +1021,89 @@ part_chaos() {
 # d. the control socket under an unprivileged flood
 # =====================================================================================
 
+# control_client_py: writes $NR_TMP/control/ctl.py, a control client in python:
+#   ctl.py flood SOCK SECONDS IDLE SENDERS  hold IDLE connections open (re-opening each one the
+#                                           daemon closes) and send `status` from SENDERS
+#                                           threads as fast as answers come; prints the counts
+#   ctl.py timed SOCK N                     N `status` requests one after another; prints each
+#                                           one's time from connect to the whole answer
+control_client_py() {
+  cat >"$NR_TMP/control/ctl.py" <<'PY'
+import socket, sys, threading, time
+
+def status(path, timeout):
+    s = socket.socket(socket.AF_UNIX)
+    try:
+        s.settimeout(timeout)
+        s.connect(path)
+        s.sendall(b'{"version": 1, "command": "status"}\n')
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data
+    finally:
+        s.close()
+
+def flood(path, seconds, idle, senders):
+    deadline = time.monotonic() + seconds
+    counts = {"opened": 0, "answers": 0, "busy": 0, "errors": 0}
+    lock = threading.Lock()
+    def bump(key):
+        with lock:
+            counts[key] += 1
+    def holder():
+        while time.monotonic() < deadline:
+            s = socket.socket(socket.AF_UNIX)
+            try:
+                s.settimeout(max(0.05, deadline - time.monotonic()))
+                s.connect(path)
+                bump("opened")
+                s.recv(4096)  # until the daemon answers (busy, timeout) or closes it
+            except OSError:
+                bump("errors")
+                time.sleep(0.01)
+            finally:
+                s.close()
+    def sender():
+        while time.monotonic() < deadline:
+            try:
+                bump("busy" if b'"busy"' in status(path, 5) else "answers")
+            except OSError:
+                bump("errors")
+                time.sleep(0.01)
+    threads = [threading.Thread(target=holder, daemon=True) for _ in range(idle)]
+    threads += [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=max(0, deadline - time.monotonic()) + 6)
+    print(" ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
+
+def timed(path, n):
+    out = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        status(path, 5)
+        out.append("%.1f" % ((time.monotonic() - t0) * 1000))
+    print(" ".join(out) + " ms")
+
+if sys.argv[1] == "flood":
+    flood(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+else:
+    timed(sys.argv[2], int(sys.argv[3]))
+PY
+}
+
 # control_flood SOCK SECONDS IDLE SENDERS: as uid 65534, hold IDLE connections to SOCK open
 # (re-opening each one that the daemon closes) and send `status` requests from SENDERS threads
 # as fast as answers come, for SECONDS; prints what it did. Its PID in NR_LAST_PID.
 control_flood() {
-  cat >"$NR_TMP/control/flood.py" <<'PY'
-import socket, sys, threading, time
-path, seconds, idle, senders = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-deadline = time.monotonic() + seconds
-counts = {"opened": 0, "answers": 0, "busy": 0, "errors": 0}
-lock = threading.Lock()
-def bump(key):
-    with lock:
-        counts[key] += 1
-def holder():
-    while time.monotonic() < deadline:
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(max(0.05, deadline - time.monotonic()))
-            s.connect(path)
-            bump("opened")
-            s.recv(4096)  # until the daemon answers (busy, timeout) or closes it
-        except OSError:
-            bump("errors")
-            time.sleep(0.01)
-        finally:
-            s.close()
-def sender():
-    while time.monotonic() < deadline:
-        try:
-            s = socket.socket(socket.AF_UNIX)
-            s.settimeout(5)
-            s.connect(path)
-            s.sendall(b'{"version": 1, "command": "status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-            bump("busy" if b'"busy"' in data else "answers")
-        except OSError:
-            bump("errors")
-            time.sleep(0.01)
-        finally:
-            s.close()
-threads = [threading.Thread(target=holder, daemon=True) for _ in range(idle)]
-threads += [threading.Thread(target=sender, daemon=True) for _ in range(senders)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join(timeout=max(0, deadline - time.monotonic()) + 6)
-print(" ".join(f"{k}={v}" for k, v in counts.items()), flush=True)
-PY
+  control_client_py
   nr_bg "$3" "$NR_TMP/control/flood.log" setpriv --reuid=65534 --regid=65534 --clear-groups \
-    /usr/bin/python3 "$NR_TMP/control/flood.py" "$1" "$2" "$4" "$5"
+    /usr/bin/python3 "$NR_TMP/control/ctl.py" flood "$1" "$2" "$4" "$5"
   # CPU: under systemd a user's processes share one cgroup (user.slice) against the service's
   # (system.slice); here, with no cgroup of its own, each of the flood's 108 threads would weigh
   # as much as the daemon's one and starve it (and root's nicroutectl) whatever the socket does.
@@ -1143,27 +1171,10 @@ part_control() {
   done
   echo "# control: root's status --json took ${idle_ms[*]} ms before the flood, ${flood_ms[*]} ms under it"
   # The daemon's part alone (no process started): root's request on an open connection.
-  echo "# control: the daemon's answer to root under the flood: $(ip netns exec "$ns" /usr/bin/python3 - "$NR_TMP/$tag/control.sock" <<'PY'
-import socket, sys, time
-path = sys.argv[1][: -len(".sock")] + ".privileged.sock"
-out = []
-for _ in range(10):
-    t0 = time.monotonic()
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(path)
-    s.sendall(b'{"version": 1, "command": "status"}\n')
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    out.append("%.1f" % ((time.monotonic() - t0) * 1000))
-print(" ".join(out) + " ms")
-PY
-)"
+  # The daemon's own part (no process started, no namespace entered): root's requests on its
+  # socket, from connect to the whole answer.
+  local answers slowest
+  answers=$(ip netns exec "$ns" /usr/bin/python3 "$NR_TMP/$tag/ctl.py" timed "$NR_TMP/$tag/control.privileged.sock" 10 2>&1 || true)
   for i in 1 2 3; do
     if ms=$(timed_ms rd_ctl_within 5 "$ns" "$tag" -q reconfigure); then :; else
       failed=$((failed + 1))
@@ -1172,10 +1183,20 @@ PY
     ((ms <= worst)) || worst=$ms
     ((ms <= 1000)) || slow=$((slow + 1))
   done
-  if ((failed == 0 && slow == 0 && incomplete == 0)); then
-    nr_pass "control: under the flood, root's 10 status --json and 3 reconfigure all answered within 1 s (slowest $worst ms), each status complete"
+  # The daemon answers each of root's requests within 1 s. nicroutectl's own time adds a process
+  # start and `ip netns exec`, which the machine's load sets, not the daemon: those requests
+  # must all succeed, complete, and their times are shown (within 1 s when the machine is
+  # otherwise idle, as in CI).
+  slowest=$(tr ' ' '\n' <<<"${answers% ms}" | sort -n | tail -n 1)
+  if [[ $answers =~ ^([0-9.]+\ )+ms$ ]] && awk -v s="$slowest" 'BEGIN { exit !(s < 1000) }'; then
+    nr_pass "control: under the flood, the daemon answered root's 10 status requests within 1 s each ($answers)"
   else
-    nr_fail "control: under the flood, root's requests: $failed failed, $slow over 1 s (slowest $worst ms), $incomplete incomplete"
+    nr_fail "control: under the flood, the daemon answers root's status requests within 1 s each (got: $answers)"
+  fi
+  if ((failed == 0 && incomplete == 0)); then
+    nr_pass "control: under the flood, root's 10 nicroutectl status --json and 3 reconfigure all succeeded, each status complete (slowest $worst ms with the process start; $slow over 1 s)"
+  else
+    nr_fail "control: under the flood, root's nicroutectl: $failed failed, $incomplete incomplete (slowest $worst ms)"
   fi
   # The flooding user's own nicroutectl, while its holders keep their slots taken: the daemon's
   # answer, `busy`, not a broken pipe (a slot its holders just gave back may serve it: tried

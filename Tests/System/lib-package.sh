@@ -40,6 +40,18 @@ route_eth1() { ip -n "$NSB_NS" route get 192.0.2.1 from 20.20.20.16 | grep -q 'v
 # between its package stages), else built now (PKG_FRESH=1; log in $NSB_WORK/build-DIST.log).
 # Returns non-zero when the build failed (the folder is then emptied).
 # shellcheck disable=SC2034  # PKG_DEB, PKG_RPM and PKG_FRESH are for the caller
+# pkg_boot: boots the staged tree and waits for systemd (the run ends when it does not boot).
+pkg_boot() {
+    local state
+    nsb_boot 30 || {
+        not_ok "the container boots"
+        summary
+        exit 1
+    }
+    state=$(nsb_wait_running 60) || true
+    nsb_log "systemd in the container: $state ($(in_ct systemctl --version | head -n1))"
+}
+
 pkg_build() {
     local dist=$1 dir out
     shift

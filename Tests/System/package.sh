@@ -117,13 +117,7 @@ printf '# test: veths are not managed by default\n[Interfaces]\nManage=eth*\n' |
     nsb_write /etc/nicroute/nicroute.conf.d/50-test.conf
 nsb_netns
 ip netns exec "$NSB_NS" sysctl -qw net.ipv4.ip_forward=1
-nsb_boot 30 || {
-    not_ok "the container boots"
-    summary
-    exit 1
-}
-state=$(nsb_wait_running 60) || true
-nsb_log "systemd in the container: $state ($(in_ct systemctl --version | head -n1))"
+pkg_boot
 
 set +e
 
