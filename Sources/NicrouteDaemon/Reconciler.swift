@@ -37,6 +37,8 @@ public final class Reconciler {
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
+    /// What the network data files held when last read (not read again while unchanged).
+    private let networkDataCache = NetworkDataCache()
     /// The last unreadable gateway hint file logged (`network_data.json`), nil when none.
     private var loggedHintProblem: String?
     /// Kernel objects the client could not decode, as far as already logged.
@@ -156,10 +158,12 @@ public final class Reconciler {
     private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
         let planner = self.planner
         var problem: String?
-        let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
-            .hints(
-                for: snapshot.links.filter(planner.isManaged),
-                mainRoutes: snapshot.routes, problem: { problem = $0 })
+        let hints = GatewayHintCollector(
+            networkDataPaths: configuration.networkDataPaths, networkDataCache: networkDataCache
+        )
+        .hints(
+            for: snapshot.links.filter(planner.isManaged),
+            mainRoutes: snapshot.routes, problem: { problem = $0 })
         // Once per distinct problem, not on every pass.
         if problem != loggedHintProblem, let problem { logger.warning("gateway hints: ignoring \(problem)") }
         loggedHintProblem = problem

@@ -89,6 +89,36 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(hints[3] == [GatewayHint(gateway: IPAddress("192.168.50.1")!, source: .networkData)])
     }
 
+    /// The network data is read again only when its file changed (inode, size or time): the
+    /// same bytes rewritten in place with the old time are not looked at; a new file is.
+    @Test func networkDataIsReadAgainOnlyWhenItChanged() throws {
+        let tree = try ScratchTree()
+        try tree.copyFixture("network_data/cloud-init-instance-data.json", to: "run/cloud-init/instance-data.json")
+        let path = tree.root + "/run/cloud-init/instance-data.json"
+        let cache = NetworkDataCache()
+        let collector = GatewayHintCollector(
+            root: tree.root, networkDataPaths: ["/run/cloud-init/instance-data.json"], networkDataCache: cache)
+        let links = [link(2, "ens4", mac: "52:54:00:00:00:02")]
+        #expect(collector.hints(for: links)[2]?.first?.gateway == IPAddress("20.20.20.254"))
+
+        // Another gateway of the same length, written in place with the old modification time.
+        var before = stat()
+        #expect(stat(path, &before) == 0)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: Data(text.replacingOccurrences(of: "20.20.20.254", with: "20.20.20.253").utf8))
+        try handle.close()
+        var times = [before.st_atim, before.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        #expect(collector.hints(for: links)[2]?.first?.gateway == IPAddress("20.20.20.254"))
+
+        // A new file (cloud-init writes a new one and renames it): read.
+        try FileManager.default.removeItem(atPath: path)
+        try text.replacingOccurrences(of: "20.20.20.254", with: "20.20.20.252").write(
+            toFile: path, atomically: true, encoding: .utf8)
+        #expect(collector.hints(for: links)[2]?.first?.gateway == IPAddress("20.20.20.252"))
+    }
+
     @Test func networkDataIsMatchedByMAC() throws {
         let tree = try ScratchTree()
         try tree.copyFixture("network_data/two-nics-dual-stack.json", to: "cd/network_data.json")
