@@ -87,12 +87,20 @@ public final class Reconciler {
         public var apply = 0
     }
 
-    public init(client: RouteNetlink, configuration: Configuration, store: StateStore, logger: Logger) {
+    /// - Parameters:
+    ///   - nftables: what runs nft scripts for forwarded connections (libnftables; a fake in
+    ///     tests).
+    ///   - procRoot: a prefix for the /proc/sys paths forwarded connections read and write
+    ///     (tests point it at a scratch tree: the machine's own sysctls are never theirs).
+    public init(
+        client: RouteNetlink, configuration: Configuration, store: StateStore, logger: Logger,
+        nftables: any Nftables = LibNftables(), procRoot: String = ""
+    ) {
         self.client = client
         self.configuration = configuration
         self.store = store
         self.logger = logger
-        forwarder = Forwarder(stateDirectory: store.directory)
+        forwarder = Forwarder(stateDirectory: store.directory, root: procRoot, nftables: nftables)
         var problem: String?
         slots = store.loadSlots { problem = $0 }
         if let problem {

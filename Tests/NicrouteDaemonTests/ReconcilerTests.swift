@@ -27,6 +27,8 @@ private final class Fixture {
         var configuration = Configuration()
         configuration.networkDataPaths = []
         configuration.firstHostFallback = false
+        // Never the machine's own nftables or sysctls (auto would follow its ip_forward).
+        configuration.forwardedConnections = .no
         configuration.gateways = [GatewayOverride(match: InterfaceMatch("eth1"), ipv4: IPAddress("20.20.20.1"))]
         configure(&configuration)
         reconciler = Reconciler(
@@ -172,7 +174,9 @@ struct ReconcilerTests {
         #expect(first.retryAt != nil)
         let second = try f.reconciler.reconcile(now: 2)
         #expect(second.retryAt != nil)
-        let warnings = log.entries.filter { $0.level == .warning && $0.message.hasPrefix("cannot write in the state directory") }
+        let warnings = log.entries.filter {
+            $0.level == .warning && $0.message.hasPrefix("cannot write in the state directory")
+        }
         #expect(warnings.count == 1)
 
         try FileManager.default.removeItem(atPath: f.directory)
