@@ -15,16 +15,17 @@ debian_mirror() {
     echo "${url:-http://deb.debian.org/debian}"
 }
 
-# debian_cached_tree CACHE NAME KEY BUILDER: prints CACHE/NAME-KEY, first calling `BUILDER DIR`
-# to make it when it is missing. Concurrent callers wait on a lock; a half-built tree is never
-# used (built aside, then renamed); trees of the same NAME with another KEY are removed.
+# debian_cached_tree CACHE NAME KEY BUILDER [WAIT]: prints CACHE/NAME-KEY, first calling
+# `BUILDER DIR` to make it when it is missing (BUILDER writes DIR/.nicroute-tree-complete last).
+# Concurrent callers wait on a lock, WAIT seconds at most (default 900); a half-built tree is
+# never used (built aside, then renamed); trees of the same NAME with another KEY are removed.
 debian_cached_tree() {
-    local cache=$1 name=$2 key=$3 builder=$4 tree tmp old
+    local cache=$1 name=$2 key=$3 builder=$4 wait=${5:-900} tree tmp old
     tree="$cache/$name-$key"
     mkdir -p "$cache"
     if [[ ! -f $tree/.nicroute-tree-complete ]]; then
         exec 8>"$cache/.lock-$name"
-        flock -w 900 8 || { echo "cannot lock $cache/.lock-$name" >&2; return 1; }
+        flock -w "$wait" 8 || { echo "cannot lock $cache/.lock-$name in $wait s" >&2; return 1; }
         if [[ ! -f $tree/.nicroute-tree-complete ]]; then
             tmp="$cache/build-$name-$key"
             rm -rf --one-file-system "$tree" "$tmp"

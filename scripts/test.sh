@@ -104,6 +104,12 @@ for suite in bullseye bookworm trixie; do
     stage "packages: .deb and .rpm built; the .deb installed, upgraded, removed, purged in a booted Debian $suite" \
         "package-$suite" env NSB_SUITE=$suite bash Tests/System/package.sh
 done
+# The upgrade from the last DynamicUser= release (1ef97fb's .deb, built by its own scripts once
+# and cached: scripts/build-old-packages.sh) to the current .deb above, in the same releases.
+for suite in bullseye bookworm trixie; do
+    stage "upgrade from the last DynamicUser= release's .deb: rules kept, state moved, User=nicroute (Debian $suite)" \
+        "upgrade-dynamicuser-$suite" env NSB_SUITE=$suite bash Tests/System/upgrade-dynamicuser.sh
+done
 
 # The packaged daemon in a real VM (qemu, TCG) with each network manager images ship, and with
 # cloud-init configuring it as OpenStack boots images.

@@ -22,6 +22,13 @@ int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
     return 0;
 }
 
+int cposix_peer_groups(int fd, unsigned *groups, int *count) {
+    socklen_t length = (socklen_t)(*count > 0 ? *count : 0) * sizeof(gid_t);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &length) != 0) return -1;
+    *count = (int)(length / sizeof(gid_t));
+    return 0;
+}
+
 int cposix_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 int cposix_set_mmap_threshold(int bytes) {

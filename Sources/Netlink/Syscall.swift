@@ -21,3 +21,15 @@ func syscall<T: FixedWidthInteger>(_ operation: @autoclosure () -> String, _ bod
         return result
     }
 }
+
+/// Runs a system call again while it is interrupted by a signal (-1 with EINTR); returns its
+/// last result, with `errno` as that call left it. For the callers that handle -1 themselves
+/// (EAGAIN on a non-blocking socket is no error there); the others use `syscall`.
+@inline(__always)
+public func retryingInterrupts<T: FixedWidthInteger>(_ body: () -> T) -> T {
+    while true {
+        let result = body()
+        if result == -1 && Glibc.errno == EINTR { continue }
+        return result
+    }
+}

@@ -2,7 +2,7 @@
 ///
 /// The seam between the rtnetlink client and the kernel, like mdlayher/netlink's `Socket`
 /// interface: `NetlinkSocket` is the real one, and the `NetlinkTesting` target's
-/// `FakeNetlinkTransport` answers from memory, so that requests, dumps, acks and everything
+/// `FakeKernel` answers from memory, so that requests, dumps, acks and everything
 /// built on them are tested without root. Sequence numbers are the client's: it stamps each
 /// request and matches the answers, whatever the transport.
 public protocol NetlinkTransport: AnyObject, Sendable {

@@ -1,6 +1,6 @@
 /// nicrouted's decisions, as a state machine: inputs in, actions out.
 ///
-/// The event loop (NicrouteDaemon's `DaemonLoop`) owns the sockets, the signals and the one
+/// The event loop (NicrouteDaemon's `EventLoop`, driven by `DaemonDriver`) owns the sockets, the signals and the one
 /// timer, and only moves data: it turns what happened into an `Input`, hands it over with the
 /// monotonic time, and carries out the `Action`s in order. When an action produces a result
 /// (`reconcile`, `loadConfiguration`, `flush`, `checkPreflight`), the loop feeds it back at once
@@ -72,12 +72,9 @@ public struct DaemonMachine: Sendable {
     }
 
     public enum Action: Equatable, Sendable {
-        /// Read the kernel and reconcile it; answer with `passFinished`.
-        ///
-        /// `addressesOnly`: nothing but address announcements came since the last pass;
-        /// `linksAndAddressesOnly`: link announcements came, and nothing else but addresses (see
-        /// `Reconciler.observe`).
-        case reconcile(why: String, addressesOnly: Bool, linksAndAddressesOnly: Bool = false)
+        /// Read the kernel and reconcile it; answer with `passFinished`. `reading` says how much
+        /// of the kernel may have changed since the last pass (see `Reconciler.observe`).
+        case reconcile(why: String, reading: PassReading)
         /// Feed `passDue` once everything already readable has been read.
         case passSoon
         /// Load the configuration again (keeping the last good one on error); answer with
@@ -252,7 +249,7 @@ public struct DaemonMachine: Sendable {
         switch input {
         case .start:
             if let interval = settings.nftablesPollInterval { pollAt = now + interval }
-            actions = reconcile("startup", addressesOnly: false)
+            actions = reconcile("startup")
         case .kernelEvents(let events):
             if let change = events.lastChange { lastChange = change }
             linkChanges.merge(events.linkChanges) { _, new in new }
@@ -366,15 +363,14 @@ public struct DaemonMachine: Sendable {
         }
         return actions
             + reconcile(
-                taken.resync ? "resync" : "events", addressesOnly: !taken.beyondAddresses,
-                linksAndAddressesOnly: taken.beyondAddresses && !taken.beyondLinks)
+                taken.resync ? "resync" : "events",
+                reading: !taken.beyondAddresses ? .addresses : !taken.beyondLinks ? .linksAndAddresses : .everything)
     }
 
     /// A pass, unless paused (then only the status may change).
-    private mutating func reconcile(_ why: String, addressesOnly: Bool, linksAndAddressesOnly: Bool = false) -> [Action]
-    {
+    private mutating func reconcile(_ why: String, reading: PassReading = .everything) -> [Action] {
         guard !paused else { return afterPass() }
-        return [.reconcile(why: why, addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)]
+        return [.reconcile(why: why, reading: reading)]
     }
 
     private mutating func passFinished(_ outcome: PassOutcome, now: Double) -> [Action] {
@@ -479,7 +475,7 @@ public struct DaemonMachine: Sendable {
         }
         preflightKey = nil  // checked again after a reload, whatever its outcome
         if case .control(let id) = reload { reconfiguring = id }
-        return actions + reconcile(reload == .signal ? "reload" : "reconfigure", addressesOnly: false)
+        return actions + reconcile(reload == .signal ? "reload" : "reconfigure")
     }
 
     /// Adds the timer's new deadline, if it moved, in front of the first result-producing
@@ -536,4 +532,15 @@ public struct KernelEvents: Equatable, Sendable {
     }
 
     public var isEmpty: Bool { self == KernelEvents() }
+}
+
+/// How much of the kernel a pass reads, from what was announced since the last pass.
+public enum PassReading: String, Sendable, Hashable {
+    /// Links, addresses, routes and rules (and neighbours when probing): anything else came,
+    /// or nothing is known (a start, a reload, lost events, a timer).
+    case everything
+    /// The addresses only: nothing but address announcements came (a DHCP renewal).
+    case addresses
+    /// The links and addresses only: link announcements came, and nothing else but addresses.
+    case linksAndAddresses = "links+addresses"
 }

@@ -40,9 +40,17 @@ public enum JSONCoding {
     ///   an error thrown by a type's own `init(from:)` that is not a `DecodingError` (such as
     ///   `ControlError`) is passed through unchanged.
     public static func decode<T: Decodable>(_ type: T.Type, from bytes: some Collection<UInt8>) throws -> T {
+        let data = Data(bytes)
         do {
-            return try JSONDecoder().decode(type, from: Data(bytes))
+            return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {
+            // What was found where another type was expected is read from the document itself
+            // (on this error path only), not from JSONDecoder's English debug text.
+            if case .typeMismatch(_, let context) = error,
+                let document = try? JSONDecoder().decode(JSONValue.self, from: data)
+            {
+                throw JSONDecodeError(error, found: document.value(at: context.codingPath))
+            }
             throw JSONDecodeError(error)
         }
     }
@@ -60,11 +68,14 @@ public struct JSONDecodeError: Error, Hashable, Sendable, CustomStringConvertibl
         self.reason = reason
     }
 
-    init(_ error: DecodingError) {
+    /// - Parameter found: the value at the error's coding path in the document, for a type
+    ///   mismatch (nil when it cannot be told).
+    init(_ error: DecodingError, found: JSONValue? = nil) {
         switch error {
         case .typeMismatch(let type, let context):
             self.init(
-                path: Self.path(context.codingPath), reason: "expected \(Self.name(type)), \(Self.found(context))")
+                path: Self.path(context.codingPath),
+                reason: "expected \(Self.name(type)), found \(found?.kind ?? "another type")")
         case .valueNotFound(let type, let context):
             self.init(path: Self.path(context.codingPath), reason: "expected \(Self.name(type)), found null")
         case .keyNotFound(let key, let context):
@@ -104,13 +115,6 @@ public struct JSONDecodeError: Error, Hashable, Sendable, CustomStringConvertibl
         }
     }
 
-    /// "found a string instead", from JSONDecoder's debug description.
-    private static func found(_ context: DecodingError.Context) -> String {
-        if let range = context.debugDescription.firstRange(of: "but found ") {
-            return "found " + context.debugDescription[range.upperBound...].replacing(" instead.", with: "")
-        }
-        return context.debugDescription
-    }
 }
 
 /// Any key: what a keyed container lists when it is asked for every key present, or an array
@@ -224,6 +228,37 @@ public enum JSONValue: Hashable, Sendable {
 
     /// The compact text form (`JSONCoding.encode`: keys sorted).
     public func serialized() -> String { JSONCoding.encodeString(self) }
+
+    /// What kind of JSON value this is, as error messages name it: "a string", "null", ...
+    public var kind: String {
+        switch self {
+        case .object: "an object"
+        case .array: "an array"
+        case .string: "a string"
+        case .number: "a number"
+        case .bool: "a boolean"
+        case .null: "null"
+        }
+    }
+
+    /// The value at `path` (object keys and array indices, as a coding path lists them); nil
+    /// when there is none.
+    public func value(at path: [any CodingKey]) -> JSONValue? {
+        var value = self
+        for key in path {
+            switch value {
+            case .object(let members):
+                guard let next = members[key.stringValue] else { return nil }
+                value = next
+            case .array(let items):
+                guard let index = key.intValue, items.indices.contains(index) else { return nil }
+                value = items[index]
+            default:
+                return nil
+            }
+        }
+        return value
+    }
 }
 
 extension JSONValue: Codable {

@@ -589,15 +589,29 @@ public struct SlotTable: Hashable, Sendable {
     }
 
     /// Parses the persisted form; malformed lines are skipped (the file is ours, and a lost slot
-    /// only means a new table id).
+    /// only means a new table id). `# comments` and blank lines are no data.
     public init(parsing text: String) {
+        self = Self.parse(text).table
+    }
+
+    /// Parses the persisted form, and counts the lines that are neither a `KEY SLOT` line nor a
+    /// comment (or repeat a slot): garbage the caller reports. The first of them, for the report.
+    public static func parse(_ text: String) -> (table: SlotTable, unreadable: Int, first: String?) {
         var out: [String: Int] = [:]
+        var unreadable = 0
+        var first: String?
         for line in text.split(separator: "\n") {
+            if line.hasPrefix("#") || line.allSatisfy(\.isWhitespace) { continue }
             let parts = line.split(separator: " ")
             if parts.count == 2, let n = Int(parts[1]), n >= 0, n < 1 << 16, !out.values.contains(n) {
                 out[String(parts[0])] = n
+            } else {
+                unreadable += 1
+                if first == nil { first = String(line.prefix(80)) }
             }
         }
-        slots = out
+        var table = SlotTable()
+        table.slots = out
+        return (table, unreadable, first)
     }
 }

@@ -12,11 +12,12 @@ public struct ReinstallGuard: Sendable {
     public var maximumBackoff: Double
 
     private var history: [String: [Double]] = [:]
-    private var backoff: [String: Backoff] = [:]
+    private var holds: [String: Hold] = [:]
 
-    private struct Backoff {
+    /// An object held back.
+    private struct Hold {
         var until: Double
-        var step: Double
+        var backoff: Backoff
         /// The one re-install allowed once the wait is over has been handed out.
         var retried: Bool
     }
@@ -41,35 +42,37 @@ public struct ReinstallGuard: Sendable {
     /// Within a back-off, requests are refused (and not counted). When the wait is over, one
     /// re-install goes ahead; if the object is deleted again, the wait doubles.
     public mutating func admit(_ identity: String, now: Double) -> Verdict {
-        if let b = backoff[identity], now < b.until {
-            return .deferred(until: b.until, fights: history[identity]?.count ?? 0, firstTime: false)
+        if let h = holds[identity], now < h.until {
+            return .deferred(until: h.until, fights: history[identity]?.count ?? 0, firstTime: false)
         }
         var times = (history[identity] ?? []).filter { now - $0 < window }
         times.append(now)
         history[identity] = times
-        if var b = backoff[identity] {
-            if !b.retried {
-                b.retried = true
-                backoff[identity] = b
+        var hold: Hold
+        if let h = holds[identity] {
+            guard h.retried else {
+                holds[identity]?.retried = true
                 return .proceed
             }
-            let step = min(b.step * 2, maximumBackoff)
-            backoff[identity] = Backoff(until: now + step, step: step, retried: false)
-            return .deferred(until: now + step, fights: times.count, firstTime: true)
+            hold = h
+        } else {
+            guard times.count > threshold else { return .proceed }
+            hold = Hold(until: now, backoff: Backoff(initial: initialBackoff, maximum: maximumBackoff), retried: false)
         }
-        guard times.count > threshold else { return .proceed }
-        backoff[identity] = Backoff(until: now + initialBackoff, step: initialBackoff, retried: false)
-        return .deferred(until: now + initialBackoff, fights: times.count, firstTime: true)
+        hold.until = now + hold.backoff.next()
+        hold.retried = false
+        holds[identity] = hold
+        return .deferred(until: hold.until, fights: times.count, firstTime: true)
     }
 
     /// The earliest time a deferred object may be retried, if any is deferred.
     public func nextDeadline(after now: Double) -> Double? {
-        backoff.values.filter { !$0.retried }.map(\.until).filter { $0 > now }.min()
+        holds.values.filter { !$0.retried }.map(\.until).filter { $0 > now }.min()
     }
 
     /// Forgets objects with no re-install for a whole window (bounded memory).
     public mutating func prune(now: Double) {
         history = history.filter { $0.value.contains { now - $0 < window } }
-        backoff = backoff.filter { now < $0.value.until + window || history[$0.key] != nil }
+        holds = holds.filter { now < $0.value.until + window || history[$0.key] != nil }
     }
 }

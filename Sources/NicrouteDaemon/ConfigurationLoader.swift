@@ -46,3 +46,11 @@ public struct ConfigurationLoader: Sendable {
         return configuration
     }
 }
+
+extension ConfigurationLoader {
+    /// A loader from the command-line spelling: `--config PATH` and `--manage 'eth*,ens5'`.
+    public init(configPath: String?, manage: [String]) {
+        let matches = manage.flatMap { ConfigurationParser.parseManageList($0) }
+        self.init(path: configPath, manageOverride: matches.isEmpty ? nil : matches)
+    }
+}

@@ -31,11 +31,17 @@ public struct ControlPolicy: Sendable {
         self.serviceUID = serviceUID == 0 ? nil : serviceUID
     }
 
+    /// True when `peer` may change things: root, the service's own user, the control group.
+    public func isTrusted(_ peer: PeerCredentials) -> Bool {
+        if peer.uid == 0 { return true }
+        if let serviceUID, peer.uid == serviceUID { return true }
+        if let group, peer.gid == group.gid || peer.groups.contains(group.gid) { return true }
+        return false
+    }
+
     /// nil when `peer` may run `command`; otherwise the refusal.
     public func refusal(_ command: ControlCommand, peer: PeerCredentials) -> ControlError? {
-        guard command.isPrivileged, peer.uid != 0 else { return nil }
-        if let serviceUID, peer.uid == serviceUID { return nil }
-        if let group, peer.gid == group.gid || peer.groups.contains(group.gid) { return nil }
+        guard command.isPrivileged, !isTrusted(peer) else { return nil }
         let who = group.map { "root or members of group '\($0.name)'" } ?? "root"
         return ControlError(
             .permissionDenied, "'\(command.rawValue)' is allowed to \(who) only (you are uid \(peer.uid))")

@@ -15,32 +15,76 @@ public struct ControlSocketError: Error, CustomStringConvertible {
     public var description: String { "\(operation): \(String(cString: strerror(errno)))" }
 }
 
-/// The control socket server: a Unix stream socket, one request and one response per
+/// The control socket server: two Unix stream sockets, one request and one response per
 /// connection, served by the daemon's event loop.
 ///
+/// `path` (mode 0666) is everyone's: anyone may ask for `status`, and the daemon checks each
+/// caller's credentials itself. Beside it, `privilegedPath` (mode 0600, the daemon's own user)
+/// can be reached by root and the service's own user only: no other user can connect there,
+/// so however many connections they open on the public socket (its accept queue full, every
+/// slot held) root's requests do not wait behind theirs. nicroutectl tries it first. On the
+/// public socket the connection slots are shared out by `ControlAdmission` (a share reserved
+/// for trusted callers, such as the `[Control] Group=`, a limit per unprivileged user); a
+/// caller turned away is told `busy`.
+///
 /// Hand-written over POSIX calls rather than swift-nio: it serves a few short requests a day.
-/// The listening socket and every connection are io sources of the loop, read and written
-/// without blocking; each connection has a timer bounding it (`timeout` to send its request and
-/// to take the answer). At most `maximumClients` are served at once; more are told `busy`.
-/// Oversized, malformed, slow or vanished clients get an error or are dropped; none of them can
-/// stop the daemon or the other clients.
+/// The listening sockets and every connection are io sources of the loop, read and written
+/// without blocking (the privileged listener ahead of the public one when both are ready);
+/// each connection has a timer bounding it (`timeout` to send its request and to take the
+/// answer). Oversized, malformed, slow or vanished clients get an error or are dropped; none of
+/// them can stop the daemon or the other clients.
 public final class ControlServer {
     public let path: String
+    /// The socket only root and the service's own user can connect to.
+    public var privilegedPath: String { Self.privilegedPath(for: path) }
     public let maximumClients: Int
     public let timeout: Duration
     /// How long a request may wait for the daemon's answer.
     static let answerTimeout = 30.0
+    /// The public socket's mode: anyone may connect (the daemon checks each caller itself).
+    static let publicMode: mode_t = 0o666
+    /// The privileged socket's mode: its owner (the daemon's user) and root only.
+    static let privilegedMode: mode_t = 0o600
+    /// Connections the kernel queues on a listening socket until the loop accepts them.
+    static let backlog: Int32 = 64
+    /// The pause after accept(2) failed for want of descriptors.
+    static let acceptPause = 0.1
+    /// The supplementary groups read of a caller (for `[Control] Group=`).
+    static let maximumPeerGroups = 256
     private let service: ControlService
     private let loop: EventLoop
-    private let listenFD: Int32
-    private var listener: EventLoop.Source?
-    /// A pause after accept(2) failed for want of descriptors, so that it does not spin.
-    private var acceptPause: EventLoop.Source?
+    private var listeners: [Listener] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Who holds the public socket's connection slots.
+    private var admission: ControlAdmission
+    /// Connections open on the privileged socket.
+    private var privilegedCount = 0
 
-    /// Binds `path` (replacing a stale socket there), makes it connectable by everyone (the
-    /// daemon checks each caller's credentials itself) and starts accepting on `loop`.
-    /// - Throws: `ControlSocketError` naming the failing call.
+    /// The privileged socket beside the public socket `path`: `control.sock` ->
+    /// `control.privileged.sock`.
+    public static func privilegedPath(for path: String) -> String {
+        path.hasSuffix(".sock") ? String(path.dropLast(5)) + ".privileged.sock" : path + ".privileged"
+    }
+
+    /// One listening socket, with a pause after accept(2) failed for want of descriptors, so
+    /// that it does not spin.
+    private final class Listener {
+        let fd: Int32
+        let path: String
+        let privileged: Bool
+        var source: EventLoop.Source?
+        var pause: EventLoop.Source?
+        init(fd: Int32, path: String, privileged: Bool) {
+            self.fd = fd
+            self.path = path
+            self.privileged = privileged
+        }
+    }
+
+    /// Binds `path` for everyone and `privilegedPath` for root and the daemon's own user
+    /// (replacing stale sockets there) and starts accepting on `loop`.
+    /// - Throws: `ControlSocketError` naming the failing call; `anotherDaemon` when a live
+    ///   nicrouted in this network namespace listens at `path`.
     public init(
         path: String, service: ControlService, loop: EventLoop, maximumClients: Int = 32,
         timeout: Duration = .seconds(2)
@@ -50,6 +94,31 @@ public final class ControlServer {
         self.loop = loop
         self.maximumClients = maximumClients
         self.timeout = timeout
+        admission = ControlAdmission(capacity: maximumClients)
+        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        if !directory.isEmpty { try? Files.makeDirectories(directory) }
+        do {
+            for (socketPath, privileged) in [(path, false), (Self.privilegedPath(for: path), true)] {
+                let fd = try Self.bindListening(socketPath, mode: privileged ? Self.privilegedMode : Self.publicMode)
+                let listener = Listener(fd: fd, path: socketPath, privileged: privileged)
+                listeners.append(listener)
+                listener.source = try loop.io(fd, priority: privileged ? -10 : 0, name: "control-listen") {
+                    [unowned self, unowned listener] _ in acceptAll(listener)
+                }
+                listener.pause = try loop.timer(accuracy: 0.01, name: "control-accept-pause") {
+                    [unowned listener] in listener.source?.setEvents(EventLoop.readable)
+                }
+            }
+        } catch {
+            closeListeners()
+            if let error = error as? ControlSocketError { throw error }
+            throw ControlSocketError(operation: "\(error)", errno: (error as? EventLoopError)?.errno ?? EINVAL)
+        }
+    }
+
+    /// A listening, non-blocking socket at `path` with `mode`, replacing a stale socket there
+    /// (only a socket nobody listens on, never another kind of file, nor a live daemon's).
+    private static func bindListening(_ path: String, mode: mode_t) throws -> Int32 {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -59,9 +128,6 @@ public final class ControlServer {
         withUnsafeMutableBytes(of: &addr.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
-        let directory = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !directory.isEmpty { try? Files.makeDirectories(directory) }
-        // Only a stale socket is removed, never another kind of file, nor a live daemon's socket.
         var st = stat()
         if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK {
             let probe = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -93,70 +159,100 @@ public final class ControlServer {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
-        guard bound == 0, chmod(path, 0o666) == 0, listen(fd, 64) == 0 else {
+        guard bound == 0, chmod(path, mode) == 0, listen(fd, Self.backlog) == 0 else {
             let e = errno
             close(fd)
+            if bound == 0 { unlink(path) }
             throw ControlSocketError(operation: "bind/listen \(path)", errno: e)
         }
-        listenFD = fd
-        do {
-            listener = try loop.io(fd, name: "control-listen") { [unowned self] _ in acceptAll() }
-            acceptPause = try loop.timer(accuracy: 0.01, name: "control-accept-pause") { [unowned self] in
-                listener?.setEvents(EventLoop.readable)
-            }
-        } catch {
-            close(fd)
-            unlink(path)
-            throw ControlSocketError(operation: "\(error)", errno: (error as? EventLoopError)?.errno ?? EINVAL)
-        }
+        return fd
     }
 
-    /// Stops accepting and removes the socket file; connections still open are told that the
+    /// Stops accepting and removes the socket files; connections still open are told that the
     /// daemon is stopping (unless their answer is on its way) and closed.
     public func stop() {
-        guard let listener else { return }
-        listener.cancel()
-        self.listener = nil
-        acceptPause?.cancel()
-        close(listenFD)
-        unlink(path)
+        guard !listeners.isEmpty else { return }
+        closeListeners()
         for connection in connections.values {
             connection.finish(.failure(ControlError(.failed, "nicrouted is stopping")), blocking: true)
         }
         connections = [:]
     }
 
+    private func closeListeners() {
+        for listener in listeners {
+            listener.source?.cancel()
+            listener.pause?.cancel()
+            close(listener.fd)
+            unlink(listener.path)
+        }
+        listeners = []
+    }
+
     deinit { stop() }
 
-    private func acceptAll() {
-        while listener != nil {
-            let client = cposix_accept_cloexec(listenFD)
+    private func acceptAll(_ listener: Listener) {
+        while listener.source != nil {
+            let client = cposix_accept_cloexec(listener.fd)
             guard client >= 0 else {
                 // Out of descriptors: the listener stays readable, so pause instead of spinning.
                 if errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM {
-                    listener?.setEvents(0)
-                    acceptPause?.arm(at: monotonicSeconds() + 0.1)
+                    listener.source?.setEvents(0)
+                    listener.pause?.arm(at: monotonicSeconds() + Self.acceptPause)
                 }
                 return
             }
             _ = fcntl(client, F_SETFL, fcntl(client, F_GETFL) | O_NONBLOCK)
-            guard connections.count < maximumClients else {
-                Connection.sendNow(client, .failure(ControlError(.busy, "too many control connections; try again")))
+            // The caller as it connected; without credentials it is no one's and trusted by none.
+            let peer = Self.credentials(client)
+            let trusted = peer.map(service.policy.isTrusted) ?? false
+            let uid = peer?.uid ?? UInt32.max
+            if let refusal = admit(uid: uid, trusted: trusted, privileged: listener.privileged) {
+                Connection.sendNow(client, .failure(refusal))
                 close(client)
                 continue
             }
             do {
-                let connection = try Connection(fd: client, server: self)
+                let connection = try Connection(
+                    fd: client, server: self, peer: peer, trusted: trusted, privileged: listener.privileged)
                 connections[ObjectIdentifier(connection)] = connection
             } catch {
+                release(uid: uid, trusted: trusted, privileged: listener.privileged)
                 Connection.sendNow(client, .failure(ControlError(.busy, "cannot serve more connections now")))
                 close(client)
             }
         }
     }
 
+    /// Takes a slot for a caller, or says why not.
+    private func admit(uid: UInt32, trusted: Bool, privileged: Bool) -> ControlError? {
+        guard privileged else {
+            if case .busy(let why) = admission.admit(uid: uid, trusted: trusted) { return ControlError(.busy, why) }
+            return nil
+        }
+        // Only root and the daemon's user can connect here (the file's mode); anyone else who
+        // could (a mode changed by hand) is sent to the public socket.
+        guard trusted else {
+            return ControlError(.permissionDenied, "this socket is root's; use \(path) (you are uid \(uid))")
+        }
+        guard privilegedCount < maximumClients else {
+            return ControlError(.busy, "too many privileged control connections; try again")
+        }
+        privilegedCount += 1
+        return nil
+    }
+
+    private func release(uid: UInt32, trusted: Bool, privileged: Bool) {
+        if privileged {
+            privilegedCount = max(0, privilegedCount - 1)
+        } else {
+            admission.release(uid: uid, trusted: trusted)
+        }
+    }
+
     fileprivate func forget(_ connection: Connection) {
-        connections[ObjectIdentifier(connection)] = nil
+        guard connections.removeValue(forKey: ObjectIdentifier(connection)) != nil else { return }
+        release(uid: connection.peer?.uid ?? UInt32.max, trusted: connection.trusted, privileged: connection.privileged)
     }
 
     /// One client: its request read, its answer computed, then written; bounded by a timer.
@@ -164,16 +260,28 @@ public final class ControlServer {
         enum Phase { case reading, answering, writing, done }
         let fd: Int32
         unowned let server: ControlServer
+        /// The caller's credentials at accept(2); nil when the kernel would not tell.
+        let peer: PeerCredentials?
+        /// Whether it may change things (its slot counts as a trusted one).
+        let trusted: Bool
+        /// Whether it came through the privileged socket.
+        let privileged: Bool
         var phase = Phase.reading
         var input: [UInt8] = []
         var output: [UInt8] = []
         var io: EventLoop.Source?
         var timer: EventLoop.Source?
 
-        init(fd: Int32, server: ControlServer) throws {
+        init(fd: Int32, server: ControlServer, peer: PeerCredentials?, trusted: Bool, privileged: Bool) throws {
             self.fd = fd
             self.server = server
-            io = try server.loop.io(fd, name: "control-client") { [unowned self] events in ready(events) }
+            self.peer = peer
+            self.trusted = trusted
+            self.privileged = privileged
+            // Root's connections ahead of everyone else's when both are ready in one turn.
+            io = try server.loop.io(fd, priority: privileged ? -10 : 0, name: "control-client") {
+                [unowned self] events in ready(events)
+            }
             timer = try server.loop.timer(name: "control-client-timeout") { [unowned self] in expired() }
             timer?.arm(at: monotonicSeconds() + server.timeout.seconds)
         }
@@ -192,9 +300,8 @@ public final class ControlServer {
         func read() {
             var chunk = [UInt8](repeating: 0, count: 1024)
             while phase == .reading {
-                let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                let n = retryingInterrupts { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
                 if n < 0 {
-                    if errno == EINTR { continue }
                     if errno == EAGAIN || errno == EWOULDBLOCK { return }
                     return close()
                 }
@@ -216,7 +323,7 @@ public final class ControlServer {
         }
 
         func answer() {
-            guard let peer = ControlServer.credentials(fd) else {
+            guard let peer else {
                 return finish(.failure(ControlError(.permissionDenied, "cannot read the caller's credentials")))
             }
             phase = .answering
@@ -230,7 +337,10 @@ public final class ControlServer {
             case .reading:
                 finish(.failure(ControlError(.timeout, "no complete request within \(server.timeout)")))
             case .answering:
-                finish(.failure(ControlError(.timeout, "the daemon did not answer within 30 s")))
+                finish(
+                    .failure(
+                        ControlError(.timeout, "the daemon did not answer within \(Int(ControlServer.answerTimeout)) s")
+                    ))
             case .writing, .done:
                 close()  // slow or gone reader: dropped
             }
@@ -254,8 +364,9 @@ public final class ControlServer {
 
         func write() {
             while !output.isEmpty {
-                let n = output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-                if n < 0 && errno == EINTR { continue }
+                let n = retryingInterrupts {
+                    output.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                }
                 if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) {
                     io?.setEvents(EventLoop.writable)
                     return
@@ -296,13 +407,10 @@ public final class ControlServer {
         var uid: UInt32 = 0
         var gid: UInt32 = 0
         guard cposix_peer_credentials(fd, &pid, &uid, &gid) == 0 else { return nil }
-        var groups = [gid_t](repeating: 0, count: 256)
-        var groupsLength = socklen_t(groups.count * MemoryLayout<gid_t>.size)
-        let soPeerGroups: Int32 = 59  // SO_PEERGROUPS (Linux 4.13)
-        let n =
-            getsockopt(fd, SOL_SOCKET, soPeerGroups, &groups, &groupsLength) == 0
-            ? Int(groupsLength) / MemoryLayout<gid_t>.size : 0
-        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(n)))
+        var groups = [UInt32](repeating: 0, count: Self.maximumPeerGroups)
+        var n = Int32(groups.count)
+        if cposix_peer_groups(fd, &groups, &n) != 0 { n = 0 }
+        return PeerCredentials(pid: pid, uid: uid, gid: gid, groups: Array(groups.prefix(Int(n))))
     }
 }
 
@@ -320,10 +428,24 @@ public enum ControlClient {
         }
     }
 
-    /// Sends `request` to the daemon at `path` and returns its response.
+    /// Sends `request` to the daemon at `path` and returns its response. The daemon's
+    /// privileged socket beside it is tried first: only root and the daemon's own user can
+    /// connect there (for anyone else it fails at once, and `path` is used).
     public static func send(
         _ request: ControlRequest, to path: String, timeout: Duration = .seconds(60)
     ) throws(Failure) -> ControlResponse {
+        let fd: Int32
+        if let privileged = try? connect(ControlServer.privilegedPath(for: path), timeout: timeout) {
+            fd = privileged
+        } else {
+            fd = try connect(path, timeout: timeout)
+        }
+        defer { close(fd) }
+        return try exchange(request, fd: fd, path: path)
+    }
+
+    /// A stream socket connected to `path`, with `timeout` on its sends and receives.
+    private static func connect(_ path: String, timeout: Duration) throws(Failure) -> Int32 {
         var addr = sockaddr_un()
         addr.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -335,37 +457,51 @@ public enum ControlClient {
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .io("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         let (seconds, attoseconds) = timeout.components
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         let connected = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             }
         }
         guard connected == 0 else {
             let e = errno
+            close(fd)
             if e == ENOENT || e == ECONNREFUSED {
                 throw .notRunning("nicrouted is not running (no one listens on \(path))")
             }
             throw .io("connect \(path): \(String(cString: strerror(e)))")
         }
+        return fd
+    }
+
+    /// Sends `request` on the connected socket `fd` and reads the response (`path` names the
+    /// daemon in errors).
+    static func exchange(_ request: ControlRequest, fd: Int32, path: String) throws(Failure) -> ControlResponse {
         let out = request.encoded()
-        guard out.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == out.count else {
-            throw .io("send to \(path): \(String(cString: strerror(errno)))")
+        // A daemon that turns the connection away (`busy`) answers and closes at once, maybe
+        // before the request is sent: the send then fails (EPIPE, ECONNRESET), and its answer is
+        // still waiting to be read. That answer is the daemon's word, not the broken pipe.
+        var sendError: Int32?
+        if out.withUnsafeBytes({ Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) != out.count {
+            sendError = errno
+            shutdown(fd, Int32(SHUT_WR))
         }
         var answer: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
         while answer.count <= ControlProtocol.maximumResponseSize {
-            let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 { throw .io("no answer from nicrouted: \(String(cString: strerror(errno)))") }
+            let n = retryingInterrupts { chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) } }
+            if n < 0 {
+                if let sendError { throw .io("send to \(path): \(String(cString: strerror(sendError)))") }
+                throw .io("no answer from nicrouted: \(String(cString: strerror(errno)))")
+            }
             if n == 0 { break }
             answer += chunk[0..<n]
             if answer.last == UInt8(ascii: "\n") { break }
         }
+        if answer.isEmpty, let sendError { throw .io("send to \(path): \(String(cString: strerror(sendError)))") }
         do { return try ControlResponse.decode(answer) } catch { throw .io("\(error)") }
     }
 }

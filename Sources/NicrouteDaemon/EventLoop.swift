@@ -79,8 +79,10 @@ public final class EventLoop {
 
     /// Calls `handler` with the ready events (`EPOLLIN`, `EPOLLOUT`, `EPOLLERR`, `EPOLLHUP`)
     /// whenever `fd` is ready for `events`.
+    /// - Parameter priority: among sources ready in the same turn, smaller runs first (the
+    ///   default, 0, is every io source's; `sd_event_source_set_priority`).
     public func io(
-        _ fd: Int32, events: UInt32 = EventLoop.readable, name: String,
+        _ fd: Int32, events: UInt32 = EventLoop.readable, priority: Int64 = 0, name: String,
         _ handler: @escaping (UInt32) -> Void
     ) throws -> Source {
         let source = Source(.io(handler))
@@ -94,7 +96,9 @@ public final class EventLoop {
                     if case .io(let handler) = source.handler { handler(revents) }
                     return 0
                 }, Unmanaged.passUnretained(source).toOpaque()))
-        return adopt(source, s, name)
+        let adopted = adopt(source, s, name)
+        if priority != 0, let pointer = adopted.pointer { sd_event_source_set_priority(pointer, priority) }
+        return adopted
     }
 
     /// A monotonic timer, disarmed until `arm(at:)`. Fires within `accuracy` seconds after its

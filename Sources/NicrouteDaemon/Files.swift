@@ -1,3 +1,5 @@
+import Netlink
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,8 +15,7 @@ enum Files {
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 16384)
         while out.count < limit {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingInterrupts { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n <= 0 { break }
             out += chunk[0..<n]
         }
@@ -67,17 +68,23 @@ enum Files {
         let bytes = Array(text.utf8)
         var written = 0
         while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
+            let n = retryingInterrupts { bytes[written...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) } }
             if n <= 0 {
-                let e = errno
+                let e = n < 0 ? errno : EIO
                 close(fd)
                 unlink(temp)
                 throw FileError(path: temp, operation: "write", errno: e)
             }
             written += n
         }
-        fsync(fd)
+        // On disk before it replaces the old file: a crash after the rename finds the new
+        // content whole, never an empty file (ext4 and xfs may reorder the two otherwise).
+        guard retryingInterrupts({ fsync(fd) }) == 0 else {
+            let e = errno
+            close(fd)
+            unlink(temp)
+            throw FileError(path: temp, operation: "fsync", errno: e)
+        }
         close(fd)
         guard rename(temp, path) == 0 else {
             let e = errno

@@ -1,29 +1,59 @@
 import CNftables
 import Glibc
+import Netlink
 import NicrouteCore
+
+/// What runs nft scripts: libnftables (`LibNftables`), or a fake in tests.
+public protocol Nftables: AnyObject {
+    /// Why the library cannot be used, or nil when it can.
+    var libraryProblem: String? { get }
+    /// Runs an nft script in one transaction (`nft -f -`). Returns nft's status (0: done; -2:
+    /// no library), what it printed, and its error text.
+    func run(_ script: String) -> (status: Int32, output: String, error: String)
+}
+
+/// libnftables, loaded at run time (Sources/CNftables says why dlopen).
+public final class LibNftables: Nftables {
+    public init() {}
+
+    public var libraryProblem: String? {
+        var why: UnsafePointer<CChar>?
+        if nicroute_nft_load(&why) == 0 { return nil }
+        return why.map { String(cString: $0) } ?? "libnftables.so.1 cannot be loaded"
+    }
+
+    public func run(_ script: String) -> (status: Int32, output: String, error: String) {
+        var out: UnsafeMutablePointer<CChar>?
+        var err: UnsafeMutablePointer<CChar>?
+        let rc = nicroute_nft_run(script, &out, &err)
+        defer {
+            nicroute_nft_free(out)
+            nicroute_nft_free(err)
+        }
+        return (rc, out.map { String(cString: $0) } ?? "", (err.map { String(cString: $0) } ?? "").trimmingSpaces)
+    }
+}
 
 /// nftables and sysctl side of forwarded connections: keeps nicroute's table (`inet nicroute`)
 /// as the plan wants it, and `src_valid_mark` on the marked NICs.
 ///
-/// Healing: every reconcile pass compares the kernel's listing of the table with the one taken
-/// right after nicroute installed it (one small netlink dump through libnftables) and replaces
-/// the table when they differ; the daemon runs a pass whenever nftables announces a change
-/// (`NftablesWatch`), so a `nft flush ruleset` is undone within milliseconds.
+/// The decisions (list the table? replace it? which state follows?) are `ForwardTableKeeper`'s,
+/// a value in the core; this class runs the nft calls they ask for (through `Nftables`), the
+/// sysctl writes, and keeps the records a restart and a flush need in the state directory:
+/// the installed table (for adoption) and the NICs whose `src_valid_mark` nicroute set (for
+/// flush to put back). A record that cannot be written (a full or read-only disk) stays in
+/// memory, is named in `fileProblems`, and is written again at the next pass: never dropped.
+///
+/// Healing: the daemon runs a pass whenever nftables announces a change (`NftablesWatch`), and
+/// the pass lists the table and replaces it when it differs from what was installed, so a
+/// `nft flush ruleset` is undone within milliseconds.
 ///
 /// Not thread-safe: used by the reconciler only.
 public final class Forwarder {
+    /// The table's decisions and memory.
+    public private(set) var keeper: ForwardTableKeeper
     /// What the last pass found or did, for `status`.
-    public enum State: Hashable, Sendable {
-        /// Not wanted (configuration or `auto` without forwarding); nothing installed.
-        case off(String)
-        /// The table is in place for these NICs.
-        case installed
-        /// Wanted but impossible: libnftables or the kernel's nf_tables is missing, or the
-        /// transaction failed.
-        case unavailable(String)
-    }
-
-    public private(set) var state: State = .off("not checked yet")
+    public var state: ForwardingState { keeper.state }
     /// NICs whose `src_valid_mark` could not be set (a read-only /proc/sys, e.g. under
     /// `ProtectKernelTunables=` without the unit's `ReadWritePaths=`): the preflight names them.
     public private(set) var sourceValidMarkFailures: [String] = []
@@ -32,176 +62,158 @@ public final class Forwarder {
     /// What `remove()` could not put back (`net.ipv4.conf.eth1.src_valid_mark=0: ...`); the
     /// record keeps those NICs for the next flush.
     public private(set) var restoreFailures: [String] = []
-    /// The kernel's listing of the table right after nicroute installed it.
-    private var installedListing: String?
-    /// The script that produced it (another set of NICs or another mask means a new table).
-    private var installedScript: String?
+    /// Records that could not be written, kept in memory and written again at the next pass;
+    /// empty when every record is on disk.
+    public var fileProblems: [FileError] { pending.keys.sorted().compactMap { pending[$0] ?? nil } }
     /// True while nftables changes are announced to the daemon (`NftablesWatch` works): then
     /// a pass lists the table only when `nftablesChanged()` was called since the last listing.
-    public var changesAnnounced = false
-    /// Whether the kernel's table may differ from the last listing (an announced change, or
-    /// nothing listed yet).
-    private var listingStale = true
+    public var changesAnnounced: Bool {
+        get { keeper.changesAnnounced }
+        set { keeper.changesAnnounced = newValue }
+    }
+    /// The NICs whose `src_valid_mark` nicroute set (the record's content, kept in memory).
+    private var ownedMarks: Set<String>
+    /// Records waiting to be written: path -> the last error (nil before the first try).
+    private var pending: [String: FileError?] = [:]
     private let stateDirectory: String
+    private let nftables: any Nftables
     /// A prefix for /proc paths (tests).
     private let root: String
 
-    public init(stateDirectory: String, root: String = "") {
+    public init(stateDirectory: String, root: String = "", nftables: any Nftables = LibNftables()) {
         self.stateDirectory = stateDirectory
         self.root = root
+        self.nftables = nftables
         // Adoption: what the previous run installed (its script and the kernel's listing of
         // the result). When the kernel still lists exactly that and the script is the same, a
         // restart leaves the table alone; otherwise it is replaced (still one transaction).
-        if let text = Files.readText(tableFile), let cut = text.firstRange(of: Self.separator) {
-            installedScript = String(text[..<cut.lowerBound])
-            installedListing = String(text[cut.upperBound...])
+        var adopted: (script: String, listing: String)?
+        if let text = Files.readText(stateDirectory + "/nftables"), let cut = text.firstRange(of: Self.separator) {
+            adopted = (String(text[..<cut.lowerBound]), String(text[cut.upperBound...]))
         }
+        keeper = ForwardTableKeeper(adopting: adopted)
+        ownedMarks = Set(
+            (Files.readText(stateDirectory + "/src_valid_mark") ?? "").split(separator: "\n").map(String.init)
+                .filter { !$0.isEmpty })
     }
 
-    private var tableFile: String { stateDirectory + "/nftables" }
+    var tableFile: String { stateDirectory + "/nftables" }
     private static let separator = "\n#---- kernel listing ----\n"
 
-    private func saveInstalled() {
-        guard let script = installedScript, let listing = installedListing else {
-            unlink(tableFile)
-            return
-        }
-        try? Files.makeDirectories(stateDirectory)
-        try? Files.writeAtomically(script + Self.separator + listing, to: tableFile)
-    }
-
-    /// Runs an nft script. Returns (status, output, error text); status -2: no library.
-    public static func run(_ script: String) -> (Int32, String, String) {
-        var out: UnsafeMutablePointer<CChar>?
-        var err: UnsafeMutablePointer<CChar>?
-        let rc = nicroute_nft_run(script, &out, &err)
-        defer {
-            nicroute_nft_free(out)
-            nicroute_nft_free(err)
-        }
-        let o = out.map { String(cString: $0) } ?? ""
-        let e = err.map { String(cString: $0) } ?? ""
-        return (rc, o, e.trimmingSpaces)
-    }
-
-    /// Why libnftables cannot be used, or nil when it can.
-    public static var libraryProblem: String? {
-        var why: UnsafePointer<CChar>?
-        if nicroute_nft_load(&why) == 0 { return nil }
-        return why.map { String(cString: $0) } ?? "libnftables.so.1 cannot be loaded"
-    }
-
-    /// Whether the configuration wants forwarded connections handled now: `yes`, or `auto` and
-    /// the VM forwards IPv4 or IPv6. Returns the decision and, when off, why.
-    public func wanted(_ configuration: Configuration) -> (Bool, String) {
-        switch configuration.forwardedConnections {
-        case .yes: return (true, "ForwardedConnections=yes")
-        case .no: return (false, "ForwardedConnections=no")
-        case .auto:
-            let v4 = readInt("/proc/sys/net/ipv4/ip_forward") ?? 0
-            let v6 = readInt("/proc/sys/net/ipv6/conf/all/forwarding") ?? 0
-            if v4 != 0 || v6 != 0 { return (true, "ForwardedConnections=auto and the VM forwards packets") }
-            return (false, "ForwardedConnections=auto and the VM does not forward packets (ip_forward=0)")
+    /// Writes the records that are due (`pending`) from memory: the installed table and the
+    /// `src_valid_mark` NICs; an empty record is removed. A failure stays pending with its
+    /// error.
+    private func writeRecords() {
+        for path in pending.keys.sorted() {
+            let text: String?
+            if path == tableFile {
+                text = keeper.installedScript.flatMap { script in
+                    keeper.installedListing.map { script + Self.separator + $0 }
+                }
+            } else {
+                text = ownedMarks.isEmpty ? nil : ownedMarks.sorted().map { $0 + "\n" }.joined()
+            }
+            do throws(FileError) {
+                if let text {
+                    try Files.makeDirectories(stateDirectory)
+                    try Files.writeAtomically(text, to: path)
+                } else if unlink(path) != 0 && errno != ENOENT {
+                    throw FileError(path: path, operation: "unlink", errno: errno)
+                }
+                pending[path] = nil
+            } catch {
+                pending[path] = .some(error)
+            }
         }
     }
 
-    /// Whether the pass should plan the fwmark rules: wanted and nftables usable.
+    /// Marks a record as changed and writes it (and any other still pending).
+    private func recordChanged(_ path: String) {
+        if pending[path] == nil { pending[path] = .some(nil) }
+        writeRecords()
+    }
+
+    /// Whether the configuration wants forwarded connections handled now: nil when it does,
+    /// else why not (`ForwardedConnections=`, and the forwarding sysctls for `auto`).
+    public func unwanted(_ configuration: Configuration) -> ForwardingState.Off? {
+        ForwardTableKeeper.unwanted(
+            configuration.forwardedConnections,
+            ipv4Forwarding: (readInt("/proc/sys/net/ipv4/ip_forward") ?? 0) != 0,
+            ipv6Forwarding: (readInt("/proc/sys/net/ipv6/conf/all/forwarding") ?? 0) != 0)
+    }
+
+    /// Whether the pass should plan the fwmark rules: wanted and nftables usable (recorded).
     public func decide(_ configuration: Configuration) -> Bool {
-        let (want, why) = wanted(configuration)
-        guard want else {
-            state = .off(why)
-            return false
-        }
-        if let problem = Self.libraryProblem {
-            state = .unavailable("libnftables is not available (\(problem)): forwarded replies are not covered")
-            return false
-        }
-        if case .unavailable(let why) = state, why.hasPrefix("libnftables") { state = .off("") }
-        return true
+        keeper.decide(unwanted: unwanted(configuration), libraryProblem: nftables.libraryProblem)
     }
 
-    /// Brings the table (and `src_valid_mark`) to what `nics` needs; nil removes them.
+    /// What `decide` would answer, without recording it (`status`, `plan`).
+    public func wouldHandle(_ configuration: Configuration) -> Bool {
+        keeper.wouldHandle(unwanted: unwanted(configuration), libraryProblem: nftables.libraryProblem)
+    }
+
+    /// Brings the table (and `src_valid_mark`) to what `nics` needs; nil removes them. Writes
+    /// the records still pending from an earlier pass first.
     /// - Returns: the changes made, as nft/sysctl commands (for the log); empty when in place.
     @discardableResult
     public func apply(_ nics: [ForwardedNIC]?, mask: UInt32) -> [String] {
+        if !pending.isEmpty { writeRecords() }
         guard let nics else {
             // Not wanted. Look at nftables only when this or an earlier run installed the table:
             // a VM that does not forward never loads libnftables and pays nothing per pass.
             // (`flush` always looks.)
-            guard installedScript != nil || Files.exists(tableFile) else {
+            guard keeper.installedScript != nil || Files.exists(tableFile) else {
                 return restoreSourceValidMark()
             }
             return remove()
         }
         var done: [String] = []
         let script = ForwardRuleset.script(nics: nics, mask: mask)
-        // Installed, the same script, and no nftables change announced since the last look:
-        // the table is as listed then, and listing it again (libnftables builds the whole
-        // ruleset cache: the largest cost of a pass on a forwarding VM) would change nothing.
-        // At startup or adoption (nothing listed yet), after a change, or without the watch, it
-        // is listed as before.
-        if changesAnnounced, !listingStale, case .installed = state, installedListing != nil,
-            script == installedScript
-        {
-            return setSourceValidMark(nics.map(\.name))
-        }
-        // What is read now is current until the next announced change (one that comes during
-        // this pass marks it stale again and brings another pass).
-        listingStale = false
-        let (rc, listing, _) = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n")
-        if rc != 0 || installedListing == nil || listing != installedListing || script != installedScript {
-            let (rc, _, error) = Self.run(script)
-            if rc != 0 {
-                installedListing = nil
-                state = .unavailable(
-                    "cannot install nftables table inet nicroute (\(error.isEmpty ? "status \(rc)" : error)): forwarded replies are not covered"
-                )
+        guard keeper.mustList(script) else { return setSourceValidMark(nics.map(\.name)) }
+        let (rc, listing, _) = nftables.run(Self.listScript)
+        if keeper.listed(rc == 0 ? listing : nil, wanting: script) {
+            let (rc, _, error) = nftables.run(script)
+            guard rc == 0 else {
+                keeper.replaceFailed(error.isEmpty ? "status \(rc)" : error)
                 return []
             }
-            installedListing = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n").1
-            installedScript = script
-            saveInstalled()
+            keeper.replaced(script, listing: nftables.run(Self.listScript).output)
+            recordChanged(tableFile)
             done.append("nft: replace table inet nicroute (\(nics.count) NIC(s))")
         }
-        state = .installed
         done += setSourceValidMark(nics.map(\.name))
         return done
     }
 
-    /// The nftables ruleset changed (`NftablesWatch`): the next pass lists the table again.
-    public func nftablesChanged() { listingStale = true }
+    static let listScript = "list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n"
 
-    /// Looks at the kernel: is the table there? (For `status`, between passes and in one-shot
-    /// mode.)
-    public func observe() {
-        let (rc, listing, _) = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n")
-        if rc == 0 && (installedListing == nil || listing == installedListing) {
-            state = .installed
-        } else if case .unavailable = state {
-            return
-        } else {
-            state = .unavailable("nftables table inet nicroute is not in place: forwarded replies are not covered")
+    /// The nftables ruleset changed (`NftablesWatch`): the next pass lists the table again.
+    public func nftablesChanged() { keeper.nftablesChanged() }
+
+    /// The state the kernel shows now, without recording it (`status` in one-shot mode, where
+    /// no pass keeps it current).
+    public func observe(_ configuration: Configuration) -> ForwardingState {
+        var keeper = self.keeper
+        guard keeper.decide(unwanted: unwanted(configuration), libraryProblem: nftables.libraryProblem) else {
+            return keeper.state
         }
+        let (rc, listing, _) = nftables.run(Self.listScript)
+        return keeper.observed(rc == 0 ? listing : nil)
     }
 
     /// Removes the table and puts `src_valid_mark` back (`flush`, `ForwardedConnections=no`).
     @discardableResult
     public func remove() -> [String] {
         var done: [String] = []
-        let had = installedScript != nil
-        listingStale = true
-        installedListing = nil
-        installedScript = nil
-        if had || Files.exists(tableFile) { saveInstalled() }
-        let (rc, _, _) = Self.run("list table \(ForwardRuleset.family) \(ForwardRuleset.table)\n")
+        if keeper.removed() || Files.exists(tableFile) { recordChanged(tableFile) }
+        let (rc, _, _) = nftables.run(Self.listScript)
         if rc == 0 {
-            let (rc, _, _) = Self.run(ForwardRuleset.deleteScript)
+            let (rc, _, _) = nftables.run(ForwardRuleset.deleteScript)
             if rc == 0 { done.append("nft delete table inet nicroute") }
         }
         done += restoreSourceValidMark()
         sourceValidMarkFailures = []
         sourceValidMarkErrors = [:]
-        if case .installed = state { state = .off("removed") }
         return done
     }
 
@@ -233,7 +245,6 @@ public final class Forwarder {
     func setSourceValidMark(_ names: [String]) -> [String] {
         var changed: [String] = []
         var errors: [String: String] = [:]
-        var owned = Set(ownedSourceValidMark())
         for name in names {
             let path = sysctlPath(name)
             let value: Int
@@ -247,16 +258,13 @@ public final class Forwarder {
             if let e = writeSysctl(root + path, "1\n") {
                 errors[name] = "cannot write \(path): \(Self.describe(e))"
             } else {
-                owned.insert(name)
+                ownedMarks.insert(name)
                 changed.append("sysctl net.ipv4.conf.\(name).src_valid_mark=1")
             }
         }
         sourceValidMarkFailures = errors.keys.sorted()
         sourceValidMarkErrors = errors
-        if !changed.isEmpty {
-            try? Files.makeDirectories(stateDirectory)
-            try? Files.writeAtomically(owned.sorted().map { $0 + "\n" }.joined(), to: markFile)
-        }
+        if !changed.isEmpty { recordChanged(markFile) }
         return changed
     }
 
@@ -269,30 +277,25 @@ public final class Forwarder {
         }
     }
 
-    private func ownedSourceValidMark() -> [String] {
-        (Files.readText(markFile) ?? "").split(separator: "\n").map(String.init).filter { !$0.isEmpty }
-    }
-
     /// Puts `src_valid_mark` back to 0 on the NICs the record names (those nicroute set). A NIC
     /// whose write fails stays in the record, for the next flush, and in `restoreFailures`.
     /// - Returns: the changes made, as sysctl commands.
     func restoreSourceValidMark() -> [String] {
         restoreFailures = []
-        let owned = ownedSourceValidMark()
-        guard !owned.isEmpty else { return [] }
+        guard !ownedMarks.isEmpty else { return [] }
         var done: [String] = []
-        var kept: [String] = []
-        for name in owned {
+        var kept: Set<String> = []
+        for name in ownedMarks.sorted() {
             let path = sysctlPath(name)
             switch readSysctl(path) {
             case .failure(.noSuchFile):
                 continue  // the NIC is gone, and its setting with it
             case .failure(let e):
-                kept.append(name)
+                kept.insert(name)
                 restoreFailures.append("net.ipv4.conf.\(name).src_valid_mark=0: cannot read \(path): \(e)")
             case .success(let v) where v == 1:
                 if let e = writeSysctl(root + path, "0\n") {
-                    kept.append(name)
+                    kept.insert(name)
                     restoreFailures.append("net.ipv4.conf.\(name).src_valid_mark=0: \(Self.describe(e))")
                 } else {
                     done.append("sysctl net.ipv4.conf.\(name).src_valid_mark=0")
@@ -301,11 +304,8 @@ public final class Forwarder {
                 continue  // put back by someone else already
             }
         }
-        if kept.isEmpty {
-            unlink(markFile)
-        } else {
-            try? Files.writeAtomically(kept.map { $0 + "\n" }.joined(), to: markFile)
-        }
+        ownedMarks = kept
+        recordChanged(markFile)
         return done
     }
 
@@ -339,12 +339,9 @@ public final class Forwarder {
         guard fd >= 0 else { return errno }
         defer { close(fd) }
         let bytes = Array(text.utf8)
-        while true {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n == bytes.count { return nil }
-            if n < 0 && errno == EINTR { continue }
-            return n < 0 ? errno : EIO
-        }
+        let n = retryingInterrupts { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+        if n == bytes.count { return nil }
+        return n < 0 ? errno : EIO
     }
 
     private func readInt(_ path: String) -> Int? {

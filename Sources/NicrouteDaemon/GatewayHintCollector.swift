@@ -1,5 +1,9 @@
 import NicrouteCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Collects gateway candidates for each NIC from the files other tools leave behind, in
 /// docs/design.md's order (Gateway discovery): DHCP leases of systemd-networkd, dhclient, NetworkManager and dhcpcd, then
 /// OpenStack's network data (what cloud-init kept of it, or a mounted config drive's
@@ -10,17 +14,23 @@ import NicrouteCore
 /// runtime directory /run/NetworkManager exists) and only for NICs the main table gives no
 /// IPv4 default route: the planner prefers that route anyway, so no pass waits on the bus for
 /// nothing.
-public struct GatewayHintCollector: Sendable {
+public struct GatewayHintCollector {
     /// A prefix for every path (tests point it at a fixture tree); "" in production.
     public var root: String
     public var networkDataPaths: [String]
     /// The D-Bus address where NetworkManager is asked; nil for the system bus.
     public var networkManagerBus: String?
+    /// What the network data files held when last read, kept between calls by the caller.
+    public var networkDataCache: NetworkDataCache?
 
-    public init(root: String = "", networkDataPaths: [String], networkManagerBus: String? = nil) {
+    public init(
+        root: String = "", networkDataPaths: [String], networkManagerBus: String? = nil,
+        networkDataCache: NetworkDataCache? = nil
+    ) {
         self.root = root
         self.networkDataPaths = networkDataPaths
         self.networkManagerBus = networkManagerBus
+        self.networkDataCache = networkDataCache
     }
 
     /// Hints per link index, best first.
@@ -143,18 +153,56 @@ public struct GatewayHintCollector: Sendable {
 
     /// The network data of the first of `networkDataPaths` that holds some (cloud-init's
     /// instance data without OpenStack network data is passed over); an invalid file gives no
-    /// gateway, and `problem` hears why.
+    /// gateway, and `problem` hears why. A file that has not changed since the last call (the
+    /// same inode, size and modification time) is not read again: cloud-init's instance data
+    /// runs to tens of kilobytes on some clouds, and this is asked in every pass.
     private func loadNetworkData(problem: (String) -> Void) -> [MACAddress: NetworkDataGateways] {
         for path in networkDataPaths {
-            guard let text = Files.readText(root + path) else { continue }
-            do {
-                guard let gateways = try LeaseParser.openStackNetworkData(text) else { continue }
-                return gateways
-            } catch {
-                problem("\(path): \(error)")
+            var st = stat()
+            guard stat(root + path, &st) == 0 else { continue }
+            let key = NetworkDataCache.Key(
+                inode: UInt64(st.st_ino), size: Int64(st.st_size), modified: Int64(st.st_mtim.tv_sec),
+                modifiedNanoseconds: Int64(st.st_mtim.tv_nsec))
+            let parsed: NetworkDataCache.Parsed
+            if let cached = networkDataCache?.entries[path], cached.key == key {
+                parsed = cached.parsed
+            } else {
+                guard let text = Files.readText(root + path) else { continue }
+                do {
+                    parsed = .gateways(try LeaseParser.openStackNetworkData(text))
+                } catch {
+                    parsed = .invalid("\(error)")
+                }
+                networkDataCache?.entries[path] = (key, parsed)
+            }
+            switch parsed {
+            case .gateways(nil): continue
+            case .gateways(let gateways?): return gateways
+            case .invalid(let why):
+                problem("\(path): \(why)")
                 return [:]
             }
         }
         return [:]
     }
+}
+
+/// What each network data file held when last read, by path, with the file's identity then.
+public final class NetworkDataCache {
+    struct Key: Equatable {
+        var inode: UInt64
+        var size: Int64
+        var modified: Int64
+        var modifiedNanoseconds: Int64
+    }
+
+    enum Parsed {
+        /// nil: the file holds no network data (another cloud's instance data).
+        case gateways([MACAddress: NetworkDataGateways]?)
+        case invalid(String)
+    }
+
+    var entries: [String: (key: Key, parsed: Parsed)] = [:]
+
+    public init() {}
 }

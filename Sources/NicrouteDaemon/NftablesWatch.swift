@@ -54,13 +54,14 @@ public final class NftablesWatch {
         var buffer = [UInt8](repeating: 0, count: 64 * 1024)
         var changed = false
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            let n = retryingInterrupts {
+                buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            }
             if n >= 0 {
                 changed = true
                 continue
             }
             switch errno {
-            case EINTR: continue
             case ENOBUFS: changed = true
             case EAGAIN: return changed
             default: throw NetlinkError(operation: "recv(NETLINK_NETFILTER)", errno: Errno(rawValue: errno))

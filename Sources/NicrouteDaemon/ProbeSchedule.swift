@@ -18,9 +18,12 @@ struct ProbeSchedule: Equatable {
     struct Entry: Equatable {
         /// When the candidate may be probed again.
         var next: Double
-        /// The wait that led to `next`.
-        var step: Double
+        /// The waits: 2, 4, 8 ... 60 s.
+        var backoff: Backoff
     }
+
+    /// The waits between probes of one candidate.
+    static let backoff = Backoff(initial: 2, maximum: 60)
 
     private(set) var entries: [IPAddress: Entry] = [:]
 
@@ -36,8 +39,9 @@ struct ProbeSchedule: Equatable {
                 continue
             }
             if let entry = entries[probe.address], now < entry.next { continue }
-            let step = min(max((entries[probe.address]?.step ?? 1) * 2, 2), 60)
-            entries[probe.address] = Entry(next: now + step, step: step)
+            var backoff = entries[probe.address]?.backoff ?? Self.backoff
+            let wait = backoff.next()
+            entries[probe.address] = Entry(next: now + wait, backoff: backoff)
             out.append(probe)
         }
         return out

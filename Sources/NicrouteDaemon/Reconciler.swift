@@ -2,6 +2,10 @@ import Logging
 import Netlink
 import NicrouteCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One reconcile pass: read the kernel, plan, apply what the plan says, record the slots.
 ///
 /// Used by the daemon loop and by `nicroutectl` in one-shot mode. Not thread-safe: one caller.
@@ -22,11 +26,19 @@ public final class Reconciler {
     private var quiet: (snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan)?
     /// First-host probes: when each candidate may be probed again.
     private var probes = ProbeSchedule()
-    /// The retry delay while some changes keep failing (doubles up to a minute).
-    private var failureStep: Double = 0
+    /// The retry delay while some changes keep failing: 2, 4, 8 ... 60 s.
+    private var failureBackoff = Backoff(initial: 2, maximum: 60)
+    /// True while the slot file lags behind `slots` (its last write failed).
+    private var slotsUnsaved = false
+    /// The retry delay while files of the state directory cannot be written.
+    private var stateBackoff = Backoff(initial: 2, maximum: 60)
+    /// The causes (errno) of unwritable state files already logged, while they last.
+    private var loggedStateCauses: Set<Int32> = []
     /// Failures and conflicts already logged at error/warning level (each once while it lasts).
     private var loggedFailures: Set<String> = []
     private var loggedConflicts: Set<String> = []
+    /// What the network data files held when last read (not read again while unchanged).
+    private let networkDataCache = NetworkDataCache()
     /// The last unreadable gateway hint file logged (`network_data.json`), nil when none.
     private var loggedHintProblem: String?
     /// Kernel objects the client could not decode, as far as already logged.
@@ -61,17 +73,8 @@ public final class Reconciler {
         /// Where the pass spent its time.
         public var timings = Timings()
         /// What the pass read from the kernel.
-        public var read = Reading.everything
-    }
-
-    /// What a pass read from the kernel (the debug log's `read=`).
-    public enum Reading: String, Sendable {
-        /// Links, addresses, routes and rules (and neighbours when probing).
-        case everything
-        /// The addresses only: they were the last quiet pass's, whose picture stood.
-        case addresses
-        /// The links and addresses only: they planned alike with the last quiet pass's.
-        case linksAndAddresses = "links+addresses"
+        /// What the pass read from the kernel (the debug log's `read=`).
+        public var read = PassReading.everything
     }
 
     /// How long each phase of a pass took, in microseconds (for the debug log and benchmarks).
@@ -84,13 +87,26 @@ public final class Reconciler {
         public var apply = 0
     }
 
-    public init(client: RouteNetlink, configuration: Configuration, store: StateStore, logger: Logger) {
+    /// - Parameters:
+    ///   - nftables: what runs nft scripts for forwarded connections (libnftables; a fake in
+    ///     tests).
+    ///   - procRoot: a prefix for the /proc/sys paths forwarded connections read and write
+    ///     (tests point it at a scratch tree: the machine's own sysctls are never theirs).
+    public init(
+        client: RouteNetlink, configuration: Configuration, store: StateStore, logger: Logger,
+        nftables: any Nftables = LibNftables(), procRoot: String = ""
+    ) {
         self.client = client
         self.configuration = configuration
         self.store = store
         self.logger = logger
-        forwarder = Forwarder(stateDirectory: store.directory)
-        slots = store.loadSlots()
+        forwarder = Forwarder(stateDirectory: store.directory, root: procRoot, nftables: nftables)
+        var problem: String?
+        slots = store.loadSlots { problem = $0 }
+        if let problem {
+            logger.warning("NIC slots: \(problem)")
+            slotsUnsaved = true  // the first pass writes the file anew
+        }
     }
 
     /// Replaces the configuration (after a successful reload).
@@ -107,7 +123,7 @@ public final class Reconciler {
     public func plan(from snapshot: KernelSnapshot) -> Plan {
         var plan = planner.plan(
             snapshot: snapshot, slots: slots, hints: hints(for: snapshot),
-            forwarding: forwarder.decide(configuration))
+            forwarding: forwarder.wouldHandle(configuration))
         if plan.forwardMarks != nil {
             for i in plan.nics.indices {
                 if let note = forwarder.sourceValidMarkNote(plan.nics[i].link.name) { plan.nics[i].notes.append(note) }
@@ -128,24 +144,21 @@ public final class Reconciler {
         return inputs
     }
 
-    /// The forwarding part of `status` (state, reason, mask), as the kernel has it now.
-    public var forwardingStatus: (state: String, reason: String, mask: UInt32) {
+    /// The forwarding part of `status` (state, reason, mask): as the last pass left it (the
+    /// daemon's passes keep it current: nftables announces its changes), or, with `observe`
+    /// (one-shot mode, where no pass ran), as the kernel has it now. Changes nothing.
+    public func forwardingStatus(observe: Bool) -> (state: String, reason: String, mask: UInt32) {
         let mask = configuration.forwardMarkMask
-        if forwarder.decide(configuration) { forwarder.observe() }
-        switch forwarder.state {
-        case .installed:
-            let errors = forwarder.sourceValidMarkErrors.sorted { $0.key < $1.key }
-            if errors.isEmpty { return ("installed", "in place", mask) }
-            return (
-                "installed",
-                "in place, but src_valid_mark could not be set on "
-                    + errors.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
-                    + ": under strict reverse-path filtering (rp_filter=1) forwarded requests arriving there are dropped",
-                mask
-            )
-        case .off(let why): return ("off", why, mask)
-        case .unavailable(let why): return ("unavailable", why, mask)
-        }
+        let state = observe ? forwarder.observe(configuration) : forwarder.state
+        let errors = forwarder.sourceValidMarkErrors.sorted { $0.key < $1.key }
+        guard case .installed = state, !errors.isEmpty else { return (state.name, state.reason, mask) }
+        return (
+            state.name,
+            "in place, but src_valid_mark could not be set on "
+                + errors.map { "\($0.key) (\($0.value))" }.joined(separator: ", ")
+                + ": under strict reverse-path filtering (rp_filter=1) forwarded requests arriving there are dropped",
+            mask
+        )
     }
 
     /// Gateway hints from lease files and the config drive. Read for managed NICs only: nobody
@@ -153,10 +166,12 @@ public final class Reconciler {
     private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
         let planner = self.planner
         var problem: String?
-        let hints = GatewayHintCollector(networkDataPaths: configuration.networkDataPaths)
-            .hints(
-                for: snapshot.links.filter(planner.isManaged),
-                mainRoutes: snapshot.routes, problem: { problem = $0 })
+        let hints = GatewayHintCollector(
+            networkDataPaths: configuration.networkDataPaths, networkDataCache: networkDataCache
+        )
+        .hints(
+            for: snapshot.links.filter(planner.isManaged),
+            mainRoutes: snapshot.routes, problem: { problem = $0 })
         // Once per distinct problem, not on every pass.
         if problem != loggedHintProblem, let problem { logger.warning("gateway hints: ignoring \(problem)") }
         loggedHintProblem = problem
@@ -167,14 +182,15 @@ public final class Reconciler {
     /// they are dumped only when the plan asks for a probe, and the plan is then made again with
     /// them: the same plan as from a full snapshot, without two dumps on almost every pass.
     ///
-    /// - Parameter addressesOnly: nothing but address announcements came since the last pass
-    ///   (the caller knows: no link, route or rule event, no resync, timer or reload). When the
+    /// - Parameter reading: what may have changed since the last pass (the caller knows).
+    ///   `.addresses`: nothing but address announcements came (no link, route or rule event,
+    ///   no resync, timer or reload). When the
     ///   last pass found nothing to do and the addresses read now are the ones it saw (a DHCP
     ///   renewal: new lifetimes, same addresses), the rest of its picture stands: the kernel
     ///   changes routes and rules without announcing it only when addresses or links change
     ///   (an address removed, a link down), and any announced change would have come as an
     ///   event. Otherwise, and always without the parameter, the whole picture is read.
-    /// - Parameter linksAndAddressesOnly: nothing but link and address announcements came
+    ///   `.linksAndAddresses`: nothing but link and address announcements came
     ///   (no route, rule or neighbour event, no resync, timer or reload). Then the links are
     ///   read too, and when they plan alike (`Planner.planAlike`: equal but for their MTU, an
     ///   unmanaged veth's MTU changed, say) the last quiet pass's picture stands as above: a
@@ -183,17 +199,17 @@ public final class Reconciler {
     ///   50 addresses the whole picture is ~16,000 objects: 9 ms of dumps, 11 ms of planning.)
     /// - Throws: `NetlinkError` when a dump fails.
     func observe(
-        addressesOnly: Bool = false, linksAndAddressesOnly: Bool = false
+        reading: PassReading = .everything
     ) throws -> (
-        snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: Reading
+        snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: PassReading
     ) {
         var addresses: [InterfaceAddress]?
         let forwarding = forwarder.decide(configuration)
         if forwarding != self.forwarding { quiet = nil }
         self.forwarding = forwarding
-        if addressesOnly || linksAndAddressesOnly, let quiet, quiet.plan.slots == slots {
+        if reading != .everything, let quiet, quiet.plan.slots == slots {
             addresses = try client.addresses(remember: true)
-            let links = addressesOnly ? quiet.snapshot.links : try client.links()
+            let links = reading == .addresses ? quiet.snapshot.links : try client.links()
             let dumped = monotonicSeconds()
             if addresses == quiet.snapshot.addresses, Planner.planAlike(links, quiet.snapshot.links) {
                 var snapshot = quiet.snapshot
@@ -201,7 +217,7 @@ public final class Reconciler {
                 if hints(for: snapshot) == quiet.hints {
                     let plan = Self.refreshed(quiet.plan, links: links)
                     self.quiet = (snapshot, quiet.hints, plan)
-                    return (snapshot, plan, dumped, addressesOnly ? .addresses : .linksAndAddresses)
+                    return (snapshot, plan, dumped, reading)
                 }
             }
         }
@@ -245,15 +261,10 @@ public final class Reconciler {
     /// - Throws: `NetlinkError` only when the kernel cannot be read; failed changes are in the
     ///   report, and the others are still applied.
     ///
-    /// - Parameters: `addressesOnly`, `linksAndAddressesOnly`: see `observe`.
-    public func reconcile(
-        now: Double, addressesOnly: Bool = false, linksAndAddressesOnly: Bool = false
-    ) throws
-        -> Report
-    {
+    /// - Parameter reading: see `observe`.
+    public func reconcile(now: Double, reading: PassReading = .everything) throws -> Report {
         let start = monotonicSeconds()
-        let (snapshot, plan, planStart, read) = try observe(
-            addressesOnly: addressesOnly, linksAndAddressesOnly: linksAndAddressesOnly)
+        let (snapshot, plan, planStart, read) = try observe(reading: reading)
         let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
         report.read = read
@@ -316,11 +327,12 @@ public final class Reconciler {
         for command in forwarder.apply(plan.forwardMarks, mask: configuration.forwardMarkMask) {
             logger.notice("\(command)", metadata: ["command": "\(command)", "action": "forward"])
         }
-        if case .unavailable(let why) = forwarder.state, loggedFailures.insert("forward \(why)").inserted {
-            logger.error("forwarded connections: \(why)")
-        }
         var failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
-        if case .unavailable(let why) = forwarder.state { failing.insert("forward \(why)") }
+        if case .unavailable = forwarder.state {
+            let why = forwarder.state.reason
+            failing.insert("forward \(why)")
+            if loggedFailures.insert("forward \(why)").inserted { logger.error("forwarded connections: \(why)") }
+        }
         // src_valid_mark that cannot be set: a warning once per NIC and reason (again only after
         // it was set in between).
         for name in forwarder.sourceValidMarkFailures {
@@ -340,15 +352,24 @@ public final class Reconciler {
             logger.warning("left alone: \(conflict)")
         }
         loggedConflicts.formIntersection(plan.conflicts)
+        // The slots are in force at once; the file follows. The state directory's files (the
+        // slots; the forwarding records a restart and a flush need) that cannot be written (a
+        // full or read-only disk, a directory in a file's place) are kept in memory and written
+        // again at the next pass or after a back-off, whichever comes first.
         if plan.slots != slots {
+            slots = plan.slots
+            slotsUnsaved = true
+        }
+        var unwritten = forwarder.fileProblems
+        if slotsUnsaved {
             do {
-                try store.save(plan.slots)
-                slots = plan.slots
+                try store.save(slots)
+                slotsUnsaved = false
             } catch {
-                logger.error("cannot save NIC slots: \(error)")
-                slots = plan.slots
+                unwritten.append(error)
             }
         }
+        logStateFiles(unwritten)
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
         // and again as soon as a link-local address lets a lost IPv6 probe leave.
         let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
@@ -360,18 +381,46 @@ public final class Reconciler {
                 logger.debug("neighbour probe failed: \(error)")
             }
         }
-        failureStep = report.failed.isEmpty ? 0 : min(max(failureStep * 2, 2), 60)
         guardRail.prune(now: now)
         var deadlines: [Double] = []
         if let d = guardRail.nextDeadline(after: now) { deadlines.append(d) }
         if let next = probes.nextDeadline { deadlines.append(next) }
-        if failureStep > 0 { deadlines.append(now + failureStep) }
+        if report.failed.isEmpty {
+            failureBackoff.reset()
+        } else {
+            deadlines.append(now + failureBackoff.next())
+        }
+        if unwritten.isEmpty {
+            stateBackoff.reset()
+        } else {
+            deadlines.append(now + stateBackoff.next())
+        }
         report.retryAt = deadlines.min()
         let end = monotonicSeconds()
         report.timings = Timings(
             snapshot: Int((planStart - start) * 1e6), plan: Int((applyStart - planStart) * 1e6),
             apply: Int((end - applyStart) * 1e6))
         return report
+    }
+
+    /// Logs the state directory's files that cannot be written: one warning per cause (errno)
+    /// while it lasts, naming the files kept in memory; a notice once all are written again.
+    private func logStateFiles(_ unwritten: [FileError]) {
+        let byCause = Dictionary(grouping: unwritten, by: \.errno)
+        for (cause, errors) in byCause.sorted(by: { $0.key < $1.key }) where !loggedStateCauses.contains(cause) {
+            let files = errors.map { error in
+                let name = error.path.split(separator: "/").last.map(String.init) ?? error.path
+                return name.hasSuffix(".tmp") ? String(name.dropLast(4)) : name
+            }
+            let reason = String(cString: strerror(cause))
+            logger.warning(
+                "cannot write in the state directory \(store.directory): \(reason); \(files.joined(separator: ", ")) kept in memory, written again as soon as it can be",
+                metadata: ["errno": "\(cause)", "files": "\(files.joined(separator: ","))"])
+        }
+        if unwritten.isEmpty && !loggedStateCauses.isEmpty {
+            logger.notice("state directory \(store.directory): every file written again")
+        }
+        loggedStateCauses = Set(byCause.keys)
     }
 
     /// Logs the kernel objects the client skipped because it could not decode them: a warning

@@ -175,7 +175,7 @@ struct SharedOptions: ParsableArguments {
         return StatusReport(
             plan: plan, snapshot: snapshot, summary: "\(plan.nics.count) NICs, \(rules) rules", fromDaemon: false,
             findings: Preflight.findings(plan: plan, inputs: r.preflightInputs(plan: plan, snapshot: snapshot)),
-            forwarding: r.forwardingStatus)
+            forwarding: r.forwardingStatus(observe: true))
     }
 
     /// One-shot changes need root.

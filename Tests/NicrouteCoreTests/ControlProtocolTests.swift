@@ -161,7 +161,7 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
     /// The reason names the key and what is wrong with it.
     @Test(arguments: [
         (#"{"version":1,"command":"status","verbose":true}"#, "verbose: unknown key"),
-        (#"{"version":1,"command":7}"#, "command: expected a string, found number"),
+        (#"{"version":1,"command":7}"#, "command: expected a string, found a number"),
         (#"{"version":"1","command":"status"}"#, "version: expected a number, found a string"),
         (#"{"version":1.5,"command":"status"}"#, "version: expected an integer"),
         (#"{"command":"status"}"#, "version: missing"),
@@ -452,7 +452,7 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         (#""priority":-1"#, "nics[0].priority: expected an integer"),
         (#""rulesInstalled":-3"#, "nics[0].rulesInstalled: expected an integer"),
         (#""mac":"fa:16:3e""#, "nics[0].mac: expected a MAC address"),
-        (#""mac":7"#, "nics[0].mac: expected a string, found number"),
+        (#""mac":7"#, "nics[0].mac: expected a string, found a number"),
         (#""addresses":["10.0.0.300/24"]"#, "nics[0].addresses[0]: expected an address/length"),
         (#""lastChange":false"#, "nics[0].lastChange"),
         (#""colour":"blue""#, "nics[0].colour: unknown key"),
@@ -483,7 +483,7 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
 
     @Test(arguments: [
         (#"{}"#, "summary: missing"),
-        (#"{"summary":1}"#, "summary: expected a string, found number"),
+        (#"{"summary":1}"#, "summary: expected a string, found a number"),
     ])
     func refusesReportsWithoutTheEssentials(_ text: String, _ reason: String) throws {
         let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))

@@ -42,7 +42,7 @@ private let readError = "error reading kernel state, retrying"
 
 /// Start, a first pass that finds two NICs, READY.
 private let startup: [Step] = [
-    Step(.start, [.reconcile(why: "startup", addressesOnly: false)]),
+    Step(.start, [.reconcile(why: "startup", reading: .everything)]),
     Step(
         .passFinished(.completed(pass2)),
         [
@@ -54,13 +54,13 @@ private let startup: [Step] = [
 
 /// An event and the pass that follows it, finding the same as before.
 private func eventPass(
-    _ events: KernelEvents, at now: Double = 1, addressesOnly: Bool, status: [M.Action] = []
+    _ events: KernelEvents, at now: Double = 1, reading: PassReading, status: [M.Action] = []
 )
     -> [Step]
 {
     [
         Step(.kernelEvents(events), at: now, [.passSoon]),
-        Step(.passDue, at: now, [.reconcile(why: "events", addressesOnly: addressesOnly)]),
+        Step(.passDue, at: now, [.reconcile(why: "events", reading: reading)]),
         Step(.passFinished(.completed(pass2)), at: now, status),
     ]
 }
@@ -70,7 +70,7 @@ private let cases: [Case] = [
     Case(
         name: "startup: the kernel cannot be read: READY all the same, retry after 1 s",
         steps: [
-            Step(.start, [.reconcile(why: "startup", addressesOnly: false)]),
+            Step(.start, [.reconcile(why: "startup", reading: .everything)]),
             Step(
                 .passFinished(.readFailed("EPERM")),
                 [
@@ -79,13 +79,13 @@ private let cases: [Case] = [
                     .notify(.ready(status: readError)), .armTimer(at: 1),
                 ]),
             Step(.timerExpired, at: 1, [.passSoon]),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
             Step(.passFinished(.completed(pass2)), at: 1, [.checkPreflight, .notify(.status(status2))]),
         ]),
     Case(
         name: "an address event: the pass starts at once and reads the addresses alone; STATUS= names the change",
         steps: startup
-            + eventPass(address, addressesOnly: true, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))])),
+            + eventPass(address, reading: .addresses, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))])),
     Case(
         name: "link and address events alone: the pass may read links and addresses alone; a route event reads all",
         steps: startup + [
@@ -93,32 +93,32 @@ private let cases: [Case] = [
             Step(.kernelEvents(address), at: 1, []),
             Step(
                 .passDue, at: 1,
-                [.reconcile(why: "events", addressesOnly: false, linksAndAddressesOnly: true)]),
+                [.reconcile(why: "events", reading: .linksAndAddresses)]),
             Step(.passFinished(.completed(pass2)), at: 1, [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))]),
             Step(.kernelEvents(link), at: 2, [.passSoon]),
             Step(.kernelEvents(route), at: 2, []),
-            Step(.passDue, at: 2, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 2, [.reconcile(why: "events", reading: .everything)]),
             Step(.passFinished(.completed(pass2)), at: 2, []),
         ]),
     Case(
         name: "an unchanged status is not sent again",
-        steps: startup + eventPass(route, addressesOnly: false) + eventPass(route, at: 2, addressesOnly: false)),
+        steps: startup + eventPass(route, reading: .everything) + eventPass(route, at: 2, reading: .everything)),
     Case(
         name: "an irrelevant event wakes nothing, but makes the next pass read everything",
         steps: startup + [Step(.kernelEvents(irrelevant), at: 1, [])]
             + eventPass(
-                address, at: 2, addressesOnly: false, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))])),
+                address, at: 2, reading: .everything, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))])),
     Case(
         name: "a burst before the pass starts, and what arrives during the pass, make one pass each",
         steps: startup + [
             Step(.kernelEvents(address), at: 1, [.passSoon]),
             Step(.kernelEvents(address), at: 1, []),
             Step(.kernelEvents(route), at: 1, []),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
             Step(.kernelEvents(address), at: 1.001, [.passSoon]),
             Step(.kernelEvents(address), at: 1.002, []),
             Step(.passFinished(.completed(pass2)), at: 1.003, [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))]),
-            Step(.passDue, at: 1.003, [.reconcile(why: "events", addressesOnly: true)]),
+            Step(.passDue, at: 1.003, [.reconcile(why: "events", reading: .addresses)]),
             Step(.passFinished(.completed(pass2)), at: 1.004, []),
             Step(.passDue, at: 1.005, []),
         ]),
@@ -131,7 +131,7 @@ private let cases: [Case] = [
                 .passDue, at: 1,
                 [
                     .log(.warning, "netlink messages were lost (ENOBUFS): full resync"),
-                    .reconcile(why: "resync", addressesOnly: false),
+                    .reconcile(why: "resync", reading: .everything),
                 ]),
             Step(.passFinished(.completed(pass2)), at: 1, []),
         ]),
@@ -139,25 +139,25 @@ private let cases: [Case] = [
         name: "the reconciler's retry deadline arms the timer; its expiry brings a full pass; none disarms it",
         steps: startup + [
             Step(.kernelEvents(route), at: 1, [.passSoon]),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(
                     .completed(M.PassSummary(nics: 2, rules: 3, failed: 1, retryAt: 3, preflightKey: [eth1]))), at: 1,
                 [.notify(.status(status2 + ", 1 failed")), .armTimer(at: 3)]),
             Step(.timerExpired, at: 3, [.passSoon]),
-            Step(.passDue, at: 3, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 3, [.reconcile(why: "events", reading: .everything)]),
             Step(.passFinished(.completed(pass2)), at: 3, [.notify(.status(status2))]),
         ]),
     Case(
         name: "a deadline already past fires at once; a new pass replaces the deadline",
         steps: startup + [
             Step(.kernelEvents(route), at: 5, [.passSoon]),
-            Step(.passDue, at: 5, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 5, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(.completed(M.PassSummary(nics: 2, rules: 3, retryAt: 4, preflightKey: [eth1]))), at: 5,
                 [.armTimer(at: 5.001)]),
             Step(.kernelEvents(route), at: 5.0005, [.passSoon]),
-            Step(.passDue, at: 5.0005, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 5.0005, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(.completed(M.PassSummary(nics: 2, rules: 3, retryAt: 9, preflightKey: [eth1]))),
                 at: 5.0006,
@@ -167,7 +167,7 @@ private let cases: [Case] = [
         name: "deferred and failed changes show in the status line",
         steps: startup + [
             Step(.kernelEvents(route), at: 1, [.passSoon]),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(
                     .completed(M.PassSummary(nics: 1, rules: 1, deferred: 2, failed: 3, preflightKey: [eth1]))), at: 1,
@@ -177,7 +177,7 @@ private let cases: [Case] = [
         name: "a read failure after startup: an error, the status says so, a retry after 1 s",
         steps: startup + [
             Step(.kernelEvents(route), at: 1, [.passSoon]),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(.readFailed("ENOBUFS")), at: 1.5,
                 [
@@ -193,7 +193,7 @@ private let cases: [Case] = [
             Step(.passDue, at: 1, [.notify(.reloading), .loadConfiguration]),
             Step(
                 .configurationLoaded(.loaded(controlChanged: false)), at: 1,
-                [.log(.notice, "configuration reloaded"), .reconcile(why: "reload", addressesOnly: false)]),
+                [.log(.notice, "configuration reloaded"), .reconcile(why: "reload", reading: .everything)]),
             Step(.passFinished(.completed(pass2)), at: 1, [.checkPreflight, .notify(.ready(status: status2))]),
             Step(.preflightFindings([]), at: 1, []),
         ]),
@@ -206,7 +206,7 @@ private let cases: [Case] = [
                 .configurationLoaded(.rejected("nicroute.conf:3: bad")), at: 1,
                 [
                     .log(.error, "configuration rejected, keeping the last good one: nicroute.conf:3: bad"),
-                    .reconcile(why: "reload", addressesOnly: false),
+                    .reconcile(why: "reload", reading: .everything),
                 ]),
             Step(.passFinished(.completed(pass2)), at: 1, [.checkPreflight, .notify(.ready(status: status2))]),
         ]),
@@ -219,7 +219,7 @@ private let cases: [Case] = [
                 .configurationLoaded(.loaded(controlChanged: true)), at: 1,
                 [
                     .log(.warning, "[Control] Socket= and Group= take effect at the next restart"),
-                    .log(.notice, "configuration reloaded"), .reconcile(why: "reload", addressesOnly: false),
+                    .log(.notice, "configuration reloaded"), .reconcile(why: "reload", reading: .everything),
                 ]),
         ]),
     Case(
@@ -228,7 +228,7 @@ private let cases: [Case] = [
             Step(.control(7, .reconfigure), at: 1, [.notify(.reloading), .loadConfiguration]),
             Step(
                 .configurationLoaded(.loaded(controlChanged: false)), at: 1,
-                [.log(.notice, "configuration reloaded"), .reconcile(why: "reconfigure", addressesOnly: false)]),
+                [.log(.notice, "configuration reloaded"), .reconcile(why: "reconfigure", reading: .everything)]),
             Step(
                 .passFinished(.completed(pass2)), at: 1,
                 [.checkPreflight, .reply(7, .applied), .notify(.ready(status: status2))]),
@@ -252,7 +252,7 @@ private let cases: [Case] = [
             Step(.control(7, .reconfigure), at: 1, [.notify(.reloading), .loadConfiguration]),
             Step(
                 .configurationLoaded(.loaded(controlChanged: false)), at: 1,
-                [.log(.notice, "configuration reloaded"), .reconcile(why: "reconfigure", addressesOnly: false)]),
+                [.log(.notice, "configuration reloaded"), .reconcile(why: "reconfigure", reading: .everything)]),
             Step(
                 .passFinished(.readFailed("EIO")), at: 1,
                 [
@@ -265,7 +265,7 @@ private let cases: [Case] = [
         name: "flush pauses: no pass, no retry, STATUS= says paused; events change nothing until reconfigure",
         steps: startup + [
             Step(.kernelEvents(route), at: 1, [.passSoon]),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(.completed(M.PassSummary(nics: 2, rules: 3, retryAt: 30, preflightKey: [eth1]))), at: 1,
                 [.armTimer(at: 30)]),
@@ -286,7 +286,7 @@ private let cases: [Case] = [
             Step(.control(10, .reconfigure), at: 4, [.notify(.reloading), .loadConfiguration]),
             Step(
                 .configurationLoaded(.loaded(controlChanged: false)), at: 4,
-                [.log(.notice, "configuration reloaded"), .reconcile(why: "reconfigure", addressesOnly: false)]),
+                [.log(.notice, "configuration reloaded"), .reconcile(why: "reconfigure", reading: .everything)]),
             Step(
                 .passFinished(.completed(pass2)), at: 4,
                 [.checkPreflight, .reply(10, .applied), .notify(.ready(status: status("12:00:01 eth1 +10.0.1.7")))]),
@@ -310,12 +310,12 @@ private let cases: [Case] = [
             Step(.passDue, at: 4, [.notify(.reloading), .loadConfiguration]),
             Step(
                 .configurationLoaded(.loaded(controlChanged: false)), at: 4,
-                [.log(.notice, "configuration reloaded"), .reconcile(why: "reload", addressesOnly: false)]),
+                [.log(.notice, "configuration reloaded"), .reconcile(why: "reload", reading: .everything)]),
         ]),
     Case(
         name: "status and plan are answered at once, with the loop's own knowledge",
         steps: startup
-            + eventPass(address, addressesOnly: true, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))]) + [
+            + eventPass(address, reading: .addresses, status: [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))]) + [
                 Step(
                     .control(1, .status), at: 2,
                     [
@@ -331,13 +331,13 @@ private let cases: [Case] = [
         name: "an nftables change brings a full pass",
         steps: startup + [
             Step(.nftablesChanged, at: 1, [.passSoon]),
-            Step(.passDue, at: 1, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
         ]),
     Case(
         name: "without nftables announcements, a full pass every 10 s",
         settings: M.Settings(nftablesPollInterval: 10, controlPath: "/run/c.sock"),
         steps: [
-            Step(.start, [.armTimer(at: 10), .reconcile(why: "startup", addressesOnly: false)]),
+            Step(.start, [.armTimer(at: 10), .reconcile(why: "startup", reading: .everything)]),
             Step(
                 .passFinished(.completed(pass2)),
                 [
@@ -346,7 +346,7 @@ private let cases: [Case] = [
                     .notify(.ready(status: status2)),
                 ]),
             Step(.timerExpired, at: 10, [.passSoon, .armTimer(at: 20)]),
-            Step(.passDue, at: 10, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 10, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(.completed(M.PassSummary(nics: 2, rules: 3, retryAt: 12, preflightKey: [eth1]))), at: 10,
                 [.armTimer(at: 12)]),
@@ -358,7 +358,7 @@ private let cases: [Case] = [
         steps: startup + [
             Step(.kernelEvents(address), at: 1, [.armTimer(at: 1.002)]),
             Step(.kernelEvents(route), at: 1.001, []),
-            Step(.timerExpired, at: 1.002, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.timerExpired, at: 1.002, [.reconcile(why: "events", reading: .everything)]),
             Step(.passFinished(.completed(pass2)), at: 1.003, [.notify(.status(status("12:00:01 eth1 +10.0.1.7")))]),
         ]),
     Case(
@@ -388,7 +388,7 @@ private let cases: [Case] = [
     Case(
         name: "preflight findings: checked when the NICs' key changes, each logged once while it holds",
         steps: [
-            Step(.start, [.reconcile(why: "startup", addressesOnly: false)]),
+            Step(.start, [.reconcile(why: "startup", reading: .everything)]),
             Step(
                 .passFinished(.completed(pass2)),
                 [
@@ -397,14 +397,14 @@ private let cases: [Case] = [
                     .notify(.ready(status: status2)),
                 ]),
             Step(.preflightFindings(["b", "a"]), [.log(.warning, "preflight: a"), .log(.warning, "preflight: b")]),
-        ] + eventPass(route, addressesOnly: false) + [
+        ] + eventPass(route, reading: .everything) + [
             Step(.kernelEvents(route), at: 2, [.passSoon]),
-            Step(.passDue, at: 2, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 2, [.reconcile(why: "events", reading: .everything)]),
             Step(
                 .passFinished(.completed(M.PassSummary(nics: 2, rules: 3, preflightKey: []))), at: 2, [.checkPreflight]),
             Step(.preflightFindings(["a", "c"]), at: 2, [.log(.warning, "preflight: c")]),
             Step(.kernelEvents(route), at: 3, [.passSoon]),
-            Step(.passDue, at: 3, [.reconcile(why: "events", addressesOnly: false)]),
+            Step(.passDue, at: 3, [.reconcile(why: "events", reading: .everything)]),
             Step(.passFinished(.completed(pass2)), at: 3, [.checkPreflight]),
             Step(.preflightFindings(["b"]), at: 3, [.log(.warning, "preflight: b")]),
         ]),

@@ -416,19 +416,19 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
     @Test(arguments: [
         (
             document(routes: #"{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": 167772161}"#),
-            "networks[0].routes[0].gateway: expected a string, found number"
+            "networks[0].routes[0].gateway: expected a string, found a number"
         ),
         (
             document(routes: #"{"network": "0.0.0.0", "netmask": 0, "gateway": "10.0.0.1"}"#),
-            "networks[0].routes[0].netmask: expected a string, found number"
+            "networks[0].routes[0].netmask: expected a string, found a number"
         ),
         (
             #"{"links": {"id": "l"}, "networks": [{"link": "l", "routes": []}]}"#,
-            "links: expected an array, found a dictionary"
+            "links: expected an array, found an object"
         ),
         (
             #"{"links": [{"id": 7, "ethernet_mac_address": "fa:16:3e:00:00:01"}]}"#,
-            "links[0].id: expected a string, found number"
+            "links[0].id: expected a string, found a number"
         ),
         (#"{"networks": [{"link": "l", "routes": {}}]}"#, "networks[0].routes: expected an array"),
         (#"{"ds": {"network_json": {"links": 1}}}"#, "ds.network_json.links: expected an array"),

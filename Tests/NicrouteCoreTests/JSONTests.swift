@@ -67,7 +67,7 @@ import Testing
             "items[1].count: expected an integer in 0...4294967295, found 1.5"
         ),
         (#""count":4294967296,"offset":0,"address":"::1","gateway":null"#, "items[1].count: expected an integer"),
-        (#""count":true,"offset":0,"address":"::1","gateway":null"#, "items[1].count: expected a number, found bool"),
+        (#""count":true,"offset":0,"address":"::1","gateway":null"#, "items[1].count: expected a number, found a boolean"),
         (#""count":null,"offset":0,"address":"::1","gateway":null"#, "items[1].count"),
         (
             #""count":1,"offset":2147483648,"address":"::1","gateway":null"#,
@@ -78,7 +78,7 @@ import Testing
             #""count":1,"offset":0,"address":"10.0.0.256","gateway":null"#,
             #"items[1].address: expected an IP address, found "10.0.0.256""#
         ),
-        (#""count":1,"offset":0,"address":1,"gateway":null"#, "items[1].address: expected a string, found number"),
+        (#""count":1,"offset":0,"address":1,"gateway":null"#, "items[1].address: expected a string, found a number"),
         (#""count":1,"offset":0,"address":"::1""#, "items[1].gateway: missing"),
         (#""count":1,"offset":0,"gateway":null"#, "items[1].address: missing"),
     ])

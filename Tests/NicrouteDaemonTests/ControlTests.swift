@@ -517,6 +517,44 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         s.stop()
     }
 
+    /// A daemon that turns a connection away answers `busy` and closes, often before the
+    /// client has sent its request: the client's send then fails with a broken pipe, and the
+    /// answer waiting in its socket is what it reports.
+    @Test func theClientReportsBusyNotABrokenPipe() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer { close(fds[0]) }
+        let busy = ControlResponse.failure(ControlError(.busy, "too many control connections from uid 65534"))
+        let bytes = busy.encoded()
+        #expect(bytes.withUnsafeBytes { send(fds[1], $0.baseAddress, $0.count, 0) } == bytes.count)
+        close(fds[1])
+        let answer = try ControlClient.exchange(ControlRequest(.status), fd: fds[0], path: "test.sock")
+        #expect(answer == busy)
+
+        // With nothing in the socket, the broken pipe is the error.
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        close(fds[1])
+        #expect {
+            try ControlClient.exchange(ControlRequest(.status), fd: fds[0], path: "test.sock")
+        } throws: { "\($0)".contains("Broken pipe") }
+        close(fds[0])
+    }
+
+    /// SO_PEERCRED and SO_PEERGROUPS of a real socket: this process's ids and groups.
+    @Test func peerCredentialsAreTheCallersOwn() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
+        defer {
+            close(fds[0])
+            close(fds[1])
+        }
+        let peer = try #require(ControlServer.credentials(fds[0]))
+        #expect(peer.pid == getpid() && peer.uid == getuid() && peer.gid == getgid())
+        var groups = [gid_t](repeating: 0, count: 256)
+        let n = getgroups(Int32(groups.count), &groups)
+        #expect(Set(peer.groups) == Set(groups.prefix(Int(max(n, 0)))))
+    }
+
     @Test func aStaleSocketFileIsReplaced() async throws {
         let tree = try SocketDirectory()
         let path = tree.root + "/control.sock"
@@ -624,7 +662,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
     /// Each error names the command and the key.
     @Test(arguments: [
         (#"{"changes":[],"conflicts":[],"extra":1}"#, "plan: extra: unknown key"),
-        (#"{"changes":[1],"conflicts":[]}"#, "plan: changes[0]: expected a string, found number"),
+        (#"{"changes":[1],"conflicts":[]}"#, "plan: changes[0]: expected a string, found a number"),
         (#"{"changes":[]}"#, "plan: conflicts: missing"),
     ])
     func planOutputIsExact(_ text: String, _ message: String) throws {

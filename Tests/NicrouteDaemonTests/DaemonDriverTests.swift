@@ -14,6 +14,8 @@ import Testing
 
 private final class DriverFixture {
     let kernel = FakeKernel(twoNICVM())
+    /// nftables in memory (the forwarder never looks at the host's ruleset).
+    let nftables = FakeNftables()
     let directory: String
     let configPath: String
     let loop: EventLoop
@@ -21,33 +23,46 @@ private final class DriverFixture {
     /// Answers to control requests, in the order they came.
     var answers: [(ControlCommand, ControlResponse)] = []
 
-    /// eth1's gateway by configuration; no first-host probe, no network_data.json and no
-    /// nftables (the forwarder must not look at the host's ruleset).
-    static let configuration = """
+    /// eth1's gateway by configuration; no first-host probe, no network_data.json, forwarded
+    /// connections as `forwarding` says.
+    static func configuration(forwarding: ForwardingMode = .no) -> String {
+        """
         [Routing]
         FirstHostFallback=no
-        ForwardedConnections=no
+        ForwardedConnections=\(forwarding.rawValue)
         NetworkData=
 
         [Gateway]
         Interface=eth1
         IPv4=20.20.20.1
         """
+    }
 
-    init() throws {
+    init(forwarding: ForwardingMode = .no) throws {
         directory = NSTemporaryDirectory() + "nicroute-driver-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         configPath = directory + "/nicroute.conf"
-        try Self.configuration.write(toFile: configPath, atomically: true, encoding: .utf8)
+        try Self.configuration(forwarding: forwarding).write(toFile: configPath, atomically: true, encoding: .utf8)
         let loader = ConfigurationLoader(path: configPath, manageOverride: [InterfaceMatch("eth*")])
         let configuration = try loader.load()
         let logger = Logger(label: "test")
+        // The sysctls forwarded connections read and write, in a scratch tree.
+        let proc = directory + "/proc"
+        for path in ["sys/net/ipv4/ip_forward", "sys/net/ipv6/conf/all/forwarding"]
+            + ["eth0", "eth1"].map({ "sys/net/ipv4/conf/\($0)/src_valid_mark" })
+        {
+            try FileManager.default.createDirectory(
+                atPath: proc + "/" + path.split(separator: "/").dropLast().joined(separator: "/"),
+                withIntermediateDirectories: true)
+            try "0\n".write(toFile: proc + "/" + path, atomically: true, encoding: .utf8)
+        }
         loop = try EventLoop()
         driver = try DaemonDriver(
             machine: DaemonMachine(settings: .init(controlPath: directory + "/control.sock")), loop: loop,
             reconciler: Reconciler(
                 client: RouteNetlink(transport: kernel), configuration: configuration,
-                store: StateStore(directory: directory + "/state"), logger: logger),
+                store: StateStore(directory: directory + "/state"), logger: logger, nftables: nftables,
+                procRoot: directory),
             box: TriggerBox(),
             options: DaemonOptions(configuration: loader, stateDirectory: directory + "/state"),
             configuration: configuration, logger: logger)
@@ -56,6 +71,12 @@ private final class DriverFixture {
     deinit { try? FileManager.default.removeItem(atPath: directory) }
 
     var ownedRules: [Rule] { kernel.objects.rules.filter(Planner.isOwned) }
+
+    /// A NIC's src_valid_mark in the scratch /proc.
+    func srcValidMark(_ nic: String) -> String? {
+        (try? String(contentsOfFile: directory + "/proc/sys/net/ipv4/conf/\(nic)/src_valid_mark", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
     var ownedRoutes: [Route] { kernel.objects.routes.filter(Planner.isOwned) }
 
     func ask(_ command: ControlCommand) {
@@ -130,6 +151,50 @@ struct DaemonDriverTests {
         #expect(try ApplyOutput(json: applied).applied.count == 8)
     }
 
+    @Test(
+        "forwarded connections: the table installed at start, put back after nftables announced its loss, status says so, flush removes it"
+    )
+    func forwardedConnections() throws {
+        let f = try DriverFixture(forwarding: .yes)
+        var installed: String?
+        var healed: String?
+        var fwmarkRules = 0
+        var marksWhileInstalled: [String?] = []
+        _ = try f.run([
+            { f.driver.feed(.start) },
+            {
+                installed = f.nftables.table
+                marksWhileInstalled = [f.srcValidMark("eth0"), f.srcValidMark("eth1")]
+                fwmarkRules = f.ownedRules.filter { $0.firewallMask != nil }.count
+                f.nftables.table = nil  // `nft flush ruleset` by another tool
+                f.driver.feed(.nftablesChanged)
+            },
+            {
+                healed = f.nftables.table
+                f.ask(.status)
+            },
+            { f.ask(.flush) },
+        ])
+        #expect(installed?.contains("ct mark set") == true)
+        #expect(fwmarkRules == 3)  // the shared rule and one per NIC
+        #expect(healed == installed)
+        #expect(f.nftables.table == nil)
+        // src_valid_mark set in the scratch tree, and put back by the flush.
+        #expect(f.srcValidMark("eth1") == "0")
+        #expect(marksWhileInstalled == ["1", "1"])
+        guard f.answers.count == 2, case .success(let status) = f.answers[0].1 else {
+            Issue.record("status: \(f.answers)")
+            return
+        }
+        let report = try StatusReport(json: status)
+        #expect(report.forwarding.state == "installed")
+        guard case .success(let flushed) = f.answers[1].1 else {
+            Issue.record("flush: \(f.answers[1].1)")
+            return
+        }
+        #expect(try FlushOutput(json: flushed).removed.contains("nft delete table inet nicroute"))
+    }
+
     @Test("a paused daemon (after flush) ignores kernel events until reconfigure")
     func pausedAfterFlush() throws {
         let f = try DriverFixture()
@@ -168,7 +233,7 @@ struct DaemonDriverTests {
         func eth1Gateway() -> IPAddress? {
             f.ownedRoutes.first { $0.table == 10001 && $0.destination == IPPrefix("0.0.0.0/0") }?.gateway
         }
-        let moved = DriverFixture.configuration.replacingOccurrences(of: "20.20.20.1", with: "20.20.20.254")
+        let moved = DriverFixture.configuration().replacingOccurrences(of: "20.20.20.1", with: "20.20.20.254")
         var gateways: [IPAddress?] = []
         _ = try f.run([
             { f.driver.feed(.start) },
@@ -180,7 +245,7 @@ struct DaemonDriverTests {
             {
                 gateways.append(eth1Gateway())
                 // Would move the gateway back, but the file as a whole is invalid.
-                try (DriverFixture.configuration + "\n[Routing]\nNoSuchSetting=1\n").write(
+                try (DriverFixture.configuration() + "\n[Routing]\nNoSuchSetting=1\n").write(
                     toFile: f.configPath, atomically: true, encoding: .utf8)
                 f.driver.feed(.reloadRequested)
             },

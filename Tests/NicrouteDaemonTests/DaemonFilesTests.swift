@@ -89,6 +89,36 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(hints[3] == [GatewayHint(gateway: IPAddress("192.168.50.1")!, source: .networkData)])
     }
 
+    /// The network data is read again only when its file changed (inode, size or time): the
+    /// same bytes rewritten in place with the old time are not looked at; a new file is.
+    @Test func networkDataIsReadAgainOnlyWhenItChanged() throws {
+        let tree = try ScratchTree()
+        try tree.copyFixture("network_data/cloud-init-instance-data.json", to: "run/cloud-init/instance-data.json")
+        let path = tree.root + "/run/cloud-init/instance-data.json"
+        let cache = NetworkDataCache()
+        let collector = GatewayHintCollector(
+            root: tree.root, networkDataPaths: ["/run/cloud-init/instance-data.json"], networkDataCache: cache)
+        let links = [link(2, "ens4", mac: "52:54:00:00:00:02")]
+        #expect(collector.hints(for: links)[2]?.first?.gateway == IPAddress("20.20.20.254"))
+
+        // Another gateway of the same length, written in place with the old modification time.
+        var before = stat()
+        #expect(stat(path, &before) == 0)
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        try handle.write(contentsOf: Data(text.replacingOccurrences(of: "20.20.20.254", with: "20.20.20.253").utf8))
+        try handle.close()
+        var times = [before.st_atim, before.st_mtim]
+        #expect(utimensat(AT_FDCWD, path, &times, 0) == 0)
+        #expect(collector.hints(for: links)[2]?.first?.gateway == IPAddress("20.20.20.254"))
+
+        // A new file (cloud-init writes a new one and renames it): read.
+        try FileManager.default.removeItem(atPath: path)
+        try text.replacingOccurrences(of: "20.20.20.254", with: "20.20.20.252").write(
+            toFile: path, atomically: true, encoding: .utf8)
+        #expect(collector.hints(for: links)[2]?.first?.gateway == IPAddress("20.20.20.252"))
+    }
+
     @Test func networkDataIsMatchedByMAC() throws {
         let tree = try ScratchTree()
         try tree.copyFixture("network_data/two-nics-dual-stack.json", to: "cd/network_data.json")
@@ -155,6 +185,29 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         try store.save(slots)
         #expect(StateStore(directory: tree.root + "/state/nested").loadSlots() == slots)
         #expect(!FileManager.default.fileExists(atPath: tree.root + "/state/nested/slots.tmp"))
+    }
+
+    /// A slot file that is garbage in part, or not a file at all, is read as far as it can be
+    /// and the rest is named; a missing one is no problem.
+    @Test func aDamagedSlotFileIsNamed() throws {
+        let tree = try ScratchTree()
+        let store = StateStore(directory: tree.root + "/state")
+        var problems: [String] = []
+        #expect(store.loadSlots { problems.append($0) } == SlotTable())
+        #expect(problems.isEmpty)
+
+        try tree.write(
+            "state/slots", "# comment\nfa:16:3e:00:00:01 0\n\u{7f}ELF\u{2}\u{1}garbage\nfa:16:3e:00:00:02 x\n\n")
+        #expect(store.loadSlots { problems.append($0) } == SlotTable(["fa:16:3e:00:00:01": 0]))
+        #expect(problems.count == 1)
+        #expect(problems.first?.contains("2 line(s) are not NIC slots") == true)
+
+        try FileManager.default.removeItem(atPath: tree.root + "/state/slots")
+        try FileManager.default.createDirectory(atPath: tree.root + "/state/slots", withIntermediateDirectories: true)
+        problems = []
+        #expect(store.loadSlots { problems.append($0) } == SlotTable())
+        #expect(problems == ["cannot read \(tree.root)/state/slots: a directory"])
+        #expect(throws: FileError.self) { try store.save(SlotTable(["fa:16:3e:00:00:01": 0])) }
     }
 }
 
@@ -322,9 +375,12 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         if let v6 { try tree.write("proc/sys/net/ipv6/conf/all/forwarding", v6 + "\n") }
         var c = Configuration()
         c.forwardedConnections = mode
-        let (want, why) = Forwarder(stateDirectory: tree.root + "/state", root: tree.root).wanted(c)
-        #expect(want == wanted)
-        #expect(why.contains("ForwardedConnections=\(mode.rawValue)"))
+        let unwanted = Forwarder(stateDirectory: tree.root + "/state", root: tree.root, nftables: FakeNftables())
+            .unwanted(c)
+        #expect((unwanted == nil) == wanted)
+        if let unwanted {
+            #expect(ForwardingState.off(unwanted).reason.contains("ForwardedConnections=\(mode.rawValue)"))
+        }
     }
 }
 
@@ -336,7 +392,7 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
 
     /// A forwarder whose writes to the NICs in `readOnly` fail with EROFS.
     static func forwarder(_ tree: ScratchTree, readOnly: Set<String>) -> Forwarder {
-        let f = Forwarder(stateDirectory: tree.root + "/state", root: tree.root)
+        let f = Forwarder(stateDirectory: tree.root + "/state", root: tree.root, nftables: FakeNftables())
         f.writeSysctl = { path, text in
             readOnly.contains { path.hasSuffix("/\($0)/src_valid_mark") } ? EROFS : Forwarder.write(path, text)
         }

@@ -27,6 +27,8 @@ private final class Fixture {
         var configuration = Configuration()
         configuration.networkDataPaths = []
         configuration.firstHostFallback = false
+        // Never the machine's own nftables or sysctls (auto would follow its ip_forward).
+        configuration.forwardedConnections = .no
         configuration.gateways = [GatewayOverride(match: InterfaceMatch("eth1"), ipv4: IPAddress("20.20.20.1"))]
         configure(&configuration)
         reconciler = Reconciler(
@@ -160,13 +162,37 @@ struct ReconcilerTests {
         #expect(!f.owned.routes.contains { $0.table == 10001 && $0.destination.isDefault })
     }
 
+    @Test("slots that cannot be saved are kept, warned about once, and saved once the disk lets them")
+    func slotsKeptAndRetried() throws {
+        let log = CapturedLog()
+        let f = try Fixture(logger: log.logger(level: .info))
+        // The state directory is a file: nothing can be written under it.
+        try "not a directory\n".write(toFile: f.directory, atomically: true, encoding: .utf8)
+        let first = try f.reconciler.reconcile(now: 0)
+        #expect(first.failed.isEmpty)
+        #expect(Set(f.owned.rules.map(\.table)) == [10000, 10001])
+        #expect(first.retryAt != nil)
+        let second = try f.reconciler.reconcile(now: 2)
+        #expect(second.retryAt != nil)
+        let warnings = log.entries.filter {
+            $0.level == .warning && $0.message.hasPrefix("cannot write in the state directory")
+        }
+        #expect(warnings.count == 1)
+
+        try FileManager.default.removeItem(atPath: f.directory)
+        let third = try f.reconciler.reconcile(now: 6)
+        #expect(third.retryAt == nil)
+        #expect(StateStore(directory: f.directory).loadSlots() == first.plan.slots)
+        #expect(log.entries.contains { $0.level == .notice && $0.message.hasSuffix("every file written again") })
+    }
+
     @Test("with only addresses announced and the same addresses read, a quiet pass reads nothing else")
     func addressesOnly() throws {
         let f = try Fixture()
         _ = try f.reconciler.reconcile(now: 0)
         _ = try f.reconciler.reconcile(now: 1)  // quiet: nothing to do
         var dumps = f.kernel.dumps
-        let quiet = try f.reconciler.reconcile(now: 2, addressesOnly: true)
+        let quiet = try f.reconciler.reconcile(now: 2, reading: .addresses)
         #expect(quiet.read == .addresses)
         #expect(quiet.plan.changes.isEmpty)
         #expect(f.kernel.dumps == dumps + 1)
@@ -174,7 +200,7 @@ struct ReconcilerTests {
         // A new address: the whole picture is read, and the plan follows it.
         f.kernel.objects.addresses.append(address(3, "20.20.20.17/24"))
         dumps = f.kernel.dumps
-        let moved = try f.reconciler.reconcile(now: 3, addressesOnly: true)
+        let moved = try f.reconciler.reconcile(now: 3, reading: .addresses)
         #expect(moved.read == .everything)
         #expect(f.kernel.dumps > dumps + 1)
         #expect(
@@ -191,7 +217,7 @@ struct ReconcilerTests {
         // An MTU change: the links and addresses are read (two dumps), nothing else.
         f.kernel.objects.links[1].mtu = 1400
         var dumps = f.kernel.dumps
-        let quiet = try f.reconciler.reconcile(now: 2, linksAndAddressesOnly: true)
+        let quiet = try f.reconciler.reconcile(now: 2, reading: .linksAndAddresses)
         #expect(quiet.read == .linksAndAddresses)
         #expect(quiet.plan.changes.isEmpty)
         #expect(f.kernel.dumps == dumps + 2)
@@ -200,7 +226,7 @@ struct ReconcilerTests {
         // eth1 goes down: its routes may have gone with it silently: the whole picture is read.
         f.kernel.objects.links[2].flags.remove(.up)
         dumps = f.kernel.dumps
-        let down = try f.reconciler.reconcile(now: 3, linksAndAddressesOnly: true)
+        let down = try f.reconciler.reconcile(now: 3, reading: .linksAndAddresses)
         #expect(down.read == .everything)
         #expect(f.kernel.dumps > dumps + 2)
         #expect(down.plan.nics.map(\.link.name) == ["eth0"])

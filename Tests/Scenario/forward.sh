@@ -180,7 +180,7 @@ for rp in 1 2; do
 done
 
 step "without libnftables: everything else works, status says why"
-lib=$(ldconfig -p | awk '/libnftables\.so\.1 /{print $NF; exit}')
+lib=$(ldconfig -p | awk '/libnftables\.so\.1 / && !l { l = $NF } END { print l }')
 lib=$(readlink -f "${lib:-/usr/lib/x86_64-linux-gnu/libnftables.so.1}")
 # The library is hidden in a mount namespace of the daemon's own (an empty file in its place).
 # shellcheck disable=SC2016 # $1 and $@ are the inner shell's

@@ -60,6 +60,7 @@ export LC_ALL=C
 NR_LIB="${BASH_SOURCE[0]}"
 NR_NAMESPACES=()   # namespaces created so far (deleted by nr_cleanup)
 NR_PIDS=()         # background processes started so far (killed by nr_cleanup)
+NR_RMDIRS=()       # empty directories to remove once they are (cgroups; by nr_cleanup)
 NR_PASS=0
 NR_FAIL=0
 NR_SUMMARY_DONE=0
@@ -171,6 +172,10 @@ nr_cleanup() {
     # Anything still running inside one of our namespaces was started by this script.
     for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
     ip netns del "$ns" 2>/dev/null
+  done
+  # Directories (cgroups) a test made for its processes, once those are gone.
+  for d in "${NR_RMDIRS[@]}"; do
+    for ((i = 0; i < 20; i++)); do rmdir "$d" 2>/dev/null && break; [[ -d $d ]] || break; sleep 0.05; done
   done
   if [[ -n $NR_TMP && -d $NR_TMP && ${NR_KEEP_TMP:-0} != 1 ]]; then
     rm -rf -- "$NR_TMP"

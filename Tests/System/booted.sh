@@ -172,6 +172,13 @@ if "$NICROUTE_BINDIR/nicrouted" --help 2>&1 | grep -q -- --control-socket; then
     else
         not_ok "control socket /run/nicroute/control.sock exists"
     fi
+    # Root's own socket: the service user's, mode 0600 (no other user can connect there).
+    priv=$(in_ct stat -c '%a %U' /run/nicroute/control.privileged.sock 2>&1 || true)
+    if [[ $priv == "600 nicroute" ]]; then
+        ok "root's control socket /run/nicroute/control.privileged.sock: mode 600, owner nicroute"
+    else
+        not_ok "root's control socket /run/nicroute/control.privileged.sock is mode 600, owned by nicroute (got: $priv)"
+    fi
     # As nobody, through the socket: the report must say it came from the running daemon.
     if out=$(in_ct setpriv --reuid=65534 --regid=65534 --clear-groups nicroutectl status --json 2>&1) &&
         grep -q eth1 <<<"$out" && grep -qE '"fromDaemon" *: *true' <<<"$out"; then

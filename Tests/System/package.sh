@@ -56,28 +56,13 @@ source "$HERE/lib-nspawn.sh"
 CHECKS_LABEL=package-$NSB_SUITE
 # shellcheck source-path=SCRIPTDIR source=lib-checks.sh
 source "$HERE/lib-checks.sh"
+# in_ct, prop, is_active, apt_ct, diagnose, nicroute_rules, rules_ok, route_eth1, pkg_build,
+# pkg_upgrade_checked
+# shellcheck source-path=SCRIPTDIR source=lib-package.sh
+source "$HERE/lib-package.sh"
 T0=$SECONDS
 
-in_ct() { nsb_exec "$@"; }
-prop() { in_ct systemctl show -P "$1" nicrouted.service; }
-is_active() { [[ $(prop ActiveState) == active ]]; }
 networkd_active() { [[ $(in_ct systemctl is-active systemd-networkd.service) == active ]]; }
-apt_ct() { NSB_EXEC_TIMEOUT=120 in_ct env DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0 "$@"; }
-diagnose() {
-    in_ct systemctl status --no-pager -l nicrouted.service 2>&1 | indent || true
-    in_ct journalctl -q --no-pager -u nicrouted.service -n 20 2>&1 | indent || true
-}
-
-# The nicroute rules in the container's namespace, seen from the host (no process inside; the
-# host's `ip` has no name for protocol 110).
-nicroute_rules() { ip -n "$NSB_NS" rule show | grep -E 'proto (nicroute|110)' || true; }
-rules_ok() {
-    local r
-    r=$(nicroute_rules)
-    grep -qE 'from 10\.10\.10\.29 lookup [0-9]+ proto (nicroute|110)' <<<"$r" &&
-        grep -qE 'from 20\.20\.20\.16 lookup [0-9]+ proto (nicroute|110)' <<<"$r"
-}
-route_eth1() { ip -n "$NSB_NS" route get 192.0.2.1 from 20.20.20.16 | grep -q 'via 20.20.20.1 dev eth1'; }
 kernel_objects() {
     { ip -n "$NSB_NS" -4 rule show; ip -n "$NSB_NS" -6 rule show; } | grep -E 'proto (nicroute|110)' || true
     { ip -n "$NSB_NS" -4 route show table all proto 110; ip -n "$NSB_NS" -6 route show table all proto 110; } 2>/dev/null || true
@@ -87,29 +72,22 @@ kernel_objects() {
 
 nsb_init
 if [[ -z ${NICROUTE_PKG_OLD:-} || -z ${NICROUTE_PKG_NEW:-} ]]; then
-    pkgdir=${NICROUTE_PKG_DIR:-$NSB_WORK}
-    NICROUTE_PKG_OLD=$(find "$pkgdir/dist-old" -name '*.deb' 2>/dev/null | head -n1 || true)
-    NICROUTE_PKG_NEW=$(find "$pkgdir/dist-new" -name '*.deb' 2>/dev/null | head -n1 || true)
-    rpm=$(find "$pkgdir/dist-new" -name '*.rpm' 2>/dev/null | head -n1 || true)
-    if [[ -n $NICROUTE_PKG_OLD && -n $NICROUTE_PKG_NEW && -n $rpm ]]; then
-        ok "packages built by an earlier run: $(basename "$NICROUTE_PKG_NEW") and $(basename "$rpm")"
-    else
-        base=$(tr -d ' \n' <"$REPO/packaging/VERSION")
-        rm -rf "$pkgdir/dist-old" "$pkgdir/dist-new"
-        mkdir -p "$pkgdir/dist-old" "$pkgdir/dist-new"
-        if out=$(bash "$REPO/scripts/build-packages.sh" --version "$base~~old" "$pkgdir/dist-old" 2>"$NSB_WORK/build-old.log") &&
-            out2=$(bash "$REPO/scripts/build-packages.sh" "$pkgdir/dist-new" 2>"$NSB_WORK/build-new.log"); then
-            NICROUTE_PKG_OLD=$(grep '\.deb$' <<<"$out")
-            NICROUTE_PKG_NEW=$(grep '\.deb$' <<<"$out2")
-            ok "build-packages: $(basename "$NICROUTE_PKG_NEW") and $(basename "$(grep '\.rpm$' <<<"$out2")"); $(grep -m1 '^# lintian' "$NSB_WORK/build-new.log" | sed 's/^# //'); $(grep -m1 '^# file lists' "$NSB_WORK/build-new.log" | sed 's/^# //')"
-            grep -h '^nicroute.*highest GLIBC' "$NSB_WORK/build-new.log" | indent
+    base=$(tr -d ' \n' <"$REPO/packaging/VERSION")
+    if pkg_build dist-old --version "$base~~old" && NICROUTE_PKG_OLD=$PKG_DEB && old_fresh=$PKG_FRESH &&
+        pkg_build dist-new; then
+        NICROUTE_PKG_NEW=$PKG_DEB
+        ((old_fresh)) && nsb_log "built $(basename "$NICROUTE_PKG_OLD")"
+        if ((PKG_FRESH)); then
+            ok "build-packages: $(basename "$PKG_DEB") and $(basename "$PKG_RPM"); $(grep -m1 '^# lintian' "$NSB_WORK/build-dist-new.log" | sed 's/^# //'); $(grep -m1 '^# file lists' "$NSB_WORK/build-dist-new.log" | sed 's/^# //')"
+            grep -h '^nicroute.*highest GLIBC' "$NSB_WORK/build-dist-new.log" | indent
         else
-            rm -rf "$pkgdir/dist-old" "$pkgdir/dist-new"
-            not_ok "build-packages builds the .deb and the .rpm"
-            tail -n 30 "$NSB_WORK"/build-*.log | indent
-            summary
-            exit 1
+            ok "packages built by an earlier run: $(basename "$PKG_DEB") and $(basename "$PKG_RPM")"
         fi
+    else
+        not_ok "build-packages builds the .deb and the .rpm"
+        tail -n 30 "$NSB_WORK"/build-*.log | indent
+        summary
+        exit 1
     fi
 fi
 # The floors the .deb states (dpkg-shlibdeps, from the symbol versions the binaries use) must
@@ -139,13 +117,7 @@ printf '# test: veths are not managed by default\n[Interfaces]\nManage=eth*\n' |
     nsb_write /etc/nicroute/nicroute.conf.d/50-test.conf
 nsb_netns
 ip netns exec "$NSB_NS" sysctl -qw net.ipv4.ip_forward=1
-nsb_boot 30 || {
-    not_ok "the container boots"
-    summary
-    exit 1
-}
-state=$(nsb_wait_running 60) || true
-nsb_log "systemd in the container: $state ($(in_ct systemctl --version | head -n1))"
+pkg_boot
 
 set +e
 
@@ -324,52 +296,9 @@ in_ct rmdir /etc/systemd/networkd.conf.d 2>/dev/null
 
 rules_before_upgrade=$(nicroute_rules | wc -l)
 
-# 2. upgrade, with the rules watched all along: `ip monitor rule` sees every deletion, and a
-# poll every few milliseconds sees whether both rules are there.
-pid_before=$(prop MainPID)
-ip -n "$NSB_NS" monitor rule >"$NSB_WORK/upgrade-monitor.log" 2>&1 &
-mon=$!
-(
-    polls=0 gaps=0
-    end=$((SECONDS + 120))
-    while [[ ! -f $NSB_WORK/upgrade-done ]] && ((SECONDS < end)); do
-        polls=$((polls + 1))
-        rules_ok || gaps=$((gaps + 1))
-        sleep 0.005
-    done
-    echo "$polls $gaps" >"$NSB_WORK/upgrade-polls"
-) &
-poller=$!
-sleep 0.3
-out=$(apt_ct install --no-install-recommends /var/tmp/pkg/new.deb 2>&1)
-rc=$?
-wait_for 20 is_active
-sleep 1  # the new daemon's first pass has run (READY); keep watching a moment longer
-touch "$NSB_WORK/upgrade-done"
-wait "$poller"
-kill "$mon" 2>/dev/null
-wait "$mon" 2>/dev/null
-read -r polls gaps <"$NSB_WORK/upgrade-polls"
-deleted=$(grep -cE '^Deleted.*proto (nicroute|110)' "$NSB_WORK/upgrade-monitor.log")
-if ((rc == 0)) && [[ $(in_ct dpkg-query -W -f='${Version}' nicroute) == "$new_version" ]]; then
-    ok "apt-get install ./$(basename "$NICROUTE_PKG_NEW"): upgraded $old_version -> $new_version"
-else
-    not_ok "upgrade to $new_version (exit $rc)"
-    tail -n 20 <<<"$out" | indent
-fi
-pid_after=$(prop MainPID)
-if [[ $pid_after =~ ^[1-9][0-9]*$ && $pid_after != "$pid_before" && $(prop ActiveState) == active ]]; then
-    ok "the upgrade restarted the daemon: MainPID $pid_before -> $pid_after, active"
-else
-    not_ok "the upgrade restarted the daemon (MainPID $pid_before -> $pid_after, $(prop ActiveState))"
-    diagnose
-fi
-if ((polls > 20 && gaps == 0 && deleted == 0)); then
-    ok "rules in place throughout the upgrade: $polls polls, none without both rules; no nicroute rule deleted (ip monitor rule)"
-else
-    not_ok "rules in place throughout the upgrade: $gaps of $polls polls without both rules, $deleted deletions"
-    indent <"$NSB_WORK/upgrade-monitor.log"
-fi
+# 2. upgrade, with the rules watched all along (lib-package.sh): upgraded, restarted, no poll
+# without both rules, no nicroute rule deleted.
+pkg_upgrade_checked /var/tmp/pkg/new.deb "$old_version" "$new_version"
 if [[ $(nicroute_rules | grep -cE 'from [0-9]') == 2 && $(nicroute_rules | wc -l) == "$rules_before_upgrade" ]] && route_eth1; then
     ok "after the upgrade: exactly 2 nicroute address rules, $rules_before_upgrade rules in all as before (adopted, no duplicates), routing right"
 else

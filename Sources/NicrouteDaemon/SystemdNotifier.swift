@@ -7,7 +7,7 @@ import Glibc
 /// The systemd notification protocol (sd_notify): READY, STATUS, RELOADING, STOPPING (WATCHDOG
 /// is sent by the event loop: `EventLoop.enableWatchdog`).
 /// Without `NOTIFY_SOCKET` (not under systemd) every call is a no-op.
-public struct Notifier: Sendable {
+public struct SystemdNotifier: Sendable {
     public init() {}
 
     /// Sends `state` (newline-separated `KEY=VALUE` assignments).

@@ -28,11 +28,3 @@ public enum DaemonLogging {
         }
     }
 }
-
-extension ConfigurationLoader {
-    /// A loader from the command-line spelling: `--config PATH` and `--manage 'eth*,ens5'`.
-    public init(configPath: String?, manage: [String]) {
-        let matches = manage.flatMap { ConfigurationParser.parseManageList($0) }
-        self.init(path: configPath, manageOverride: matches.isEmpty ? nil : matches)
-    }
-}
