@@ -822,10 +822,8 @@ if isinstance(nj, dict):
         cssh "$FIPA" 'ip -br addr; ip rule; nicroutectl status' 2>&1 | indent
     fi
     # Who configured it: cloud-init's hotplug hook (its log), or the image's catch-all.
-    out=$(cssh "$FIPA" "grep -E 'hotplug not|update attempt|processing hotplug|Ifaces with ID|Applying config|Received fatal|Exiting hotplug' /var/log/cloud-init.log | cut -c1-220 | tail -n 8
-        networkctl list --no-legend 2>/dev/null | grep -E ' en'" 2>&1 || true)
-    note "hot-plug: cloud-init's hotplug hook (its log) and networkd's links:"
-    indent <<<"$out"
+    out=$(cssh "$FIPA" "networkctl list --no-legend 2>/dev/null | grep -E ' en'" 2>&1 || true)
+    [[ -n $out ]] && { note "hot-plug: networkd's links:"; indent <<<"$out"; }
     if [[ $v == cloud-init-metadata ]]; then
         if [[ -n ${nic3:-} ]] && cssh "$FIPA" "grep -qE '^iface $nic3 inet dhcp' /etc/network/interfaces.d/50-cloud-init"; then
             ok "$v: cloud-init's hotplug hook rendered $nic3 (iface $nic3 inet dhcp) from the metadata service's network_data.json"
@@ -860,6 +858,11 @@ if isinstance(nj, dict):
         not_ok "$v: reboot: tables before '$before', after '${after:-}' (A: $(answers "$FIPA" && echo yes || echo no), B: $(answers "$FIPB" && echo yes || echo no))"
         cssh "$FIPA" 'nicroutectl status; ip rule' 2>&1 | indent
     fi
+    # What cloud-init's hotplug hook did with the NIC's arrival and removal (its log survives
+    # the reboot).
+    out=$(cssh "$FIPA" "grep -E 'hotplug not|update attempt|processing hotplug|Ifaces with ID|Applying config|Received fatal|Exiting hotplug|hotplug-hook' /var/log/cloud-init.log | grep -v 'start: ' | cut -c1-200 | tail -n 14" 2>&1 || true)
+    note "cloud-init's hotplug hook, from its log:"
+    indent <<<"${out:-(nothing)}"
     shutdown_vm
     rm -f "$WORK/$v.img" "$WORK/cfg.iso"
     rm -rf "$WORK/md" "$WORK/cfg"
