@@ -212,11 +212,17 @@ public enum Preflight {
 
     public static func findings(plan: Plan, inputs: Inputs) -> [StatusReport.Finding] {
         var out: [StatusReport.Finding] = []
+        // A note, not a warning: with nicroute's rules in place strict filtering passes (the
+        // reverse path of a request to an address of I is I, by its rule), and `check` says
+        // when it does not. Forwarded requests under it need src_valid_mark (a warning below
+        // when it could not be set).
         for n in plan.nics where (inputs.rpFilter[n.link.name] ?? 0) == 1 {
             out.append(
                 .init(
-                    "\(n.link.name): strict reverse-path filtering (rp_filter=1) drops traffic arriving here unless "
-                        + "nicroute's rule for its address is in place; loose mode (rp_filter=2) is more forgiving"))
+                    severity: "note",
+                    "\(n.link.name): strict reverse-path filtering (rp_filter=1): traffic arriving here is answered "
+                        + "only while nicroute's rule for its address is in place (`nicroutectl check` tells); loose "
+                        + "mode (rp_filter=2) is more forgiving"))
         }
         let v4 = plan.nics.map { n in
             (n, Set(n.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet)))

@@ -109,7 +109,8 @@ final class DaemonDriver {
             guard let report = lastReport else { return .preflightFindings([]) }
             let findings = Preflight.findings(
                 plan: report.plan, inputs: reconciler.preflightInputs(plan: report.plan, snapshot: report.snapshot))
-            return .preflightFindings(Set(findings.map(\.message)))
+            // The machine logs these as warnings, once while they hold; notes are for `status`.
+            return .preflightFindings(Set(findings.filter { $0.severity == "warning" }.map(\.message)))
         case .notify(.ready(let status)): notifier.ready(status: status)
         case .notify(.status(let status)): notifier.status(status)
         case .notify(.reloading): notifier.reloading()
