@@ -601,7 +601,9 @@ public struct SlotTable: Hashable, Sendable {
         var unreadable = 0
         var first: String?
         for line in text.split(separator: "\n") {
-            if line.hasPrefix("#") || line.allSatisfy(\.isWhitespace) { continue }
+            // A comment starts with `#` after any spaces: the same rule whatever the spaces, so that
+            // no key read from a line can start with `#` (its serialized line would be a comment).
+            if line.drop(while: { $0 == " " }).hasPrefix("#") || line.allSatisfy(\.isWhitespace) { continue }
             let parts = line.split(separator: " ")
             if parts.count == 2, let n = Int(parts[1]), n >= 0, n < 1 << 16, !out.values.contains(n) {
                 out[String(parts[0])] = n
