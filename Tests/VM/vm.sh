@@ -499,6 +499,33 @@ shutdown_vm() {
     done
 }
 
+# plug_nic_c [MODE]: hot-plugs NIC C over QMP (its tap in router C's namespace, router_attach
+# MODE as given); QMP's answers in $WORK/qmp.out.
+plug_nic_c() {
+    ip tuntap add "$TAPC" mode tap
+    TAPS+=("$TAPC")
+    qmp "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"nc\", \"ifname\": \"$TAPC\", \"script\": \"no\", \"downscript\": \"no\"}}" >"$WORK/qmp.out"
+    router_attach c 30.30.30 "$MACC" 3 "$@"
+    TAPS=()
+    qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"id\": \"nicc\", \"netdev\": \"nc\", \"mac\": \"$MACC\", \"addr\": \"0x5\"}}" >>"$WORK/qmp.out"
+}
+
+# unplug_nic_c VARIANT: unplugs NIC C (device_del) and checks that no nicroute rule or route is
+# left for its address; ends router C's DHCP.
+unplug_nic_c() {
+    local v=$1 secs
+    qmp '{"execute": "device_del", "arguments": {"id": "nicc"}}' >/dev/null
+    gone() { ! cssh "$FIPA" ip rule show | grep -q '30\.30\.30\.29'; }
+    if secs=$(until_ok 30 gone) && ! cssh "$FIPA" ip route show table all proto 110 | grep -q 30.30.30; then
+        ok "$v: unplugged (device_del): no nicroute rule or route left for its address after $secs s"
+    else
+        not_ok "$v: unplugged NIC's rule and routes removed"
+        cssh "$FIPA" 'ip rule; ip route show table all proto 110' 2>&1 | indent
+    fi
+    qmp '{"execute": "netdev_del", "arguments": {"id": "nc"}}' >/dev/null 2>&1 || true
+    kill "$(cat "$WORK/dnsmasq-c.pid")" 2>/dev/null || true
+}
+
 run_variant() {
     local v=$1 t0 secs out before after pid lost
     echo "# --- $v"
@@ -602,12 +629,7 @@ run_variant() {
     fi
 
     # Hot-plug a third NIC, then unplug it.
-    ip tuntap add "$TAPC" mode tap
-    TAPS+=("$TAPC")
-    qmp "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"nc\", \"ifname\": \"$TAPC\", \"script\": \"no\", \"downscript\": \"no\"}}" >"$WORK/qmp.out"
-    router_attach c 30.30.30 "$MACC" 3
-    TAPS=()
-    qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"id\": \"nicc\", \"netdev\": \"nc\", \"mac\": \"$MACC\", \"addr\": \"0x5\"}}" >>"$WORK/qmp.out"
+    plug_nic_c
     if secs=$(until_ok 90 answers "$FIPC"); then
         ok "$v: a NIC hot-plugged over QMP answers through its floating IP after $secs s"
     else
@@ -615,16 +637,7 @@ run_variant() {
         indent <"$WORK/qmp.out"
         cssh "$FIPA" 'ip -br addr; ip rule; nicroutectl status' 2>&1 | indent
     fi
-    qmp '{"execute": "device_del", "arguments": {"id": "nicc"}}' >/dev/null
-    gone() { ! cssh "$FIPA" ip rule show | grep -q '30\.30\.30\.29'; }
-    if secs=$(until_ok 30 gone) && ! cssh "$FIPA" ip route show table all proto 110 | grep -q 30.30.30; then
-        ok "$v: unplugged (device_del): no nicroute rule or route left for its address after $secs s"
-    else
-        not_ok "$v: unplugged NIC's rule and routes removed"
-        cssh "$FIPA" 'ip rule; ip route show table all proto 110' 2>&1 | indent
-    fi
-    qmp '{"execute": "netdev_del", "arguments": {"id": "nc"}}' >/dev/null 2>&1 || true
-    kill "$(cat "$WORK/dnsmasq-c.pid")" 2>/dev/null || true
+    unplug_nic_c "$v"
 
     # The manager restarted and the DHCP lease renewed (2-minute leases: the client renews
     # after one), with the client pinging floating IP B all along.
@@ -807,12 +820,7 @@ if isinstance(nj, dict):
     # 6. Hot-plug NIC C. The config drive never changes after boot (not describing C); the
     # metadata service describes C once it is attached, as Nova's does.
     [[ $v == cloud-init-metadata ]] && openstack_data "$WORK/md" "$v" c
-    ip tuntap add "$TAPC" mode tap
-    TAPS+=("$TAPC")
-    qmp "{\"execute\": \"netdev_add\", \"arguments\": {\"type\": \"tap\", \"id\": \"nc\", \"ifname\": \"$TAPC\", \"script\": \"no\", \"downscript\": \"no\"}}" >"$WORK/qmp.out"
-    router_attach c 30.30.30 "$MACC" 3 dhcp
-    TAPS=()
-    qmp "{\"execute\": \"device_add\", \"arguments\": {\"driver\": \"virtio-net-pci\", \"id\": \"nicc\", \"netdev\": \"nc\", \"mac\": \"$MACC\", \"addr\": \"0x5\"}}" >>"$WORK/qmp.out"
+    plug_nic_c dhcp
     if secs=$(until_ok 150 answers "$FIPC"); then
         nic3=$(nic_of "$MACC" || true)
         ok "$v: a NIC hot-plugged over QMP ($nic3) answers through its floating IP after $secs s"
@@ -832,16 +840,7 @@ if isinstance(nj, dict):
             grep -c 'network_data' "$WORK/metadata.log" | sed 's/^/network_data.json fetched: /' | indent
         fi
     fi
-    qmp '{"execute": "device_del", "arguments": {"id": "nicc"}}' >/dev/null
-    gone() { ! cssh "$FIPA" ip rule show | grep -q '30\.30\.30\.29'; }
-    if secs=$(until_ok 30 gone) && ! cssh "$FIPA" ip route show table all proto 110 | grep -q 30.30.30; then
-        ok "$v: unplugged (device_del): no nicroute rule or route left for its address after $secs s"
-    else
-        not_ok "$v: unplugged NIC's rule and routes removed"
-        cssh "$FIPA" 'ip rule; ip route show table all proto 110' 2>&1 | indent
-    fi
-    qmp '{"execute": "netdev_del", "arguments": {"id": "nc"}}' >/dev/null 2>&1 || true
-    kill "$(cat "$WORK/dnsmasq-c.pid")" 2>/dev/null || true
+    unplug_nic_c "$v"
     rm -f "$WORK/dnsmasq-c.pid"
     # Detached: Nova's metadata no longer describes it.
     [[ $v == cloud-init-metadata ]] && openstack_data "$WORK/md" "$v"
