@@ -108,9 +108,9 @@ public struct DaemonMachine: Sendable {
 
     /// The answer to a control request.
     public enum Reply: Equatable, Sendable {
-        /// A fresh snapshot's status, with what only the loop knows.
+        /// The status of the kernel as the last pass left it, with what only the loop knows.
         case status(summary: String, paused: Bool, deferred: Int, lastChanges: [String: String])
-        /// A fresh snapshot's plan.
+        /// The plan for the kernel as the last pass left it.
         case plan
         /// What the last pass applied (reconfigure).
         case applied
@@ -150,6 +150,20 @@ public struct DaemonMachine: Sendable {
             self.failed = failed
             self.retryAt = retryAt
             self.preflightKey = preflightKey
+        }
+
+        /// The summary of a pass that planned `plan`: its NICs, one rule per address, and what
+        /// the preflight findings depend on.
+        public init(plan: Plan, deferred: Int, failed: Int, retryAt: Double?) {
+            self.init(
+                nics: plan.nics.count, rules: plan.nics.reduce(0) { $0 + $1.addresses.count }, deferred: deferred,
+                failed: failed, retryAt: retryAt,
+                preflightKey: plan.nics.map { nic in
+                    PreflightKey(
+                        name: nic.link.name,
+                        subnets: Set(nic.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet))
+                            .sorted())
+                })
         }
     }
 
@@ -206,6 +220,11 @@ public struct DaemonMachine: Sendable {
     var pending = Pending()
     /// `passSoon` was sent and its `passDue` has not come back yet.
     var passRequested = false
+    /// A `reconcile` was sent and its `passFinished` has not come back yet.
+    var passing = false
+    /// `status` and `plan` requests that came while a pass was due, answered after it: they
+    /// show the kernel as it is after the events already heard, not as it was before them.
+    var awaitingPass: [(RequestID, ControlCommand)] = []
     /// The deadlines the single timer serves.
     var retryAt: Double?
     var coalesceUntil: Double?
@@ -325,7 +344,18 @@ public struct DaemonMachine: Sendable {
             }
             loggedFindings = messages
         }
+        if !awaitingPass.isEmpty && !passDue {
+            let waiting = awaitingPass
+            awaitingPass = []
+            actions += waiting.flatMap { control($0.0, $0.1) }
+        }
         return timer(before: actions)
+    }
+
+    /// A pass is due or under way: something was heard that the kernel's picture does not show
+    /// yet.
+    var passDue: Bool {
+        pending.needsPass || pending.reload || passRequested || passing
     }
 
     static let stopping = ControlError(.failed, "nicrouted is stopping")
@@ -370,10 +400,12 @@ public struct DaemonMachine: Sendable {
     /// A pass, unless paused (then only the status may change).
     private mutating func reconcile(_ why: String, reading: PassReading = .everything) -> [Action] {
         guard !paused else { return afterPass() }
+        passing = true
         return [.reconcile(why: why, reading: reading)]
     }
 
     private mutating func passFinished(_ outcome: PassOutcome, now: Double) -> [Action] {
+        passing = false
         var actions: [Action] = []
         switch outcome {
         case .completed(let summary):
@@ -430,6 +462,9 @@ public struct DaemonMachine: Sendable {
 
     private mutating func control(_ id: RequestID, _ command: ControlCommand) -> [Action] {
         switch command {
+        case .status where passDue, .plan where passDue:
+            awaitingPass.append((id, command))
+            return []
         case .status:
             return [
                 .reply(

@@ -21,6 +21,54 @@ public struct KernelSnapshot: Hashable, Sendable {
     }
 }
 
+extension KernelSnapshot {
+    /// The picture after `changes` were made, as the kernel makes them (and as nicroute asks
+    /// for them): an add of what exists leaves it as it is, a replace takes the place of the
+    /// route with the same key, a delete removes one object and ignores one already gone.
+    /// This is the kernel as a pass left it, without dumping it again (the daemon answers
+    /// `status` and `plan` from it).
+    public func applying(_ changes: [Change]) -> KernelSnapshot {
+        guard !changes.isEmpty else { return self }
+        var routes = self.routes.map(Optional.some)
+        var routesByKey: [Route.Key: [Int]] = [:]
+        for i in routes.indices { routesByKey[self.routes[i].key, default: []].append(i) }
+        var rules = self.rules.map(Optional.some)
+        var rulesByValue: [Rule: [Int]] = [:]
+        for i in rules.indices { rulesByValue[self.rules[i], default: []].append(i) }
+        for change in changes {
+            switch change {
+            case .addRoute(let r):
+                guard routesByKey[r.key, default: []].isEmpty else { continue }
+                routesByKey[r.key] = [routes.count]
+                routes.append(r)
+            case .replaceRoute(let r):
+                if let i = routesByKey[r.key]?.first {
+                    routes[i] = r
+                } else {
+                    routesByKey[r.key] = [routes.count]
+                    routes.append(r)
+                }
+            case .deleteRoute(let r):
+                guard let i = routesByKey[r.key]?.first else { continue }
+                routes[i] = nil
+                routesByKey[r.key]?.removeFirst()
+            case .addRule(let r):
+                guard rulesByValue[r, default: []].isEmpty else { continue }
+                rulesByValue[r] = [rules.count]
+                rules.append(r)
+            case .deleteRule(let r):
+                guard let i = rulesByValue[r]?.first else { continue }
+                rules[i] = nil
+                rulesByValue[r]?.removeFirst()
+            }
+        }
+        var out = self
+        out.routes = routes.compactMap { $0 }
+        out.rules = rules.compactMap { $0 }
+        return out
+    }
+}
+
 /// One change to the kernel.
 public enum Change: Hashable, Sendable {
     case addRoute(Route)

@@ -23,8 +23,17 @@ final class DaemonDriver {
     private var lastReport: Reconciler.Report?
     private var replies: [DaemonMachine.RequestID: (ControlResponse) -> Void] = [:]
     private var nextRequest = 0
-    private var inputs: [DaemonMachine.Input] = []
-    private var feeding = false
+    /// What is left to do, in order: inputs for the machine and the actions it returned. One
+    /// queue: an action's result goes in front (what it brings is carried out before the rest
+    /// of the actions, as the machine expects), whatever comes from outside while the queue is
+    /// worked through (events read during a pass, a lost-events report) goes to the back.
+    private var work: [Work] = []
+    private var working = false
+
+    private enum Work {
+        case input(DaemonMachine.Input)
+        case action(DaemonMachine.Action)
+    }
 
     init(
         machine: DaemonMachine, loop: EventLoop, reconciler: Reconciler, box: TriggerBox, options: DaemonOptions,
@@ -45,12 +54,17 @@ final class DaemonDriver {
 
     /// Hands `input` to the machine and carries out what it says (after the input in progress).
     func feed(_ input: DaemonMachine.Input) {
-        inputs.append(input)
-        guard !feeding else { return }
-        feeding = true
-        defer { feeding = false }
-        while !inputs.isEmpty {
-            execute(machine.handle(inputs.removeFirst(), now: monotonicSeconds()))
+        work.append(.input(input))
+        guard !working else { return }
+        working = true
+        defer { working = false }
+        while !work.isEmpty {
+            switch work.removeFirst() {
+            case .input(let input):
+                work.insert(contentsOf: machine.handle(input, now: monotonicSeconds()).map(Work.action), at: 0)
+            case .action(let action):
+                if let result = perform(action) { work.insert(.input(result), at: 0) }
+            }
         }
     }
 
@@ -74,12 +88,6 @@ final class DaemonDriver {
         nextRequest += 1
         replies[nextRequest] = reply
         feed(.control(nextRequest, command))
-    }
-
-    private func execute(_ actions: [DaemonMachine.Action]) {
-        for action in actions {
-            if let result = perform(action) { execute(machine.handle(result, now: monotonicSeconds())) }
-        }
     }
 
     /// Carries out one action; the result to feed back, for those that have one.
@@ -153,7 +161,7 @@ final class DaemonDriver {
         // Events read during the pass (its changes' echoes and whatever else came: the socket
         // may now be empty and not wake the loop) and a probe's early answer (`setInterest`
         // marks it relevant) go to the machine.
-        if let events = takeEvents() { inputs.append(.kernelEvents(events)) }
+        if let events = takeEvents() { work.append(.input(.kernelEvents(events))) }
         let t = report.timings
         logger.debug(
             "reconciled",
@@ -165,15 +173,16 @@ final class DaemonDriver {
         return .passFinished(
             .completed(
                 DaemonMachine.PassSummary(
-                    nics: report.plan.nics.count, rules: report.plan.nics.reduce(0) { $0 + $1.addresses.count },
-                    deferred: report.deferred.count, failed: report.failed.count, retryAt: report.retryAt,
-                    preflightKey: report.plan.nics.map { nic in
-                        DaemonMachine.PreflightKey(
-                            name: nic.link.name,
-                            subnets: Set(
-                                nic.addresses.filter { $0.family == .inet && !$0.prefix.isHost }.map(\.subnet)
-                            ).sorted())
-                    })))
+                    plan: report.plan, deferred: report.deferred.count, failed: report.failed.count,
+                    retryAt: report.retryAt)))
+    }
+
+    /// The kernel as the last pass left it (the machine answers `status` and `plan` after the
+    /// pass due, if any): no dump on the loop while it answers. Read afresh only when no pass
+    /// left a picture (before the first, after a failed one, after a flush).
+    private func picture() throws -> KernelSnapshot {
+        if let picture = reconciler.picture { return picture }
+        return try reconciler.client.snapshot()
     }
 
     /// The control answer the machine chose, computed where it needs the kernel.
@@ -181,7 +190,7 @@ final class DaemonDriver {
         do {
             switch reply {
             case .status(let summary, let paused, let deferred, let lastChanges):
-                let snapshot = try reconciler.client.snapshot()
+                let snapshot = try picture()
                 let plan = reconciler.plan(from: snapshot)
                 let findings = Preflight.findings(
                     plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
@@ -191,7 +200,7 @@ final class DaemonDriver {
                     forwarding: reconciler.forwardingStatus(observe: false))
                 return .success(report.json)
             case .plan:
-                let snapshot = try reconciler.client.snapshot()
+                let snapshot = try picture()
                 return .success(PlanOutput(plan: reconciler.plan(from: snapshot), snapshot: snapshot).json)
             case .applied:
                 guard let report = lastReport else {

@@ -19,30 +19,21 @@ public final class Reconciler {
     /// (to tell a re-install from a first install) only when a later pass wants to add
     /// something: a no-op pass does not hash every object it owns.
     private var lastPass: (snapshot: KernelSnapshot, plan: Plan, failed: [Change])?
+    /// The kernel as the last pass left it: what it read, with the changes it made (nil before
+    /// the first pass, after a failed one and after a flush).
+    public private(set) var picture: KernelSnapshot?
     /// The objects the last pass left installed, once derived from `lastPass`.
     private var installedCache: Set<Change.ObjectKey>?
-    /// The inputs of the last plan that had nothing to do: the same kernel picture, hints and
-    /// slots under the same configuration make the same plan, so it is not made again.
-    private var quiet: (snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan)?
+    /// The last plan that had nothing to do, while it stands (not made again).
+    private var quiet = QuietPlan()
     /// First-host probes: when each candidate may be probed again.
     private var probes = ProbeSchedule()
-    /// The retry delay while some changes keep failing: 2, 4, 8 ... 60 s.
-    private var failureBackoff = Backoff(initial: 2, maximum: 60)
     /// True while the slot file lags behind `slots` (its last write failed).
     private var slotsUnsaved = false
-    /// The retry delay while files of the state directory cannot be written.
-    private var stateBackoff = Backoff(initial: 2, maximum: 60)
-    /// The causes (errno) of unwritable state files already logged, while they last.
-    private var loggedStateCauses: Set<Int32> = []
-    /// Failures and conflicts already logged at error/warning level (each once while it lasts).
-    private var loggedFailures: Set<String> = []
-    private var loggedConflicts: Set<String> = []
+    /// What passes log (each problem once while it lasts) and their retries after failures.
+    private var logbook: PassLogbook
     /// What the network data files held when last read (not read again while unchanged).
     private let networkDataCache = NetworkDataCache()
-    /// The last unreadable gateway hint file logged (`network_data.json`), nil when none.
-    private var loggedHintProblem: String?
-    /// Kernel objects the client could not decode, as far as already logged.
-    private var loggedUndecodable = RouteNetlink.Undecodable()
     let logger: Logger
     /// nicroute's nftables table and src_valid_mark (forwarded connections).
     public let forwarder: Forwarder
@@ -101,6 +92,7 @@ public final class Reconciler {
         self.store = store
         self.logger = logger
         forwarder = Forwarder(stateDirectory: store.directory, root: procRoot, nftables: nftables)
+        logbook = PassLogbook(stateDirectory: store.directory)
         var problem: String?
         slots = store.loadSlots { problem = $0 }
         if let problem {
@@ -112,7 +104,7 @@ public final class Reconciler {
     /// Replaces the configuration (after a successful reload).
     public func update(_ configuration: Configuration) {
         self.configuration = configuration
-        quiet = nil
+        quiet.forget()
     }
 
     /// The planner for the current configuration.
@@ -122,7 +114,7 @@ public final class Reconciler {
     /// `src_valid_mark` the last pass could not set carries a note saying so.
     public func plan(from snapshot: KernelSnapshot) -> Plan {
         var plan = planner.plan(
-            snapshot: snapshot, slots: slots, hints: hints(for: snapshot),
+            snapshot: snapshot, slots: slots, hints: hints(for: snapshot).hints,
             forwarding: forwarder.wouldHandle(configuration))
         if plan.forwardMarks != nil {
             for i in plan.nics.indices {
@@ -161,9 +153,10 @@ public final class Reconciler {
         )
     }
 
-    /// Gateway hints from lease files and the config drive. Read for managed NICs only: nobody
-    /// else's gateway matters, and this runs on every pass.
-    private func hints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
+    /// Gateway hints from lease files and the config drive, and the file that could not be used
+    /// (if any). Read for managed NICs only: nobody else's gateway matters, and this runs on
+    /// every pass.
+    private func hints(for snapshot: KernelSnapshot) -> (hints: [Int32: [GatewayHint]], problem: String?) {
         let planner = self.planner
         var problem: String?
         let hints = GatewayHintCollector(
@@ -172,10 +165,20 @@ public final class Reconciler {
         .hints(
             for: snapshot.links.filter(planner.isManaged),
             mainRoutes: snapshot.routes, problem: { problem = $0 })
-        // Once per distinct problem, not on every pass.
-        if problem != loggedHintProblem, let problem { logger.warning("gateway hints: ignoring \(problem)") }
-        loggedHintProblem = problem
+        return (hints, problem)
+    }
+
+    /// A pass's gateway hints, the problem logged (once while it lasts).
+    private func passHints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
+        let (hints, problem) = hints(for: snapshot)
+        log(logbook.hintProblem(problem))
         return hints
+    }
+
+    private func log(_ entry: PassLogbook.Entry?) {
+        guard let entry else { return }
+        logger.log(
+            level: Logger.Level(entry.level), "\(entry.message)", metadata: entry.metadata.mapValues { .string($0) })
     }
 
     /// Reads the kernel and plans. The neighbour caches only confirm first-host gateways, so
@@ -205,33 +208,24 @@ public final class Reconciler {
     ) {
         var addresses: [InterfaceAddress]?
         let forwarding = forwarder.decide(configuration)
-        if forwarding != self.forwarding { quiet = nil }
+        if forwarding != self.forwarding { quiet.forget() }
         self.forwarding = forwarding
-        if reading != .everything, let quiet, quiet.plan.slots == slots {
-            addresses = try client.addresses(remember: true)
-            let links = reading == .addresses ? quiet.snapshot.links : try client.links()
+        if quiet.mayReadLess(reading, slots: slots) {
+            let read = try client.addresses(remember: true)
+            addresses = read
+            let links = reading == .addresses ? nil : try client.links()
             let dumped = monotonicSeconds()
-            if addresses == quiet.snapshot.addresses, Planner.planAlike(links, quiet.snapshot.links) {
-                var snapshot = quiet.snapshot
-                snapshot.links = links
-                if hints(for: snapshot) == quiet.hints {
-                    let plan = Self.refreshed(quiet.plan, links: links)
-                    self.quiet = (snapshot, quiet.hints, plan)
-                    return (snapshot, plan, dumped, reading)
-                }
+            if let snapshot = quiet.picture(addresses: read, links: links),
+                let plan = quiet.reuse(snapshot: snapshot, hints: passHints(for: snapshot), slots: slots)
+            {
+                return (snapshot, plan, dumped, reading)
             }
         }
         // The addresses just read (if any) belong to the whole picture: not read twice.
         var snapshot = try client.snapshot(includeNeighbors: false, addresses: addresses)
         let dumped = monotonicSeconds()
-        let hints = hints(for: snapshot)
-        if let quiet, quiet.plan.slots == slots, quiet.hints == hints,
-            Planner.planAlike(snapshot.links, quiet.snapshot.links), quiet.snapshot.addresses == snapshot.addresses,
-            quiet.snapshot.routes == snapshot.routes, quiet.snapshot.rules == snapshot.rules,
-            quiet.snapshot.neighbors == snapshot.neighbors
-        {
-            let plan = Self.refreshed(quiet.plan, links: snapshot.links)
-            self.quiet = (snapshot, hints, plan)
+        let hints = passHints(for: snapshot)
+        if let plan = quiet.reuse(snapshot: snapshot, hints: hints, slots: slots) {
             return (snapshot, plan, dumped, .everything)
         }
         var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints, forwarding: forwarding)
@@ -242,19 +236,8 @@ public final class Reconciler {
             }
             plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints, forwarding: forwarding)
         }
-        quiet = plan.changes.isEmpty && plan.neighborProbes.isEmpty ? (snapshot, hints, plan) : nil
+        quiet.record(snapshot: snapshot, hints: hints, plan: plan)
         return (snapshot, plan, dumped, .everything)
-    }
-
-    /// `plan` with its NICs' links as in `links` (those that plan alike differ in what the plan
-    /// does not depend on, such as the MTU, which `status` shows).
-    static func refreshed(_ plan: Plan, links: [Link]) -> Plan {
-        var plan = plan
-        let byIndex = Dictionary(links.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
-        for i in plan.nics.indices {
-            if let link = byIndex[plan.nics[i].link.index] { plan.nics[i].link = link }
-        }
-        return plan
     }
 
     /// Runs one pass at time `now` (seconds on a monotonic clock).
@@ -264,16 +247,16 @@ public final class Reconciler {
     /// - Parameter reading: see `observe`.
     public func reconcile(now: Double, reading: PassReading = .everything) throws -> Report {
         let start = monotonicSeconds()
+        picture = nil
         let (snapshot, plan, planStart, read) = try observe(reading: reading)
         let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
         report.read = read
-        logUndecodable()
+        log(logbook.undecodable(count: client.undecodable.count, reason: client.undecodable.lastError))
         let names = Dictionary(snapshot.links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         var admitted: [Change] = []
-        // Objects this pass starts backing off from: one warning for all of them (a tool that
-        // flushes every rule would otherwise log one line per rule at each step).
-        var backingOff: [(command: String, fights: Int, retryIn: Int)] = []
+        // Objects this pass starts backing off from: one warning for all of them.
+        var heldBack: [PassLogbook.HeldBack] = []
         for change in plan.changes {
             // Only a re-add of something that vanished is a possible fight; a replace updates a
             // route that is still there (a new gateway, say).
@@ -288,23 +271,17 @@ public final class Reconciler {
                 {
                     report.deferred.append(change)
                     if firstTime {
-                        backingOff.append(
-                            (change.ipCommand(linkName: { names[$0] }), fights, Int((until - now).rounded(.up))))
+                        heldBack.append(
+                            .init(
+                                command: change.ipCommand(linkName: { names[$0] }), reinstalls: fights,
+                                retryIn: Int((until - now).rounded(.up))))
                     }
                     continue
                 }
             }
             admitted.append(change)
         }
-        if let first = backingOff.first {
-            let objects = backingOff.count == 1 ? "object" : "\(backingOff.count) objects"
-            var metadata: Logger.Metadata = [
-                "object": "\(first.command)", "reinstalls": "\(backingOff.map(\.fights).max() ?? first.fights)",
-                "retry_in_s": "\(backingOff.map(\.retryIn).min() ?? first.retryIn)",
-            ]
-            if backingOff.count > 1 { metadata["objects"] = "\(backingOff.count)" }
-            logger.warning("another tool keeps deleting nicroute's \(objects); backing off", metadata: metadata)
-        }
+        log(PassLogbook.heldBack(heldBack))
         // In order, several per datagram: one round trip per batch, not per change.
         for (change, result) in zip(admitted, client.apply(admitted, afterBatch: betweenBatches)) {
             switch result {
@@ -312,46 +289,24 @@ public final class Reconciler {
                 report.applied.append(change)
             case .failure(let error):
                 report.failed.append((change, "\(error)"))
-                let key = "\(change.objectIdentity) \(error)"
-                let metadata: Logger.Metadata = ["command": "\(change.ipCommand(linkName: { names[$0] }))"]
-                if loggedFailures.insert(key).inserted {
-                    logger.error("change failed: \(error)", metadata: metadata)
-                } else {
-                    logger.debug("change failed again: \(error)", metadata: metadata)
-                }
             }
         }
+        logbook.changesFailed(
+            report.failed.map {
+                .init(
+                    object: "\($0.change.objectIdentity)", error: $0.error,
+                    command: $0.change.ipCommand(linkName: { names[$0] }))
+            }
+        ).forEach(log)
         logChanges(report.applied, names: names, nics: plan.nics)
         // The nftables table after the rules: a failure there leaves the routing of the VM's own
         // traffic as it is (and status says why forwarded replies are not covered).
         for command in forwarder.apply(plan.forwardMarks, mask: configuration.forwardMarkMask) {
             logger.notice("\(command)", metadata: ["command": "\(command)", "action": "forward"])
         }
-        var failing = Set(report.failed.map { "\($0.change.objectIdentity) \($0.error)" })
-        if case .unavailable = forwarder.state {
-            let why = forwarder.state.reason
-            failing.insert("forward \(why)")
-            if loggedFailures.insert("forward \(why)").inserted { logger.error("forwarded connections: \(why)") }
-        }
-        // src_valid_mark that cannot be set: a warning once per NIC and reason (again only after
-        // it was set in between).
-        for name in forwarder.sourceValidMarkFailures {
-            guard let note = forwarder.sourceValidMarkNote(name) else { continue }
-            let key = "src_valid_mark \(name) \(forwarder.sourceValidMarkErrors[name] ?? "")"
-            failing.insert(key)
-            if loggedFailures.insert(key).inserted {
-                logger.warning(
-                    "forwarded connections: \(name): \(note)",
-                    metadata: ["link.name": "\(name)", "action": "forward"])
-            }
-        }
-        loggedFailures.formIntersection(failing)
         lastPass = (snapshot, plan, report.failed.map(\.change))
         installedCache = nil
-        for conflict in plan.conflicts where loggedConflicts.insert(conflict).inserted {
-            logger.warning("left alone: \(conflict)")
-        }
-        loggedConflicts.formIntersection(plan.conflicts)
+        picture = snapshot.applying(report.applied)
         // The slots are in force at once; the file follows. The state directory's files (the
         // slots; the forwarding records a restart and a flush need) that cannot be written (a
         // full or read-only disk, a directory in a file's place) are kept in memory and written
@@ -369,7 +324,6 @@ public final class Reconciler {
                 unwritten.append(error)
             }
         }
-        logStateFiles(unwritten)
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
         // and again as soon as a link-local address lets a lost IPv6 probe leave.
         let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
@@ -382,61 +336,32 @@ public final class Reconciler {
             }
         }
         guardRail.prune(now: now)
-        var deadlines: [Double] = []
-        if let d = guardRail.nextDeadline(after: now) { deadlines.append(d) }
-        if let next = probes.nextDeadline { deadlines.append(next) }
-        if report.failed.isEmpty {
-            failureBackoff.reset()
-        } else {
-            deadlines.append(now + failureBackoff.next())
-        }
-        if unwritten.isEmpty {
-            stateBackoff.reset()
-        } else {
-            deadlines.append(now + stateBackoff.next())
-        }
-        report.retryAt = deadlines.min()
+        let review = logbook.review(
+            PassLogbook.Outcome(
+                conflicts: plan.conflicts,
+                forwardingUnavailable: {
+                    if case .unavailable = forwarder.state { forwarder.state.reason } else { nil }
+                }(),
+                sourceValidMarkFailures: forwarder.sourceValidMarkFailures.compactMap { name in
+                    forwarder.sourceValidMarkNote(name).map {
+                        .init(link: name, error: forwarder.sourceValidMarkErrors[name] ?? "", note: $0)
+                    }
+                },
+                unwrittenFiles: unwritten.map { error in
+                    let name = error.path.split(separator: "/").last.map(String.init) ?? error.path
+                    return .init(
+                        errno: error.errno, reason: String(cString: strerror(error.errno)),
+                        file: name.hasSuffix(".tmp") ? String(name.dropLast(4)) : name)
+                }),
+            changesFailed: !report.failed.isEmpty, now: now)
+        review.entries.forEach(log)
+        report.retryAt = [guardRail.nextDeadline(after: now), probes.nextDeadline, review.retryAt].compactMap { $0 }
+            .min()
         let end = monotonicSeconds()
         report.timings = Timings(
             snapshot: Int((planStart - start) * 1e6), plan: Int((applyStart - planStart) * 1e6),
             apply: Int((end - applyStart) * 1e6))
         return report
-    }
-
-    /// Logs the state directory's files that cannot be written: one warning per cause (errno)
-    /// while it lasts, naming the files kept in memory; a notice once all are written again.
-    private func logStateFiles(_ unwritten: [FileError]) {
-        let byCause = Dictionary(grouping: unwritten, by: \.errno)
-        for (cause, errors) in byCause.sorted(by: { $0.key < $1.key }) where !loggedStateCauses.contains(cause) {
-            let files = errors.map { error in
-                let name = error.path.split(separator: "/").last.map(String.init) ?? error.path
-                return name.hasSuffix(".tmp") ? String(name.dropLast(4)) : name
-            }
-            let reason = String(cString: strerror(cause))
-            logger.warning(
-                "cannot write in the state directory \(store.directory): \(reason); \(files.joined(separator: ", ")) kept in memory, written again as soon as it can be",
-                metadata: ["errno": "\(cause)", "files": "\(files.joined(separator: ","))"])
-        }
-        if unwritten.isEmpty && !loggedStateCauses.isEmpty {
-            logger.notice("state directory \(store.directory): every file written again")
-        }
-        loggedStateCauses = Set(byCause.keys)
-    }
-
-    /// Logs the kernel objects the client skipped because it could not decode them: a warning
-    /// when the reason is new, at debug when the same one recurs (a route nicroute cannot read
-    /// is dumped on every pass).
-    private func logUndecodable() {
-        let now = client.undecodable
-        guard now.count > loggedUndecodable.count else { return }
-        let metadata: Logger.Metadata = ["skipped": "\(now.count - loggedUndecodable.count)", "total": "\(now.count)"]
-        let reason = now.lastError ?? "unknown"
-        if now.lastError != loggedUndecodable.lastError {
-            logger.warning("skipped kernel objects that could not be decoded: \(reason)", metadata: metadata)
-        } else {
-            logger.debug("skipped kernel objects that could not be decoded: \(reason)", metadata: metadata)
-        }
-        loggedUndecodable = now
     }
 
     /// The objects the last pass left installed: what it added or found in place and kept,
@@ -551,7 +476,8 @@ public final class Reconciler {
         for problem in flushProblems { logger.warning("flush: \(problem)") }
         lastPass = nil
         installedCache = []
-        quiet = nil
+        picture = nil
+        quiet.forget()
         return changes.map { $0.ipCommand(linkName: { names[$0] }) } + forward
     }
 }

@@ -328,6 +328,53 @@ private let cases: [Case] = [
                 Step(.control(2, .plan), at: 2, [.reply(2, .plan)]),
             ]),
     Case(
+        name: "status and plan asked while a pass is due wait for it, and show what it found",
+        steps: startup + [
+            Step(.kernelEvents(address), at: 1, [.passSoon]),
+            Step(.control(1, .status), at: 1, []),
+            Step(.control(2, .plan), at: 1, []),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .addresses)]),
+            Step(
+                .passFinished(.completed(pass2)), at: 1,
+                [
+                    .notify(.status(status("12:00:01 eth1 +10.0.1.7"))),
+                    .reply(
+                        1,
+                        .status(
+                            summary: status("12:00:01 eth1 +10.0.1.7"), paused: false, deferred: 0,
+                            lastChanges: ["eth1": "12:00:01 +10.0.1.7"])),
+                    .reply(2, .plan),
+                ]),
+            Step(.control(3, .plan), at: 2, [.reply(3, .plan)]),
+        ]),
+    Case(
+        name: "status waits out the coalescing window, and a pass that cannot read the kernel",
+        settings: M.Settings(coalescing: 0.5, controlPath: "/run/c.sock"),
+        steps: startup + [
+            Step(.kernelEvents(route), at: 1, [.armTimer(at: 1.5)]),
+            Step(.control(1, .status), at: 1.2, []),
+            Step(.timerExpired, at: 1.5, [.reconcile(why: "events", reading: .everything)]),
+            Step(
+                .passFinished(.readFailed("EIO")), at: 1.5,
+                [
+                    .log(.error, "cannot read the kernel's state: EIO"), .notify(.status(readError)),
+                    .reply(1, .status(summary: readError, paused: false, deferred: 0, lastChanges: [:])),
+                    .armTimer(at: 2.5),
+                ]),
+        ]),
+    Case(
+        name: "while paused, status asked before the pass due is answered when it is skipped",
+        steps: startup + [
+            Step(.control(8, .flush), at: 2, [.flush(8)]),
+            Step(
+                .flushFinished(8, .success([])), at: 2, [.reply(8, .removed([])), .notify(.status(paused))]),
+            Step(.kernelEvents(route), at: 3, [.passSoon]),
+            Step(.control(9, .status), at: 3, []),
+            Step(
+                .passDue, at: 3,
+                [.reply(9, .status(summary: paused, paused: true, deferred: 0, lastChanges: [:]))]),
+        ]),
+    Case(
         name: "an nftables change brings a full pass",
         steps: startup + [
             Step(.nftablesChanged, at: 1, [.passSoon]),
