@@ -227,6 +227,45 @@ struct DaemonDriverTests {
         #expect(rules.count == 3)
     }
 
+    @Test(
+        "status and plan dump nothing: they show the kernel as the last pass left it, after the pass an event asked for"
+    )
+    func statusFromThePicture() throws {
+        let f = try DriverFixture()
+        var dumps: (before: Int, after: Int) = (0, 0)
+        var answeredBeforePass = -1
+        _ = try f.run([
+            { f.driver.feed(.start) },
+            {
+                dumps.before = f.kernel.dumps
+                f.ask(.status)
+                f.ask(.plan)
+                dumps.after = f.kernel.dumps
+            },
+            {
+                f.kernel.objects.addresses.append(address(3, "20.20.20.17/24"))
+                f.driver.feed(.kernelEvents(KernelEvents(relevant: true, lastChange: "eth1 +20.20.20.17")))
+                f.ask(.status)
+                answeredBeforePass = f.answers.count
+            },
+        ])
+        #expect(dumps.before > 0 && dumps.after == dumps.before)
+        #expect(answeredBeforePass == 2)
+        #expect(f.answers.map(\.0) == [.status, .plan, .status])
+        guard f.answers.count == 3, case .success(let first) = f.answers[0].1,
+            case .success(let plan) = f.answers[1].1, case .success(let last) = f.answers[2].1
+        else {
+            Issue.record("answers: \(f.answers)")
+            return
+        }
+        #expect(try StatusReport(json: first).nics.map(\.rulesInstalled) == [1, 1])
+        #expect(try PlanOutput(json: plan).changes.isEmpty)
+        // Answered after the pass: the new address, and its rule, installed.
+        let report = try StatusReport(json: last)
+        #expect(report.nics.map(\.rulesInstalled) == [1, 2])
+        #expect(report.nics.map(\.rulesWanted) == [1, 2])
+    }
+
     @Test("SIGHUP reloads: a valid file takes effect; an invalid one is refused and the last good one kept")
     func reload() throws {
         let f = try DriverFixture()
