@@ -164,6 +164,14 @@ public struct Plan: Hashable, Sendable {
     public var forwardMarks: [ForwardedNIC]? = nil
 
     public var isEmpty: Bool { changes.isEmpty }
+
+    /// The plan once its changes are made: what planning the kernel's picture after them gives
+    /// (the same NICs, slots, conflicts and marks; nothing to change).
+    public var settled: Plan {
+        var plan = self
+        plan.changes = []
+        return plan
+    }
 }
 
 /// A NIC whose forwarded connections carry a mark.

@@ -204,7 +204,7 @@ public final class Reconciler {
     func observe(
         reading: PassReading = .everything
     ) throws -> (
-        snapshot: KernelSnapshot, plan: Plan, dumped: Double, read: PassReading
+        snapshot: KernelSnapshot, hints: [Int32: [GatewayHint]], plan: Plan, dumped: Double, read: PassReading
     ) {
         var addresses: [InterfaceAddress]?
         let forwarding = forwarder.decide(configuration)
@@ -215,10 +215,11 @@ public final class Reconciler {
             addresses = read
             let links = reading == .addresses ? nil : try client.links()
             let dumped = monotonicSeconds()
-            if let snapshot = quiet.picture(addresses: read, links: links),
-                let plan = quiet.reuse(snapshot: snapshot, hints: passHints(for: snapshot), slots: slots)
-            {
-                return (snapshot, plan, dumped, reading)
+            if let snapshot = quiet.picture(addresses: read, links: links) {
+                let hints = passHints(for: snapshot)
+                if let plan = quiet.reuse(snapshot: snapshot, hints: hints, slots: slots) {
+                    return (snapshot, hints, plan, dumped, reading)
+                }
             }
         }
         // The addresses just read (if any) belong to the whole picture: not read twice.
@@ -226,7 +227,7 @@ public final class Reconciler {
         let dumped = monotonicSeconds()
         let hints = passHints(for: snapshot)
         if let plan = quiet.reuse(snapshot: snapshot, hints: hints, slots: slots) {
-            return (snapshot, plan, dumped, .everything)
+            return (snapshot, hints, plan, dumped, .everything)
         }
         var plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints, forwarding: forwarding)
         let families = Set(plan.neighborProbes.map(\.address.family))
@@ -237,7 +238,7 @@ public final class Reconciler {
             plan = planner.plan(snapshot: snapshot, slots: slots, hints: hints, forwarding: forwarding)
         }
         quiet.record(snapshot: snapshot, hints: hints, plan: plan)
-        return (snapshot, plan, dumped, .everything)
+        return (snapshot, hints, plan, dumped, .everything)
     }
 
     /// Runs one pass at time `now` (seconds on a monotonic clock).
@@ -248,7 +249,7 @@ public final class Reconciler {
     public func reconcile(now: Double, reading: PassReading = .everything) throws -> Report {
         let start = monotonicSeconds()
         picture = nil
-        let (snapshot, plan, planStart, read) = try observe(reading: reading)
+        let (snapshot, hints, plan, planStart, read) = try observe(reading: reading)
         let applyStart = monotonicSeconds()
         var report = Report(plan: plan, snapshot: snapshot)
         report.read = read
@@ -307,6 +308,12 @@ public final class Reconciler {
         lastPass = (snapshot, plan, report.failed.map(\.change))
         installedCache = nil
         picture = snapshot.applying(report.applied)
+        // Every change made: the next pass finds the plan settled, as a new plan from this
+        // picture would (the same NICs, nothing to do), without making it; a dump that differs
+        // from the picture is planned anew as usual.
+        if !plan.changes.isEmpty, report.failed.isEmpty, report.deferred.isEmpty, let picture {
+            quiet.record(snapshot: picture, hints: hints, plan: plan.settled)
+        }
         // The slots are in force at once; the file follows. The state directory's files (the
         // slots; the forwarding records a restart and a flush need) that cannot be written (a
         // full or read-only disk, a directory in a file's place) are kept in memory and written

@@ -57,6 +57,15 @@ private let planner: Planner = {
                 + plan.changes.filter { if case .addRoute = $0 { true } else { false } }.count)
     }
 
+    @Test func aSettledPlanIsWhatPlanningThePictureAfterItsChangesGives() {
+        let hints = [Int32(3): [GatewayHint(gateway: IPAddress("10.0.2.1")!, source: .configuration)]]
+        for h in [[:], hints] {
+            let plan = planner.plan(snapshot: twoNICs, slots: SlotTable(), hints: h)
+            #expect(!plan.changes.isEmpty)
+            #expect(planner.plan(snapshot: twoNICs.applying(plan.changes), slots: plan.slots, hints: h) == plan.settled)
+        }
+    }
+
     @Test func changesAreMadeAsTheKernelMakesThem() {
         let plan = planner.plan(snapshot: twoNICs, slots: SlotTable())
         let installed = twoNICs.applying(plan.changes)
