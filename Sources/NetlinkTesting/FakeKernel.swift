@@ -79,7 +79,7 @@ public final class FakeKernel: NetlinkTransport {
         state = Mutex(State(objects: objects))
     }
 
-    /// The objects as they are now.
+    /// The objects as they are now. Setting them notifies no one (`announce` does).
     public var objects: Objects {
         get { state.withLock { $0.objects } }
         set { state.withLock { $0.objects = newValue } }
