@@ -39,7 +39,8 @@ let package = Package(
             ]
         ),
 
-        // An in-memory rtnetlink peer behind Netlink's transport seam, for tests (like nltest).
+        // An in-memory rtnetlink peer behind Netlink's transport seams (requests, notifications),
+        // for tests (like nltest).
         .target(name: "NetlinkTesting", dependencies: ["Netlink", "NicrouteCore", "CNetlink"]),
 
         // libsystemd (sd_notify, sd_journal_sendv, sd-event) through pkg-config.
@@ -51,7 +52,7 @@ let package = Package(
 
         // libnftables through dlopen (no link-time dependency: see its header).
         .target(name: "CNftables", linkerSettings: [.linkedLibrary("dl")]),
-        // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED, pthread_setname_np).
+        // Linux calls that need _GNU_SOURCE (accept4, pipe2, SO_PEERCRED, mallopt).
         .target(name: "CPosix"),
 
         // The daemon's wiring: the event loop, kernel picture, reconciler, gateway sources, state directory.

@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include <fcntl.h>
-#include <pthread.h>
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
@@ -28,8 +27,6 @@ int cposix_peer_groups(int fd, unsigned *groups, int *count) {
     *count = (int)(length / sizeof(gid_t));
     return 0;
 }
-
-int cposix_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
 
 int cposix_set_mmap_threshold(int bytes) {
 #ifdef __GLIBC__

@@ -7,7 +7,7 @@ import Glibc
 
 /// An `AF_NETLINK`/`NETLINK_ROUTE` socket: open, bind, send and receive datagrams.
 ///
-/// Not thread-safe by itself; `RouteNetlink` and `RouteNetlinkSubscription` each own one and
+/// Not thread-safe by itself; `RouteNetlink` and `RouteEventReader` each own one and
 /// serialize its use.
 public final class NetlinkSocket: @unchecked Sendable {
     public let descriptor: Int32

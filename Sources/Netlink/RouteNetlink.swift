@@ -20,9 +20,9 @@ public final class RouteNetlink: Sendable {
     }
 
     /// Objects of dumps that the decoder refused, skipped so that one odd object does not hide
-    /// the whole picture.
+    /// the whole picture (and, for `RouteEventReader`, notifications it could not decode).
     public struct Undecodable: Sendable, Equatable {
-        /// How many were skipped since the client was opened.
+        /// How many were skipped since the client (or reader) was opened.
         public var count = 0
         /// Why the last one was refused, and what it was ("routes: ...").
         public var lastError: String?

@@ -1,12 +1,5 @@
-import CNetlink
-import CPosix
 import NicrouteCore
-import Synchronization
 import SystemPackage
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// rtnetlink multicast groups.
 ///
@@ -33,162 +26,47 @@ public enum RouteEvent: Hashable, Sendable {
     case added(RouteObject)
     /// An object went away (`RTM_DEL*`).
     case removed(RouteObject)
-    /// Messages were lost (ENOBUFS on the socket, or the consumer fell behind): the picture
-    /// must be rebuilt from a full dump.
+    /// Something changed that the reader cannot name: messages were lost (ENOBUFS, a truncated
+    /// datagram) or could not be decoded. The picture must be rebuilt from a full dump.
     case resyncNeeded
-}
-
-/// The kernel's rtnetlink notifications as an `AsyncSequence` of typed events.
-///
-/// A dedicated thread blocks in `poll(2)` on the socket and an eventfd (so there are no timed
-/// wake-ups when nothing changes), decodes each datagram and yields events. Overruns are
-/// reported as `.resyncNeeded`, never as a silent gap. `cancel()` (or deinit) stops the thread.
-public final class RouteNetlinkSubscription: AsyncSequence, Sendable {
-    public typealias Element = RouteEvent
-    public typealias AsyncIterator = AsyncStream<RouteEvent>.Iterator
-
-    /// Events buffered for a slow consumer before the oldest are dropped (and a resync reported).
-    public static let bufferLimit = 16 * 1024
-
-    private let stream: AsyncStream<RouteEvent>
-    private let wake: WakeSignal
-
-    /// Given a notification's header and its undecoded payload, true when it is worth decoding
-    /// and delivering.
-    public typealias Filter = @Sendable (NetlinkHeader, ByteReader) -> Bool
-
-    /// Subscribes to `groups`, in `networkNamespace` if given.
-    ///
-    /// - Parameter filter: drops notifications before they are decoded (nil: none), so that a
-    ///   consumer's own changes echoed back by the thousand cost little.
-    /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
-    public init(
-        groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil,
-        receiveBufferSize: Int = 4 << 20, filter: Filter? = nil
-    ) throws {
-        let socket = try NetlinkSocket(
-            groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
-        let wake = try WakeSignal()
-        self.wake = wake
-        let (stream, continuation) = AsyncStream<RouteEvent>.makeStream(
-            bufferingPolicy: .bufferingNewest(Self.bufferLimit))
-        self.stream = stream
-        let reader = Reader(socket: socket, wake: wake, continuation: continuation, filter: filter)
-        try DetachedThread.start(name: "nicroute-events") { reader.run() }
-        continuation.onTermination = { _ in wake.signal() }
-    }
-
-    public func makeAsyncIterator() -> AsyncStream<RouteEvent>.Iterator { stream.makeAsyncIterator() }
-
-    /// Stops the reader thread and finishes the sequence.
-    public func cancel() { wake.signal() }
-
-    deinit { cancel() }
-
-    /// An eventfd that wakes the reader's poll. Shared by the subscription, the stream's
-    /// termination handler and the reader, and closed only when all are gone, so no write can
-    /// reach a closed (or reused) descriptor.
-    private final class WakeSignal: Sendable {
-        let descriptor: Int32
-        init() throws { descriptor = try syscall("eventfd") { cnl_eventfd_cloexec() } }
-        func signal() {
-            var one: UInt64 = 1
-            _ = write(descriptor, &one, 8)
-        }
-        deinit { close(descriptor) }
-    }
-
-    /// The reader thread's state: it owns the socket.
-    private final class Reader: @unchecked Sendable {
-        let socket: NetlinkSocket
-        let wake: WakeSignal
-        let continuation: AsyncStream<RouteEvent>.Continuation
-        let filter: Filter?
-
-        init(
-            socket: NetlinkSocket, wake: WakeSignal, continuation: AsyncStream<RouteEvent>.Continuation,
-            filter: Filter?
-        ) {
-            self.socket = socket
-            self.wake = wake
-            self.continuation = continuation
-            self.filter = filter
-        }
-
-        /// Reads until cancelled; ends the stream (without a resync) on an error that is not
-        /// a lost message, so the consumer can tell that the subscription is gone.
-        func run() {
-            defer { continuation.finish() }
-            var fds = [
-                pollfd(fd: socket.descriptor, events: Int16(POLLIN), revents: 0),
-                pollfd(fd: wake.descriptor, events: Int16(POLLIN), revents: 0),
-            ]
-            var lost = false
-            while true {
-                fds[0].revents = 0
-                fds[1].revents = 0
-                let n = poll(&fds, 2, -1)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return
-                }
-                if fds[1].revents != 0 { return }
-                guard fds[0].revents != 0 else { continue }
-                let datagram: [UInt8]
-                do {
-                    datagram = try socket.receive()
-                } catch let error as NetlinkError where error.errno == .noBufferSpace || error.errno == .messageTooLong
-                {
-                    lost = true  // overrun or truncated: messages were lost
-                    datagram = []
-                } catch {
-                    return
-                }
-                if lost {
-                    lost = false
-                    if case .dropped = continuation.yield(.resyncNeeded) { lost = true }
-                }
-                guard !datagram.isEmpty else { continue }
-                guard let events = RouteEventReader.events(in: datagram, filter: filter) else {
-                    lost = true
-                    continue
-                }
-                for event in events {
-                    if case .dropped = continuation.yield(event) {
-                        // The consumer fell behind and the oldest events were dropped: make sure
-                        // the newest event it will see is a resync.
-                        lost = true
-                    }
-                }
-                if lost {
-                    lost = false
-                    if case .dropped = continuation.yield(.resyncNeeded) { lost = true }
-                }
-            }
-        }
-    }
 }
 
 /// The kernel's rtnetlink notifications, read without blocking by an event loop that owns the
 /// socket (nicrouted's): `descriptor` goes into the loop, `drain` runs when it is readable.
+///
+/// Nothing the kernel announces is dropped in silence: lost messages (ENOBUFS, a truncated
+/// datagram) and messages that cannot be decoded are handed over as `.resyncNeeded`, and the
+/// undecodable ones are also counted (`undecodable`) for the owner to report.
 public final class RouteEventReader {
-    private let socket: NetlinkSocket
+    private let transport: any NetlinkEventTransport
+
+    /// Notifications that could not be decoded (a datagram that cannot be split into messages
+    /// counts as one), each handed over as `.resyncNeeded`; this library does not log.
+    public private(set) var undecodable = RouteNetlink.Undecodable()
 
     /// The socket's descriptor, for the loop to watch.
-    public var descriptor: Int32 { socket.descriptor }
+    public var descriptor: Int32 { transport.descriptor }
 
     /// Subscribes to `groups`, in `networkNamespace` if given.
     /// - Throws: `NetlinkError` when the socket cannot be opened or a group joined.
-    public init(
+    public convenience init(
         groups: [MulticastGroup] = MulticastGroup.routing, networkNamespace: String? = nil,
         receiveBufferSize: Int = 4 << 20
     ) throws {
-        socket = try NetlinkSocket(
-            groups: groups.map(\.rawValue), networkNamespace: networkNamespace, receiveBufferSize: receiveBufferSize)
+        self.init(
+            transport: try NetlinkSocket(
+                groups: groups.map(\.rawValue), networkNamespace: networkNamespace,
+                receiveBufferSize: receiveBufferSize))
     }
 
-    /// Reads every datagram already queued and hands over its events; lost messages (ENOBUFS,
-    /// truncation, an undecodable datagram) as `.resyncNeeded`.
+    /// A reader over `transport`: a subscribed `NetlinkSocket`, or a fake in tests.
+    public init(transport: any NetlinkEventTransport) {
+        self.transport = transport
+    }
+
+    /// Reads every datagram already queued and hands over its events, in order, until the
+    /// transport would block; lost messages (ENOBUFS, truncation) and undecodable ones as
+    /// `.resyncNeeded`.
     /// - Parameter filter: drops notifications before they are decoded.
     /// - Throws: `NetlinkError` when the socket failed (the subscription is gone).
     public func drain(
@@ -197,7 +75,7 @@ public final class RouteEventReader {
         while true {
             let datagram: [UInt8]
             do {
-                datagram = try socket.receive(nonBlocking: true)
+                datagram = try transport.receiveWithoutBlocking()
             } catch let error as NetlinkError where error.errno == .wouldBlock {
                 return
             } catch let error as NetlinkError where error.errno == .noBufferSpace || error.errno == .messageTooLong {
@@ -205,18 +83,23 @@ public final class RouteEventReader {
                 continue
             }
             guard !datagram.isEmpty else { continue }
-            guard let events = Self.events(in: datagram, filter: filter) else {
-                handle(.resyncNeeded)
-                continue
-            }
-            events.forEach(handle)
+            events(in: datagram, filter: filter, handle)
         }
     }
 
-    /// The events in one datagram, nil when it cannot be split (messages lost).
-    static func events(in datagram: [UInt8], filter: ((NetlinkHeader, ByteReader) -> Bool)?) -> [RouteEvent]? {
-        guard let messages = try? NetlinkMessage.split(datagram) else { return nil }
-        var events: [RouteEvent] = []
+    /// Hands over the events of one datagram; a message that cannot be decoded (or a datagram
+    /// that cannot be split) is counted and handed over as `.resyncNeeded`.
+    private func events(
+        in datagram: [UInt8], filter: ((NetlinkHeader, ByteReader) -> Bool)?, _ handle: (RouteEvent) -> Void
+    ) {
+        let messages: [NetlinkMessage]
+        do {
+            messages = try NetlinkMessage.split(datagram)
+        } catch {
+            count(error, what: "\(datagram.count)-byte datagram")
+            handle(.resyncNeeded)
+            return
+        }
         for message in messages {
             let isNew: Bool
             switch message.header.type {
@@ -230,42 +113,22 @@ public final class RouteEventReader {
                 continue
             }
             if let filter, !filter(message.header, message.payload) { continue }
-            guard let object = try? RouteCodec.decode(message) else { continue }
-            events.append(isNew ? .added(object) : .removed(object))
-        }
-        return events
-    }
-}
-
-/// Starts detached threads for blocking loops (the netlink reader, the control socket), which
-/// must not occupy Swift concurrency's small cooperative pool.
-public enum DetachedThread {
-    /// Runs `body` on a new detached thread called `name` (at most 15 bytes, as `ps -L` and
-    /// `top -H` show it; otherwise a thread keeps the name of the thread that started it).
-    /// - Throws: `NetlinkError` when `pthread_create` fails.
-    public static func start(name: String, _ body: @escaping @Sendable () -> Void) throws {
-        final class Box: @unchecked Sendable {
-            let name: String
-            let body: @Sendable () -> Void
-            init(_ name: String, _ body: @escaping @Sendable () -> Void) {
-                self.name = name
-                self.body = body
+            let object: RouteObject?
+            do {
+                object = try RouteCodec.decode(message)
+            } catch {
+                count(error, what: "message type \(message.header.type)")
+                handle(.resyncNeeded)
+                continue
             }
+            // nil: an object nicroute does not model (another address family).
+            guard let object else { continue }
+            handle(isNew ? .added(object) : .removed(object))
         }
-        let box = Unmanaged.passRetained(Box(String(name.utf8.prefix(15))!, body)).toOpaque()
-        var thread = pthread_t()
-        let rc = pthread_create(
-            &thread, nil,
-            { arg in
-                let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
-                _ = cposix_set_thread_name(box.name)
-                box.body()
-                return nil
-            }, box)
-        guard rc == 0 else {
-            Unmanaged<Box>.fromOpaque(box).release()
-            throw NetlinkError(operation: "pthread_create", errno: Errno(rawValue: rc))
-        }
-        pthread_detach(thread)
+    }
+
+    private func count(_ error: any Error, what: String) {
+        undecodable.count += 1
+        undecodable.lastError = "events, \(what): \(error)"
     }
 }

@@ -119,6 +119,7 @@ public final class NicrouteDaemon {
     private func watchKernel(
         _ events: RouteEventReader, box: TriggerBox, loop: EventLoop, reconciler: Reconciler, driver: DaemonDriver
     ) throws -> EventLoop.Source {
+        var loggedUndecodable = events.undecodable
         // False when the subscription failed.
         func drain() -> Bool {
             var lost = false
@@ -130,6 +131,19 @@ public final class NicrouteDaemon {
                 // The daemon would go blind while still feeding the watchdog: it stops.
                 driver.feed(.subscriptionFailed)
                 return false
+            }
+            // Notifications that could not be decoded came as `.resyncNeeded`: a full re-read.
+            let undecodable = events.undecodable
+            if undecodable.count > loggedUndecodable.count {
+                let metadata: Logger.Metadata = [
+                    "new": "\(undecodable.count - loggedUndecodable.count)", "total": "\(undecodable.count)",
+                ]
+                let reason = undecodable.lastError ?? "unknown"
+                let level: Logger.Level = undecodable.lastError != loggedUndecodable.lastError ? .notice : .debug
+                logger.log(
+                    level: level, "kernel notifications that could not be decoded, reading everything again: \(reason)",
+                    metadata: metadata)
+                loggedUndecodable = undecodable
             }
             if lost { driver.feed(.eventsLost) }
             return true

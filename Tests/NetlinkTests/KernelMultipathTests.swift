@@ -98,13 +98,12 @@ struct KernelMultipathTests {
     }
 
     @Test("IPv6 siblings: appended one by one, notified with every path; one deleted, notified alone")
-    func siblingNotifications() async throws {
+    func siblingNotifications() throws {
         let ns = try twoLinks()
         defer { ns.delete() }
         let eth0 = try ns.index(of: "eth0")
         let eth1 = try ns.index(of: "eth1")
-        let recorder = EventRecorder(try RouteNetlinkSubscription(networkNamespace: ns.path))
-        defer { recorder.stop() }
+        let recorder = EventRecorder(try RouteEventReader(networkNamespace: ns.path))
         func isDefault6(_ event: RouteEvent, added: Bool, paths: Int) -> Bool {
             switch event {
             case .added(.route(let r)):
@@ -117,10 +116,10 @@ struct KernelMultipathTests {
 
         // As systemd-networkd installs two NICs' RA routes of one metric: one, then the other.
         _ = try ns.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "eth0", "proto", "ra", "metric", "1024")
-        #expect(await recorder.next { isDefault6($0, added: true, paths: 1) } != nil)
+        #expect(recorder.next { isDefault6($0, added: true, paths: 1) } != nil)
         _ = try ns.ip(
             "-6", "route", "append", "default", "via", "fe80::2", "dev", "eth1", "proto", "ra", "metric", "1024")
-        let merged = await recorder.next { isDefault6($0, added: true, paths: 2) }
+        let merged = recorder.next { isDefault6($0, added: true, paths: 2) }
         #expect(merged != nil, "\(recorder.all)")
         if case .added(.route(let r))? = merged { #expect(Set(r.paths.map(\.outputInterface)) == [eth0, eth1]) }
         let dumped = try RouteNetlink(networkNamespace: ns.path).routes(family: .inet6).filter {
@@ -129,7 +128,7 @@ struct KernelMultipathTests {
         #expect(dumped.count == 1 && dumped.first?.nextHops.count == 2, "\(dumped)")
 
         _ = try ns.ip("-6", "route", "del", "default", "via", "fe80::1", "dev", "eth0", "metric", "1024")
-        let removed = await recorder.next { isDefault6($0, added: false, paths: 1) }
+        let removed = recorder.next { isDefault6($0, added: false, paths: 1) }
         #expect(removed != nil, "\(recorder.all)")
         if case .removed(.route(let r))? = removed {
             #expect(r.nextHops.isEmpty && r.outputInterface == eth0 && r.gateway == IPAddress("fe80::1"))

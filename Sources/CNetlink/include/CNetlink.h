@@ -25,10 +25,9 @@ static const int CNL_NETLINK_GET_STRICT_CHK = NETLINK_GET_STRICT_CHK;
 // Network namespace clone flag, for setns(2).
 static const int CNL_CLONE_NEWNET = 0x40000000;  // CLONE_NEWNET
 
-// setns(2) and eventfd(2) need _GNU_SOURCE / <sys/eventfd.h>, which Glibc's module does not
-// export to Swift; thin wrappers keep the feature macros out of Swift.
+// setns(2) needs _GNU_SOURCE, which Glibc's module does not export to Swift; a thin wrapper
+// keeps the feature macro out of Swift.
 int cnl_setns(int fd, int nstype);
-int cnl_eventfd_cloexec(void);
 
 // Sizes of the fixed headers, as the kernel lays them out.
 static const int CNL_NLMSGHDR_SIZE = sizeof(struct nlmsghdr);

@@ -1,6 +1,6 @@
 // POSIX/Linux calls that need _GNU_SOURCE, which Glibc's Swift module does not export:
-// accept4(2), pipe2(2), SO_PEERCRED's struct ucred, SO_PEERGROUPS, pthread_setname_np(3) and glibc's mallopt(3). Thin wrappers
-// keep the feature macros out of Swift.
+// accept4(2), pipe2(2), SO_PEERCRED's struct ucred, SO_PEERGROUPS and glibc's mallopt(3). Thin
+// wrappers keep the feature macros out of Swift.
 #ifndef NICROUTE_CPOSIX_H
 #define NICROUTE_CPOSIX_H
 #include <sys/types.h>
@@ -14,8 +14,6 @@ int cposix_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid);
 /// SO_PEERGROUPS (Linux 4.13) of a connected Unix socket: at most `*count` supplementary
 /// groups into `groups`, their number into `*count`; 0 on success, -1 with errno.
 int cposix_peer_groups(int fd, unsigned *groups, int *count);
-/// pthread_setname_np(pthread_self(), name): at most 15 bytes; 0 or an error number.
-int cposix_set_thread_name(const char *name);
 /// mallopt(M_MMAP_THRESHOLD, bytes) on glibc: allocations of at least `bytes` get their own
 /// mapping, returned to the kernel when freed (this also fixes glibc's otherwise sliding
 /// threshold). 1 on success; 0 on failure or without glibc.

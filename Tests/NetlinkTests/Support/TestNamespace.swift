@@ -2,6 +2,7 @@ import Foundation
 import Netlink
 import NicrouteCore
 import Synchronization
+import Testing
 
 #if canImport(Glibc)
 import Glibc
@@ -238,46 +239,47 @@ enum IPNames {
 
 // MARK: Events
 
-/// Records a subscription's events from a background task, so that a test can act and then wait
-/// (with a deadline) for the event it expects, without ever blocking forever.
-final class EventRecorder: Sendable {
-    private final class Log: Sendable {
-        let events = Mutex<[RouteEvent]>([])
-    }
-    private let log = Log()
-    private let cursor = Mutex(0)
-    private let subscription: RouteNetlinkSubscription
+/// Reads a `RouteEventReader` as the daemon does (wait for its descriptor, then drain), so that a
+/// test can act and then wait, with a deadline, for the event it expects, never forever.
+final class EventRecorder {
+    private let reader: RouteEventReader
+    private var events: [RouteEvent] = []
+    private var cursor = 0
 
-    /// Starts consuming `subscription`; `stop()` (or deinit) cancels it.
-    init(_ subscription: RouteNetlinkSubscription) {
-        self.subscription = subscription
-        Task { [log] in
-            for await event in subscription {
-                log.events.withLock { $0.append(event) }
-            }
-        }
+    init(_ reader: RouteEventReader) {
+        self.reader = reader
     }
 
-    deinit { subscription.cancel() }
-
-    /// Every event received so far.
-    var all: [RouteEvent] { log.events.withLock { $0 } }
+    /// Every event received so far, with those already queued.
+    var all: [RouteEvent] {
+        drain()
+        return events
+    }
 
     /// Waits up to `timeout` for an event, after the last one matched, that satisfies `predicate`.
-    func next(timeout: Duration = .seconds(5), where predicate: (RouteEvent) -> Bool) async -> RouteEvent? {
+    func next(timeout: Duration = .seconds(5), where predicate: (RouteEvent) -> Bool) -> RouteEvent? {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         while true {
-            let start = cursor.withLock { $0 }
-            let seen = all
-            if start < seen.count, let hit = seen[start...].firstIndex(where: predicate) {
-                cursor.withLock { $0 = hit + 1 }
-                return seen[hit]
+            drain()
+            if cursor < events.count, let hit = events[cursor...].firstIndex(where: predicate) {
+                cursor = hit + 1
+                return events[hit]
             }
-            if ContinuousClock.now >= deadline { return nil }
-            try? await Task.sleep(for: .milliseconds(20))
+            let left = ContinuousClock.now.duration(to: deadline)
+            if left <= .zero { return nil }
+            // poll(2), as sd-event would: readable when a datagram (or an error) is queued.
+            var fd = pollfd(fd: reader.descriptor, events: Int16(POLLIN), revents: 0)
+            let (seconds, attoseconds) = left.components
+            _ = poll(&fd, 1, Int32(min(seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1, 1000)))
         }
     }
 
-    /// Cancels the subscription, which ends the recording task.
-    func stop() { subscription.cancel() }
+    /// Reads what is queued; a failed socket is the test's failure.
+    private func drain() {
+        do {
+            try reader.drain { events.append($0) }
+        } catch {
+            Issue.record("the event subscription failed: \(error)")
+        }
+    }
 }
