@@ -1,3 +1,4 @@
+import CPosix
 import Logging
 import Netlink
 import NicrouteCore
@@ -334,12 +335,20 @@ public final class Reconciler {
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
         // and again as soon as a link-local address lets a lost IPv6 probe leave.
         let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
-        let due = probes.due(
-            plan.neighborProbes, now: now,
-            linkLocalReady: ipv6Probes ? ProbeSchedule.linkLocalReady(snapshot.addresses) : [])
+        let linkLocalReady = ipv6Probes ? ProbeSchedule.linkLocalReady(snapshot.addresses) : []
+        let due = probes.due(plan.neighborProbes, now: now, linkLocalReady: linkLocalReady)
         for probe in due {
             do { try client.probeNeighbor(probe.address, linkIndex: probe.linkIndex) } catch {
                 logger.debug("neighbour probe failed: \(error)")
+            }
+        }
+        if ipv6Probes {
+            // Held back for a link-local address still in DAD: from a global address ready before it.
+            for (probe, source) in probes.datagrams(
+                plan.neighborProbes, now: now, linkLocalReady: linkLocalReady,
+                sources: ProbeSchedule.globalSources(snapshot.addresses))
+            where cposix_udp6_probe(source.bytes, probe.address.bytes, probe.linkIndex) != 0 {
+                logger.debug("neighbour probe from \(source) failed: \(String(cString: strerror(errno)))")
             }
         }
         guardRail.prune(now: now)
