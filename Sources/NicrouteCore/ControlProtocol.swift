@@ -205,11 +205,11 @@ private struct ResultError: Error {
     var underlying: any Error
 }
 
-/// A response's JSON form: `result` when `ok`, else `error`.
-private struct ResponseWire<Result> {
+/// A response's JSON form: `result` (a `Payload`) when `ok`, else `error`.
+private struct ResponseWire<Payload> {
     var version = ControlProtocol.version
     var ok: Bool
-    var result: Result?
+    var result: Payload?
     var error: ErrorBody?
 
     struct ErrorBody: Codable {
@@ -237,14 +237,14 @@ private struct ResponseWire<Result> {
         case version, ok, result, error
     }
 
-    init(ok: Bool, result: Result? = nil, error: ErrorBody? = nil) {
+    init(ok: Bool, result: Payload? = nil, error: ErrorBody? = nil) {
         self.ok = ok
         self.result = result
         self.error = error
     }
 }
 
-extension ResponseWire: Encodable where Result: Encodable {
+extension ResponseWire: Encodable where Payload: Encodable {
     func encode(to encoder: any Encoder) throws {
         var fields = encoder.container(keyedBy: CodingKeys.self)
         try fields.encode(version, forKey: .version)
@@ -256,7 +256,7 @@ extension ResponseWire: Encodable where Result: Encodable {
     }
 }
 
-extension ResponseWire: Decodable where Result: Decodable {
+extension ResponseWire: Decodable where Payload: Decodable {
     init(from decoder: any Decoder) throws {
         let fields = try decoder.container(keyedBy: CodingKeys.self)
         version = try fields.decodeInteger(Int.self, forKey: .version)
@@ -278,7 +278,7 @@ extension ResponseWire: Decodable where Result: Decodable {
                 throw DecodingError.keyNotFound(
                     CodingKeys.result, .init(codingPath: fields.codingPath, debugDescription: "missing"))
             }
-            do { result = try fields.decode(Result.self, forKey: .result) } catch {
+            do { result = try fields.decode(Payload.self, forKey: .result) } catch {
                 throw ResultError(underlying: error)
             }
         } else {
