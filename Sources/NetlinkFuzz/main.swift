@@ -234,8 +234,8 @@ enum FuzzTarget: String, CaseIterable {
         }
     }
 
-    /// Decodes a JSONValue (what a control response's result is read as), and when the text
-    /// decodes: its encoding decodes to the same value and encodes to the same text.
+    /// Decodes a JSONValue (any JSON, as JSONCoding reads a document to name what it found), and
+    /// when the text decodes: its encoding decodes to the same value and encodes to the same text.
     static func json(_ bytes: [UInt8]) {
         guard let value = try? JSONCoding.decode(JSONValue.self, from: bytes) else { return }
         let text = JSONCoding.encode(value)

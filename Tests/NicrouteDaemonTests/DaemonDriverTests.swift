@@ -258,10 +258,10 @@ struct DaemonDriverTests {
             Issue.record("answers: \(f.answers)")
             return
         }
-        #expect(try StatusReport(json: first).nics.map(\.rulesInstalled) == [1, 1])
-        #expect(try PlanOutput(json: plan).changes.isEmpty)
+        #expect(try ControlCall.status.read(first).nics.map(\.rulesInstalled) == [1, 1])
+        #expect(try ControlCall.plan.read(plan).changes.isEmpty)
         // Answered after the pass: the new address, and its rule, installed.
-        let report = try StatusReport(json: last)
+        let report = try ControlCall.status.read(last)
         #expect(report.nics.map(\.rulesInstalled) == [1, 2])
         #expect(report.nics.map(\.rulesWanted) == [1, 2])
     }
