@@ -116,20 +116,6 @@ public struct StatusReport: Hashable, Sendable {
         }
     }
 
-    // MARK: JSON
-
-    /// The report as the `result` of a `status` response.
-    public var json: JSONValue { JSONValue(encoding: self) }
-
-    /// Reads a report back from its JSON (what the daemon sent).
-    /// - Throws: `ControlError(.malformedRequest)` naming the key that is missing, unknown, or
-    ///   of the wrong type (`status: nics[0].table: expected ...`).
-    public init(json: JSONValue) throws(ControlError) {
-        do { self = try json.decode(StatusReport.self) } catch {
-            throw ControlError(.malformedRequest, "status: \(error)")
-        }
-    }
-
     // MARK: Text
 
     /// The human form, in the style of `networkctl status`.
