@@ -226,7 +226,7 @@ size_mb() {
   local stripped
   stripped=$(mktemp "$NR_TMP/strip.XXXXXX")
   strip -o "$stripped" "$1"
-  awk -v a="$(stat -c %s "$1")" -v b="$(stat -c %s "$stripped")" 'BEGIN { printf "%.1f MB (%.1f MB)", a / 1e6, b / 1e6 }'
+  awk -v a="$(stat -L -c %s "$1")" -v b="$(stat -c %s "$stripped")" 'BEGIN { printf "%.1f MB (%.1f MB)", a / 1e6, b / 1e6 }'
   rm -f "$stripped"
 }
 
