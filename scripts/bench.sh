@@ -230,7 +230,7 @@ size_mb() {
   local stripped
   stripped=$(mktemp "$NR_TMP/strip.XXXXXX")
   strip -o "$stripped" "$1"
-  awk -v a="$(stat -c %s "$1")" -v b="$(stat -c %s "$stripped")" 'BEGIN { printf "%.1f MB (%.1f MB)", a / 1e6, b / 1e6 }'
+  awk -v a="$(stat -L -c %s "$1")" -v b="$(stat -c %s "$stripped")" 'BEGIN { printf "%.1f MB (%.1f MB)", a / 1e6, b / 1e6 }'
   rm -f "$stripped"
 }
 
@@ -477,7 +477,12 @@ if want footprint; then
   emit ""
   emit "| measure | value |"
   emit "|---|---|"
-  emit "| binaries: nicrouted / nicroutectl, as built (stripped, as packaged) | $(size_mb "$NICROUTED") / $(size_mb "$NICROUTECTL") |"
+  if [[ -L $NICROUTECTL && $(readlink -f "$NICROUTECTL") == "$(readlink -f "$NICROUTED")" ]]; then
+    # One binary for both tools (scripts/build-release.sh since issue 20).
+    emit "| binary: nicrouted, nicroutectl a symlink to it, as built (stripped, as packaged) | $(size_mb "$NICROUTED") |"
+  else
+    emit "| binaries: nicrouted / nicroutectl, as built (stripped, as packaged) | $(size_mb "$NICROUTED") / $(size_mb "$NICROUTECTL") |"
+  fi
   emit "| VmRSS / VmHWM idle | $(awk -v r="$rss" -v h="$hwm" 'BEGIN { printf "%.1f MB / %.1f MB", r / 1024, h / 1024 }') |"
   emit "| of which anonymous / file-backed (the binary's pages) | $(awk -v a="$ranon" -v f="$rfile" 'BEGIN { printf "%.1f MB / %.1f MB", a / 1024, f / 1024 }') |"
   emit "| threads at the end (seen during the window; born; ended) | $threads ($seen; $born; $ended) |"

@@ -8,7 +8,6 @@ import NicrouteDaemon
 import Glibc
 #endif
 
-@main
 struct Nicroutectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nicroutectl",
