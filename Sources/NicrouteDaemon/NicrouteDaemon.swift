@@ -149,6 +149,9 @@ public final class NicrouteDaemon {
             return true
         }
         reconciler.betweenBatches = { _ = drain() }
+        reconciler.applying = { changes in
+            if let changes { box.expect(changes) } else { box.applied() }
+        }
         return try loop.io(events.descriptor, name: "rtnetlink") { _ in
             if drain() { driver.feedEvents() }
         }

@@ -51,6 +51,10 @@ public final class Reconciler {
     /// larger buffer would only move the limit; a second socket for changes does not stop the
     /// echo; filtering in the kernel would need a BPF filter on every notification type.)
     public var betweenBatches: (() -> Void)?
+    /// Called with a pass's changes before they are made, and with none once they are made and
+    /// `betweenBatches` has run after the last batch: the daemon's event box takes their echoes
+    /// as its own (they change nothing the pass's picture does not show).
+    public var applying: ((_ changes: [Change]?) -> Void)?
 
     /// The outcome of a pass.
     public struct Report: Sendable {
@@ -285,7 +289,10 @@ public final class Reconciler {
         }
         log(PassLogbook.heldBack(heldBack))
         // In order, several per datagram: one round trip per batch, not per change.
-        for (change, result) in zip(admitted, client.apply(admitted, afterBatch: betweenBatches)) {
+        if !admitted.isEmpty { applying?(admitted) }
+        let results = client.apply(admitted, afterBatch: betweenBatches)
+        if !admitted.isEmpty { applying?(nil) }
+        for (change, result) in zip(admitted, results) {
             switch result {
             case .success:
                 report.applied.append(change)

@@ -16,6 +16,35 @@ final class TriggerBox {
 
     private var pending = KernelEvents()
     private var interest = Interest()
+    /// The echoes of the changes a pass is making, not yet heard (`expect`): the kernel as the
+    /// pass leaves it already shows them, so they change nothing, not even how much the next
+    /// pass must read. Empty between passes.
+    private var expected = Expected()
+
+    struct Expected {
+        var applying = false
+        var routeDeletions: [Route.Key: Int] = [:]
+        var ruleAdditions: [Rule: Int] = [:]
+        var ruleDeletions: [Rule: Int] = [:]
+
+        /// Takes one expected echo of `object`; false when it was not expected.
+        mutating func take(_ object: RouteObject, added: Bool) -> Bool {
+            switch object {
+            case .route(let r) where r.proto == .nicroute && !added:
+                return Self.take(r.key, from: &routeDeletions)
+            case .rule(let r) where r.proto == .nicroute:
+                return added ? Self.take(r, from: &ruleAdditions) : Self.take(r, from: &ruleDeletions)
+            default:
+                return false
+            }
+        }
+
+        private static func take<K: Hashable>(_ key: K, from counts: inout [K: Int]) -> Bool {
+            guard let n = counts[key] else { return false }
+            counts[key] = n > 1 ? n - 1 : nil
+            return true
+        }
+    }
     /// Neighbours that answered while no probe was known for them (at most `answeredLimit`): a
     /// probe's answer can come back within a millisecond, before the pass that sent it has
     /// handed its new interest over (`setInterest`), and must not wait for the next event.
@@ -33,6 +62,24 @@ final class TriggerBox {
         return early
     }
 
+    /// A pass is about to make `changes`: their echoes, heard until `applied()`, are its own.
+    /// (nicroute's own route additions are told apart before they are decoded, by `filter`.)
+    func expect(_ changes: [Change]) {
+        expected.applying = true
+        for change in changes {
+            switch change {
+            case .deleteRoute(let r): expected.routeDeletions[r.key, default: 0] += 1
+            case .addRule(let r): expected.ruleAdditions[r, default: 0] += 1
+            case .deleteRule(let r): expected.ruleDeletions[r, default: 0] += 1
+            case .addRoute, .replaceRoute: break
+            }
+        }
+    }
+
+    /// The pass's changes are made and their echoes read (the kernel queues a change's echo
+    /// before it answers the request): whatever comes from now on is someone else's.
+    func applied() { expected = Expected() }
+
     /// Records a kernel event (`.resyncNeeded` is the loop's to handle).
     func post(_ event: RouteEvent) {
         switch event {
@@ -41,6 +88,7 @@ final class TriggerBox {
             pending.beyondLinks = true
         case .added(let object), .removed(let object):
             let added: Bool = if case .added = event { true } else { false }
+            if expected.applying && expected.take(object, added: added) { return }
             switch object {
             case .address: break
             case .link: pending.beyondAddresses = true
@@ -66,10 +114,11 @@ final class TriggerBox {
     }
 
     /// The subscription's filter: `worthDecoding`; a notification it drops still counts as an
-    /// event beyond addresses.
+    /// event beyond addresses, unless a pass is applying its changes (it is their echo).
     func filter(_ header: NetlinkHeader, _ payload: ByteReader) -> Bool {
         let worth = Self.worthDecoding(header, payload)
-        if !worth {
+        // (While a pass applies, such a notification is the echo of one of its additions.)
+        if !worth && !expected.applying {
             pending.beyondAddresses = true
             pending.beyondLinks = true
         }
