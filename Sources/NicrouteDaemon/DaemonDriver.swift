@@ -148,6 +148,9 @@ final class DaemonDriver {
                 now: now, reading: reading)
         } catch {
             lastReport = nil
+            if let error = error as? NetlinkError, error.errno == .resourceTemporarilyUnavailable {
+                return .passFinished(.interrupted("\(error)"))
+            }
             return .passFinished(.readFailed("\(error)"))
         }
         lastReport = report

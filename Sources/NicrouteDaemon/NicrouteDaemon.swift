@@ -71,7 +71,7 @@ public final class NicrouteDaemon {
         let box = TriggerBox()
         let events = try RouteEventReader(groups: MulticastGroup.routing + [.neighbor])
         let reconciler = Reconciler(
-            client: try RouteNetlink(), configuration: configuration,
+            client: try RouteNetlink(dumpRetry: .immediate), configuration: configuration,
             store: StateStore(directory: options.stateDirectory), logger: logger)
         let controlPath = options.controlSocket ?? configuration.controlSocket
         // nftables changes (forwarded connections: nicroute's table is put back when deleted).
