@@ -286,6 +286,17 @@ if want latency; then
   ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
     --trials "$((TRIALS / 2))" --out "$NR_TMP/lat-secondary0.txt"
   daemon_stop
+  # The same with 80 NICs x 50 addresses in place: a secondary address on eth1.
+  ns_pair
+  make_nics 80 50
+  rm -rf "$NR_TMP/state"
+  notify_listen
+  daemon_start "$NR_TMP/latency80.log"
+  wait_ready 1 120 >/dev/null || nr_die "nicrouted not READY (latency, 80 x 50)"
+  sleep 1
+  ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
+    --trials "$((TRIALS / 2))" --out "$NR_TMP/lat-secondary80.txt"
+  daemon_stop
   emit "### a. Reaction latency: address added -> its rule in the kernel"
   emit ""
   emit "nicrouted \`--manage 'eth*'\` on 3 veth NICs (eth0, eth1 with one address each, eth2 none; gateways from"
@@ -296,7 +307,8 @@ if want latency; then
   emit "sent (the kernel emits RTM_NEWADDR within that call, so this is an upper bound) to the receipt of"
   emit "RTM_NEWRULE; \"event\": RTM_NEWADDR receipt -> RTM_NEWRULE receipt (as \`ip -ts monitor address rule\`)."
   emit "Removal: from the delete request to RTM_DELRULE. The daemon starts its pass on the first event of a burst and"
-  emit "gathers what arrives meanwhile into the next pass; the last row makes it wait 2 ms first (\`--coalesce-ms 2\`)."
+  emit "gathers what arrives meanwhile into the next pass; one row makes it wait 2 ms first (\`--coalesce-ms 2\`); the last"
+  emit "two run with 80 NICs x 50 addresses in place (as in b.), half the trials."
   emit "Milliseconds."
   emit ""
   emit "| case | trials | min | median | max | p50 | p99 |"
@@ -308,6 +320,8 @@ if want latency; then
   emit "$(fmt_row "first address of eth2: add, event -> rule" "$NR_TMP/lat-newnic.txt" 1 1000)"
   emit "$(fmt_row "first address of eth2: remove (table emptied), send -> rule gone" "$NR_TMP/lat-newnic.txt" 2 1000)"
   emit "$(fmt_row "secondary address on eth1, \`--coalesce-ms 2\`: add, send -> rule" "$NR_TMP/lat-secondary0.txt" 0 1000)"
+  emit "$(fmt_row "secondary address on eth1, 80 NICs x 50 addresses in place: add, send -> rule" "$NR_TMP/lat-secondary80.txt" 0 1000)"
+  emit "$(fmt_row "secondary address on eth1, 80 x 50 in place: add, event -> rule" "$NR_TMP/lat-secondary80.txt" 1 1000)"
   emit ""
   emit "Targets: p50 <= 1 ms, p99 <= 5 ms (add)."
   emit ""
