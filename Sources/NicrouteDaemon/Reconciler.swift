@@ -35,6 +35,8 @@ public final class Reconciler {
     private var logbook: PassLogbook
     /// What the network data files held when last read (not read again while unchanged).
     private let networkDataCache = NetworkDataCache()
+    /// When NetworkManager last hung on the bus (not asked again for a while).
+    private let networkManagerSilence = NetworkManagerSilence()
     let logger: Logger
     /// nicroute's nftables table and src_valid_mark (forwarded connections).
     public let forwarder: Forwarder
@@ -126,6 +128,12 @@ public final class Reconciler {
                 if let note = forwarder.sourceValidMarkNote(plan.nics[i].link.name) { plan.nics[i].notes.append(note) }
             }
         }
+        // A gateway source that is stuck, named where it is missing.
+        if let note = networkManagerSilence.note {
+            for i in plan.nics.indices where networkManagerSilence.unasked.contains(plan.nics[i].link.name) {
+                plan.nics[i].notes.append(note)
+            }
+        }
         return plan
     }
 
@@ -161,22 +169,26 @@ public final class Reconciler {
     /// Gateway hints from lease files and the config drive, and the file that could not be used
     /// (if any). Read for managed NICs only: nobody else's gateway matters, and this runs on
     /// every pass.
-    private func hints(for snapshot: KernelSnapshot) -> (hints: [Int32: [GatewayHint]], problem: String?) {
+    private func hints(for snapshot: KernelSnapshot) -> (hints: [Int32: [GatewayHint]], problems: [String]) {
         let planner = self.planner
-        var problem: String?
+        var problems: [String] = []
         let hints = GatewayHintCollector(
-            networkDataPaths: configuration.networkDataPaths, networkDataCache: networkDataCache
+            networkDataPaths: configuration.networkDataPaths, networkDataCache: networkDataCache,
+            networkManagerSilence: networkManagerSilence
         )
         .hints(
             for: snapshot.links.filter(planner.isManaged),
-            mainRoutes: snapshot.routes, problem: { problem = $0 })
-        return (hints, problem)
+            mainRoutes: snapshot.routes, problem: { problems.append("ignoring \($0)") })
+        if let note = networkManagerSilence.note {
+            problems.append("\(note); NICs without it: \(networkManagerSilence.unasked.joined(separator: ", "))")
+        }
+        return (hints, problems)
     }
 
-    /// A pass's gateway hints, the problem logged (once while it lasts).
+    /// A pass's gateway hints, the problems logged (each once while it lasts).
     private func passHints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
-        let (hints, problem) = hints(for: snapshot)
-        log(logbook.hintProblem(problem))
+        let (hints, problems) = hints(for: snapshot)
+        logbook.sourceProblems(problems).forEach(log)
         return hints
     }
 
