@@ -369,12 +369,12 @@ public struct Planner: Sendable {
         // NIC skips its own): not a lazy filter over the dictionary for every NIC.
         let allSubnets = subnetsByLink.flatMap { entry in entry.value.map { (link: entry.key, subnet: $0) } }
 
-        // Local routes through managed NICs, per NIC, sorted by prefix (a stable order whatever the
-        // dump's). Only the `local` table is looked at: one comparison per route.
+        // The local routes that may be sources, per interface: only the managed NICs' are looked
+        // up below. Only the `local` table is looked at: one comparison per route.
         var localSourcesByLink: [Int32: [Route]] = [:]
         if configuration.localRoutes {
             for r in snapshot.routes where r.table == RoutingTable.local && Self.isLocalSource(r) {
-                guard let oif = r.outputInterface, managedIndexes.contains(oif) else { continue }
+                guard let oif = r.outputInterface else { continue }
                 if r.family == .inet6 && !configuration.ipv6 { continue }
                 localSourcesByLink[oif, default: []].append(r)
             }

@@ -129,6 +129,7 @@ private func eth1Rule(_ p: String) -> Rule {
         let off = Self.planner { $0.ipv6 = false }.plan(
             snapshot: vm(local: [localRoute("2001:db8:99::/64", dev: 3)]), slots: SlotTable(), hints: hints)
         #expect(!addedRules(off).contains { $0.source == pfx("2001:db8:99::/64") })
+        #expect(off.nics.allSatisfy { $0.sources.isEmpty && !$0.notes.contains { $0.contains("2001:db8:99::/64") } })
     }
 
     @Test func aFamilyTheNICHasNoAddressOfGetsANoteNotARule() {
@@ -161,7 +162,10 @@ private func eth1Rule(_ p: String) -> Rule {
             #expect(plan.nics.allSatisfy { $0.sources.isEmpty }, "\(r)")
             #expect(addedRules(plan).count == 3, "only the three addresses' rules with \(r)")
         }
-        #expect(!Planner.isLocalSource(localRoute("10.130.0.77/32", dev: 3, proto: .kernel)))
+        // Those the route alone rules out.
+        for r in lookalikes where ![2, 3].contains(lookalikes.firstIndex(of: r)!) && r.outputInterface == 3 {
+            #expect(!Planner.isLocalSource(r), "\(r)")
+        }
         #expect(Planner.isLocalSource(localRoute("10.130.0.77/32", dev: 3, proto: .boot)))
     }
 
