@@ -103,7 +103,7 @@ public final class RouteNetlink: Sendable {
 
     /// Every address of `family` (nil: both). Equivalent to `ip address show`.
     ///
-    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    /// - Parameter remember: see `routes(family:skipLocal:keepLocalSources:remember:)`.
     public func addresses(family: AddressFamily? = nil, remember: Bool = false) throws -> [InterfaceAddress] {
         try typedDump(
             MessageType.getAddress, family: family, what: "addresses",
@@ -117,22 +117,36 @@ public final class RouteNetlink: Sendable {
     /// - Parameters:
     ///   - skipLocal: leave out the kernel's `local` table (255: one route per local and
     ///     broadcast address), which is skipped before it is decoded.
+    ///   - keepLocalSources: with `skipLocal`, keep the local table's routes that may be a NIC's
+    ///     sources (local-type, not the kernel's own: `RouteCodec.isLocalTableNoise`), told
+    ///     from their header before the rest is decoded.
     ///   - remember: keep this dump's bytes and result, and answer the next dump that brings the
     ///     same bytes with the same routes, without decoding them again. Every call still reads
     ///     the kernel's whole answer: only the decoding is saved.
-    public func routes(family: AddressFamily?, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
+    public func routes(
+        family: AddressFamily?, skipLocal: Bool = false, keepLocalSources: Bool = false, remember: Bool = false
+    ) throws -> [Route] {
         // rtm_table is exact for tables below 256.
-        let skip: ((ByteReader) -> Bool)? =
-            skipLocal ? { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) } : nil
+        let skip: ((ByteReader) -> Bool)?
+        if !skipLocal {
+            skip = nil
+        } else if keepLocalSources {
+            skip = { p in
+                guard let h = RouteCodec.routeHeader(p) else { return false }
+                return RouteCodec.isLocalTableNoise(table: h.table, proto: h.proto, type: h.type)
+            }
+        } else {
+            skip = { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) }
+        }
         return try typedDump(
             MessageType.getRoute, family: family, what: "routes", skip: skip,
-            key: remember ? "routes \(family.map(\.description) ?? "all") \(skipLocal)" : nil
+            key: remember ? "routes \(family.map(\.description) ?? "all") \(skipLocal) \(keepLocalSources)" : nil
         ) { if case .route(let r) = $0 { r } else { nil } }
     }
 
     /// Every rule of `family` (nil: IPv4 and IPv6, in one dump). Equivalent to `ip rule show`.
     ///
-    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    /// - Parameter remember: see `routes(family:skipLocal:keepLocalSources:remember:)`.
     public func rules(family: AddressFamily?, remember: Bool = false) throws -> [Rule] {
         try typedDump(
             MessageType.getRule, family: family, what: "rules",
@@ -161,7 +175,7 @@ public final class RouteNetlink: Sendable {
         }
     }
 
-    /// A dump decoded into `T`s; with a `key`, remembered (see `routes(family:skipLocal:remember:)`).
+    /// A dump decoded into `T`s; with a `key`, remembered (see `routes(family:skipLocal:keepLocalSources:remember:)`).
     private func typedDump<T: Sendable>(
         _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil, key: String?,
         _ extract: (RouteObject) -> T?

@@ -12,6 +12,8 @@ final class TriggerBox {
         var probes: Set<IPAddress> = []
         var linkNames: [Int32: String] = [:]
         var managed: Set<Int32> = []
+        /// `LocalRoutes=`: whether local routes through managed NICs are sources.
+        var localRoutes: Bool = true
     }
 
     private var pending = KernelEvents()
@@ -127,21 +129,31 @@ final class TriggerBox {
 
     /// False for notifications that `isRelevant` would turn down whatever the interest, told from
     /// the undecoded bytes: nicroute's own routes added outside the main table (the echo of its
-    /// own changes, thousands in a full reconcile), told from `RouteCodec.routeHeader`: `rtm_table` is the
-    /// table itself below 256 and `RT_TABLE_COMPAT` above.
+    /// own changes, thousands in a full reconcile), and the `local` table's routes that cannot be
+    /// a source (the kernel's own local and broadcast routes, added and removed with every
+    /// address), told from `RouteCodec.routeHeader`: `rtm_table` is the table itself below 256
+    /// and `RT_TABLE_COMPAT` above.
     static func worthDecoding(_ header: NetlinkHeader, _ payload: ByteReader) -> Bool {
-        guard header.type == MessageType.newRoute, let h = RouteCodec.routeHeader(payload) else { return true }
-        return h.proto != .nicroute || UInt32(h.table) == RoutingTable.main
+        guard header.type == MessageType.newRoute || header.type == MessageType.deleteRoute,
+            let h = RouteCodec.routeHeader(payload)
+        else { return true }
+        if RouteCodec.isLocalTableNoise(table: h.table, proto: h.proto, type: h.type) { return false }
+        return header.type == MessageType.deleteRoute || h.proto != .nicroute || UInt32(h.table) == RoutingTable.main
     }
 
     /// Links and addresses always matter; routes in the main table or in nicroute's tables;
-    /// rules and routes of nicroute's that went away; neighbours being probed.
+    /// local routes that are sources of a managed NIC (`Planner.isLocalSource`), added or
+    /// removed; rules and routes of nicroute's that went away; neighbours being probed.
     static func isRelevant(_ object: RouteObject, added: Bool, interest: Interest) -> Bool {
         switch object {
         case .link, .address:
             return true
         case .route(let r):
             if r.table == RoutingTable.main { return true }
+            if r.table == RoutingTable.local {
+                guard interest.localRoutes, let oif = r.outputInterface else { return false }
+                return interest.managed.contains(oif) && Planner.isLocalSource(r)
+            }
             if r.proto == .nicroute { return !added }
             return interest.tables?.contains(r.table) ?? false
         case .rule(let r):

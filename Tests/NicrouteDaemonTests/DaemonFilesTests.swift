@@ -400,6 +400,9 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(parsed.controlGroup == nil)
         #expect(parsed.manage.map(\.description) == ["eth*", "ens*"])
         #expect(parsed.gateways.count == 1)
+        #expect(uncommented.contains("\nLocalRoutes=yes\n"))
+        #expect(parsed.localRoutes == defaults.localRoutes)
+        #expect(parsed.sources.count == 1)
     }
 }
 
