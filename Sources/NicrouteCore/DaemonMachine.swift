@@ -7,8 +7,11 @@
 /// and carries out what that returns before the rest of the list.
 /// When to pass, the back-off after a failed read, the retry and probe deadlines, the
 /// coalescing window, the periodic nftables check, reload with the last good configuration,
-/// pausing after a flush, the STATUS= cache and log de-duplication all live here, tested with
-/// tables (like swift-nio's state machines that return an action and let the caller do the I/O).
+/// pausing after a flush, when `status` and `plan` are answered, the STATUS= cache and the
+/// preflight findings' de-duplication all live here, tested with tables (like swift-nio's state
+/// machines that return an action and let the caller do the I/O). Beside it, as pure values too:
+/// what a pass logs and its retries after failures (`PassLogbook`), when the last plan stands
+/// (`QuietPlan`), forwarded connections' table (`ForwardTableKeeper`).
 ///
 /// Pure: no clock (time comes in as `now`, monotonic seconds), no I/O.
 public struct DaemonMachine: Sendable {
