@@ -267,7 +267,9 @@ extension Nicroutectl {
                 when the reply leaves through I via I's gateway and the request is accepted; otherwise \
                 the line says why: no rule, no default route in its table, gateway unconfirmed, a \
                 foreign rule of higher priority wins, rp_filter would drop the request, NIC not \
-                managed, not an address of this host.
+                managed, not an address of this host. Local routes a NIC answers for (a forwarded IP \
+                as GCE's agent installs it, an AnyIP range) are checked too, from an address inside \
+                each prefix.
 
                 Not checked here: replies to connections forwarded to containers or guests behind this \
                 host (Docker ports, DNAT). They carry the container's source address, which no source \
