@@ -169,7 +169,7 @@ struct SharedOptions: ParsableArguments {
     func statusReport(logLevel: Logger.Level = .critical) throws -> StatusReport {
         if let answer = try ask(.status) { return try StatusReport(json: answer) }
         let r = try reconciler(logLevel: logLevel)
-        let snapshot = try r.client.snapshot()
+        let snapshot = try r.snapshot()
         let plan = r.plan(from: snapshot)
         let rules = plan.nics.reduce(0) { $0 + $1.addresses.count }
         return StatusReport(
@@ -248,7 +248,7 @@ extension Nicroutectl {
                     output = try PlanOutput(json: answer)
                 } else {
                     let r = try shared.reconciler()
-                    let snapshot = try r.client.snapshot()
+                    let snapshot = try r.snapshot()
                     output = PlanOutput(plan: r.plan(from: snapshot), snapshot: snapshot)
                 }
                 if format.json {
