@@ -183,8 +183,10 @@ public final class NicrouteDaemon {
     /// (`UdevDevices`). Nil, with one warning, when the monitor cannot be opened.
     private func watchUdev(loop: EventLoop, reconciler: Reconciler, driver: DaemonDriver) -> UdevMonitor? {
         do {
-            let monitor = try UdevMonitor(loop: loop) { index in
-                if reconciler.devices.heard(index: index) { driver.feed(.nftablesChanged) }
+            let monitor = try UdevMonitor(loop: loop) { [logger] index in
+                let looked = reconciler.devices.heard(index: index)
+                logger.debug("udev: event for ifindex \(index)\(looked ? ": read again" : "")")
+                if looked { driver.feed(.nftablesChanged) }
             }
             reconciler.devices.monitored = true
             return monitor

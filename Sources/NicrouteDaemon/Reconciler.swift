@@ -104,10 +104,11 @@ public final class Reconciler {
         }
     }
 
-    /// Replaces the configuration (after a successful reload).
+    /// Replaces the configuration (after a successful reload); udev's database is read anew.
     public func update(_ configuration: Configuration) {
         self.configuration = configuration
         quiet.forget()
+        devices.forget()
     }
 
     /// The planner for the current configuration.

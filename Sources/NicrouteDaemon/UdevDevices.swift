@@ -64,6 +64,9 @@ public final class UdevDevices {
         known.removeValue(forKey: index) != nil
     }
 
+    /// Forgets what was read: the next pass reads udev's database again (a reload).
+    public func forget() { known = [:] }
+
     private func read(_ link: Link) -> DeviceHold? {
         var device: OpaquePointer?
         let rc = sd_device_new_from_device_id(&device, "n\(link.index)")
