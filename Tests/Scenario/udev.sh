@@ -145,6 +145,8 @@ check_route "eth1's replies follow main (nicroute leaves it alone)" "$V4_DST" "$
 out=$(ctl status 2>&1 || true)
 check "status: 'Not managed: eth1: NICROUTE_MANAGE=0 in udev's database', eth0 managed" \
   bash -c "grep -q \"^Not managed: $NIC_B: NICROUTE_MANAGE=0 in udev's database\$\" <<<\"\$0\" && grep -q '^● $NIC_A ' <<<\"\$0\" && ! grep -q '^[●○] $NIC_B ' <<<\"\$0\"" "$out"
+out=$(ctl check "$ADDR_B" 2>&1 || true)
+check "check $ADDR_B: not managed, and why" grep -qF "eth1 is not managed by nicroute: no table or rule of its own (NICROUTE_MANAGE=0 in udev's database)" <<<"$out"
 json=$(ctl status --json 2>/dev/null || true)
 check "status --json: excluded [eth1]" \
   test "$(jq -c '[.excluded[] | .name]' <<<"$json" 2>/dev/null)" == "[\"$NIC_B\"]"
