@@ -180,8 +180,13 @@ public final class NicrouteDaemon {
     /// NIC a pass looked at (added, its properties changed, renamed), a pass that reads
     /// everything follows: the input nftables' announcements use, which asks for nothing else.
     /// rtnetlink announces a new NIC before udev has processed it; until then it is held
-    /// (`UdevDevices`). Nil, with one warning, when the monitor cannot be opened.
+    /// (`UdevDevices`). Nil where udev does not run (containers: nothing to hear, nothing read),
+    /// and, with one warning, when the monitor cannot be opened.
     private func watchUdev(loop: EventLoop, reconciler: Reconciler, driver: DaemonDriver) -> UdevMonitor? {
+        guard access(reconciler.devices.controlPath, F_OK) == 0 else {
+            logger.debug("udev does not run (no \(reconciler.devices.controlPath)): its database is not read")
+            return nil
+        }
         do {
             let monitor = try UdevMonitor(loop: loop) { [logger] index in
                 let looked = reconciler.devices.heard(index: index)
