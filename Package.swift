@@ -2,7 +2,9 @@
 // The house, one direction of dependency:
 //   NicrouteCore (pure: model, planner, the daemon's state machine)  <-  Netlink (codec + socket)
 //     <-  NicrouteDaemon (wiring: one sd-event loop drives the machine)  ->  CSystemd
-//   nicrouted, nicroutectl: thin executables over the libraries.
+//   NicrouteCommands: the two tools' command lines (swift-argument-parser) over the libraries;
+//   nicrouted, nicroutectl: one tool each (development, tests, docs); nicroute-multicall: both in
+//   one binary, by the name it is run under (the release build and the packages).
 // nicrouted is single-threaded: one sd-event loop owns every descriptor (rtnetlink events,
 // nftables changes, the control socket and its clients), the signals, the watchdog and the one
 // timer; no Swift concurrency on the daemon's path.
@@ -14,6 +16,7 @@ let package = Package(
     products: [
         .executable(name: "nicrouted", targets: ["nicrouted"]),
         .executable(name: "nicroutectl", targets: ["nicroutectl"]),
+        .executable(name: "nicroute-multicall", targets: ["nicroute-multicall"]),
         .executable(name: "nicroute-fuzz", targets: ["NetlinkFuzz"]),
         .library(name: "NicrouteCore", targets: ["NicrouteCore"]),
         .library(name: "Netlink", targets: ["Netlink"]),
@@ -64,22 +67,20 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .executableTarget(
-            name: "nicrouted",
+        // The command lines of nicrouted and nicroutectl; the executables below only call in.
+        .target(
+            name: "NicrouteCommands",
             dependencies: [
-                "NicrouteDaemon",
+                "NicrouteDaemon", "NicrouteCore", "Netlink",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .executableTarget(
-            name: "nicroutectl",
-            dependencies: [
-                "NicrouteDaemon",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-            ]
-        ),
+        .executableTarget(name: "nicrouted", dependencies: ["NicrouteCommands"]),
+        .executableTarget(name: "nicroutectl", dependencies: ["NicrouteCommands"]),
+        // Both tools in one binary, chosen by basename(argv[0]): what the packages install, once
+        // (the Swift runtime and Foundation, linked in statically, are most of its bytes).
+        .executableTarget(name: "nicroute-multicall", dependencies: ["NicrouteCommands"]),
 
         // libFuzzer entry point (LLVMFuzzerRunDriver, weak so that a normal build links too).
         .target(name: "CFuzzer"),

@@ -11,7 +11,7 @@
 #
 # Options:
 #   --quick            fewer trials everywhere
-#   --only LIST        comma-separated subset of: latency, scale, footprint, robustness, firsthost
+#   --only LIST        comma-separated subset of: latency, scale, footprint, churn, robustness, firsthost
 #   --trials N         latency trials per case (default 300; --quick 40)
 #   --idle S           idle observation window in seconds (default 60; --quick 15)
 #   --bin DIR          use nicrouted/nicroutectl from DIR instead of building
@@ -26,8 +26,12 @@
 #              address-less NIC (a new table: routes, then the rule); the removal too.
 #   scale      80 NICs x 50 addresses, 64/8/1 NICs x 16: daemon start -> READY (first pass included) and the
 #              first pass alone, against `ip -batch` of exactly the objects nicroute installed;
-#              then no-op passes (a link event on an unmanaged veth; an address renewal) and `nicroutectl
+#              then no-op passes (the first event after each start; a link event on an unmanaged
+#              veth; an address renewal; a route event in main; a rule event) and `nicroutectl
 #              reconfigure` round trips on that state; the daemon's memory there.
+#   churn      at 16 x 16: 100,000 address add/remove events on a managed NIC and 1,000 hot-plug
+#              cycles (a NIC with an address plugged, then removed): RSS and open descriptors
+#              before and after.
 #   footprint  idle RSS/HWM and context switches of every thread over the idle window, with
 #              WATCHDOG_USEC=20 s and a NOTIFY_SOCKET we bind (pings counted); start -> READY.
 #   robustness Tests/Robustness/robustness.sh --long with the same binaries (storm with socket
@@ -44,7 +48,7 @@ NR_ID=$$
 source "$REPO/Tests/Scenario/lib.sh"
 PY="$REPO/Tests/Bench/nlbench.py"
 
-QUICK=0 ONLY="latency,scale,footprint,robustness,firsthost" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
+QUICK=0 ONLY="latency,scale,footprint,churn,robustness,firsthost" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
 ARGS="$*"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -226,7 +230,7 @@ size_mb() {
   local stripped
   stripped=$(mktemp "$NR_TMP/strip.XXXXXX")
   strip -o "$stripped" "$1"
-  awk -v a="$(stat -c %s "$1")" -v b="$(stat -c %s "$stripped")" 'BEGIN { printf "%.1f MB (%.1f MB)", a / 1e6, b / 1e6 }'
+  awk -v a="$(stat -L -c %s "$1")" -v b="$(stat -c %s "$stripped")" 'BEGIN { printf "%.1f MB (%.1f MB)", a / 1e6, b / 1e6 }'
   rm -f "$stripped"
 }
 
@@ -282,6 +286,17 @@ if want latency; then
   ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
     --trials "$((TRIALS / 2))" --out "$NR_TMP/lat-secondary0.txt"
   daemon_stop
+  # The same with 80 NICs x 50 addresses in place: a secondary address on eth1.
+  ns_pair
+  make_nics 80 50
+  rm -rf "$NR_TMP/state"
+  notify_listen
+  daemon_start "$NR_TMP/latency80.log"
+  wait_ready 1 120 >/dev/null || nr_die "nicrouted not READY (latency, 80 x 50)"
+  sleep 1
+  ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
+    --trials "$((TRIALS / 2))" --out "$NR_TMP/lat-secondary80.txt"
+  daemon_stop
   emit "### a. Reaction latency: address added -> its rule in the kernel"
   emit ""
   emit "nicrouted \`--manage 'eth*'\` on 3 veth NICs (eth0, eth1 with one address each, eth2 none; gateways from"
@@ -292,7 +307,8 @@ if want latency; then
   emit "sent (the kernel emits RTM_NEWADDR within that call, so this is an upper bound) to the receipt of"
   emit "RTM_NEWRULE; \"event\": RTM_NEWADDR receipt -> RTM_NEWRULE receipt (as \`ip -ts monitor address rule\`)."
   emit "Removal: from the delete request to RTM_DELRULE. The daemon starts its pass on the first event of a burst and"
-  emit "gathers what arrives meanwhile into the next pass; the last row makes it wait 2 ms first (\`--coalesce-ms 2\`)."
+  emit "gathers what arrives meanwhile into the next pass; one row makes it wait 2 ms first (\`--coalesce-ms 2\`); the last"
+  emit "two run with 80 NICs x 50 addresses in place (as in b.), half the trials."
   emit "Milliseconds."
   emit ""
   emit "| case | trials | min | median | max | p50 | p99 |"
@@ -304,6 +320,8 @@ if want latency; then
   emit "$(fmt_row "first address of eth2: add, event -> rule" "$NR_TMP/lat-newnic.txt" 1 1000)"
   emit "$(fmt_row "first address of eth2: remove (table emptied), send -> rule gone" "$NR_TMP/lat-newnic.txt" 2 1000)"
   emit "$(fmt_row "secondary address on eth1, \`--coalesce-ms 2\`: add, send -> rule" "$NR_TMP/lat-secondary0.txt" 0 1000)"
+  emit "$(fmt_row "secondary address on eth1, 80 NICs x 50 addresses in place: add, send -> rule" "$NR_TMP/lat-secondary80.txt" 0 1000)"
+  emit "$(fmt_row "secondary address on eth1, 80 x 50 in place: add, event -> rule" "$NR_TMP/lat-secondary80.txt" 1 1000)"
   emit ""
   emit "Targets: p50 <= 1 ms, p99 <= 5 ms (add)."
   emit ""
@@ -324,11 +342,15 @@ if want scale; then
   emit "checked identical afterwards. Both from empty, alternating, $SCALE_TRIALS runs each. No-op passes (durations"
   emit "from the debug log), $NOOP_TRIALS of each kind, 30-60 ms apart: link events on an unmanaged veth (MTU toggles: the"
   emit "kernel picture changed, the plan is made again, nothing to do) and address renewals on eth0 (lifetimes reset,"
-  emit "as by a DHCP client: the picture the plan is made from is unchanged); and \`nicroutectl reconfigure\` round"
-  emit "trips (process start and a configuration reload included). Milliseconds."
+  emit "as by a DHCP client: the picture the plan is made from is unchanged), routes added to and deleted from main"
+  emit "(192.0.2.0/24 via eth0's gateway: nothing in nicroute's tables depends on it), rules added and deleted (priority"
+  emit "5, from 192.0.2.1 lookup main: another tool's rule changes no plan, so it starts no pass; it only makes the next"
+  emit "pass read everything), and the first event after each start (an MTU toggle right after READY: the"
+  emit "start's pass changed everything); and \`nicroutectl reconfigure\` round trips (process start and a"
+  emit "configuration reload included). Milliseconds."
   emit ""
-  emit "| NICs x addrs | objects | start -> READY (median, min-max) | first pass (median) | ip -batch (median, min-max) | ratio READY / batch | ratio first pass / batch | no-op pass, link event: p50 / p99 / max | no-op pass, address renewal: p50 / p99 / max | reconfigure round trip (median) | RSS / HWM / anonymous (MB) |"
-  emit "|---|---|---|---|---|---|---|---|---|---|---|"
+  emit "| NICs x addrs | objects | start -> READY (median, min-max) | first pass (median) | ip -batch (median, min-max) | ratio READY / batch | ratio first pass / batch | no-op pass, link event: p50 / p99 / max | no-op pass, address renewal: p50 / p99 / max | no-op pass, route event: p50 / p99 / max | no-op pass, rule event: p50 / p99 / max | first event after start: median / max (n) | reconfigure round trip (median) | RSS / HWM / anonymous (MB) |"
+  emit "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   for size in $SCALE_SIZES; do
     n=${size%x*} per=${size#*x}
     say "scale: $n NICs x $per addresses"
@@ -336,7 +358,7 @@ if want scale; then
     make_nics "$n" "$per"
     rm -rf "$NR_TMP/state"
     : >"$NR_TMP/ready-$n.txt" ; : >"$NR_TMP/batch-$n.txt"; : >"$NR_TMP/first-$n.txt"
-    : >"$NR_TMP/noop-$n.txt"; : >"$NR_TMP/reconf-$n.txt"
+    : >"$NR_TMP/noop-$n.txt"; : >"$NR_TMP/reconf-$n.txt"; : >"$NR_TMP/firstev-$n.txt"
     ref=""
     for ((t = 0; t < SCALE_TRIALS; t++)); do
       notify_listen
@@ -345,6 +367,12 @@ if want scale; then
       tready=$(wait_ready 1 120) || nr_die "nicrouted not READY ($n NICs)"
       echo "$((tready - DSTART))" >>"$NR_TMP/ready-$n.txt"
       pass_durations "$log" startup | head -n 1 | awk '{ print $1 }' >>"$NR_TMP/first-$n.txt"
+      # The first event after the start: nothing of the start's pass is left to reuse.
+      ip -n "$NS_VM" link set x0 mtu 1400
+      sleep 0.3
+      pass_durations "$log" events | head -n 1 | awk '{ print $1 }' >>"$NR_TMP/firstev-$n.txt"
+      ip -n "$NS_VM" link set x0 mtu 1500
+      sleep 0.1
       if [[ $t -eq 0 ]]; then
         # No-op passes on the installed state, and reconfigure round trips.
         for ((k = 0; k < NOOP_TRIALS; k++)); do
@@ -363,6 +391,23 @@ if want scale; then
         sleep 0.2
         # (The first renewal makes the address non-permanent, a change of the picture: skipped.)
         pass_durations "$log" events | awk '{ print $1 }' | tail -n +"$((seen + 2))" >"$NR_TMP/renew-$n.txt"
+        # Route events in main that change no plan, then rule events.
+        seen=$(pass_durations "$log" events | wc -l)
+        for ((k = 0; k < NOOP_TRIALS; k++)); do
+          op=add; ((k % 2)) && op=del
+          ip -n "$NS_VM" route "$op" 192.0.2.0/24 via 10.10.0.1 dev eth0
+          sleep "0.0$((3 + RANDOM % 4))"
+        done
+        sleep 0.2
+        pass_durations "$log" events | awk '{ print $1 }' | tail -n +"$((seen + 1))" >"$NR_TMP/route-$n.txt"
+        seen=$(pass_durations "$log" events | wc -l)
+        for ((k = 0; k < NOOP_TRIALS; k++)); do
+          op=add; ((k % 2)) && op=del
+          ip -n "$NS_VM" rule "$op" priority 5 from 192.0.2.1 lookup main
+          sleep "0.0$((3 + RANDOM % 4))"
+        done
+        sleep 0.2
+        pass_durations "$log" events | awk '{ print $1 }' | tail -n +"$((seen + 1))" >"$NR_TMP/rule-$n.txt"
         for ((k = 0; k < 10; k++)); do
           t0=$(nr_now_us)
           ip netns exec "$NS_VM" "$NICROUTECTL" reconfigure --control-socket "$NR_TMP/control.sock" >/dev/null
@@ -388,10 +433,13 @@ if want scale; then
     read -r _ bmin bmed bmax _ < <(stats "$NR_TMP/batch-$n.txt" 0 1000)
     read -r _ _ _ nmax np50 np99 _ < <(stats "$NR_TMP/noop-$n.txt" 0 1000)
     read -r _ _ _ emax ep50 ep99 _ < <(stats "$NR_TMP/renew-$n.txt" 0 1000)
+    read -r _ _ _ omax op50 op99 _ < <(stats "$NR_TMP/route-$n.txt" 0 1000)
+    read -r un _ _ umax up50 up99 _ < <(stats "$NR_TMP/rule-$n.txt" 0 1000)
+    read -r fen _ femed femax _ < <(stats "$NR_TMP/firstev-$n.txt" 0 1000)
     read -r _ _ cmed _ _ < <(stats "$NR_TMP/reconf-$n.txt" 0 1000)
     ratio=$(awk -v a="$rmed" -v b="$bmed" 'BEGIN { printf "%.2f", a / b }')
     fratio=$(awk -v a="$fmed" -v b="$bmed" 'BEGIN { printf "%.2f", a / b }')
-    emit "| $n x $per | $objects | $rmed ($rmin-$rmax) | $fmed | $bmed ($bmin-$bmax) | $ratio | $fratio | $np50 / $np99 / $nmax | $ep50 / $ep99 / $emax | $cmed | $(awk -v r="$rss" -v h="$hwm" -v a="$ranon" 'BEGIN { printf "%.1f / %.1f / %.1f", r / 1024, h / 1024, a / 1024 }') |"
+    emit "| $n x $per | $objects | $rmed ($rmin-$rmax) | $fmed | $bmed ($bmin-$bmax) | $ratio | $fratio | $np50 / $np99 / $nmax | $ep50 / $ep99 / $emax | $op50 / $op99 / $omax | $( ((un)) && echo "$up50 / $up99 / $umax" || echo "no pass (not relevant)") | $femed / $femax ($fen) | $cmed | $(awk -v r="$rss" -v h="$hwm" -v a="$ranon" 'BEGIN { printf "%.1f / %.1f / %.1f", r / 1024, h / 1024, a / 1024 }') |"
     cp "$NR_TMP/scale-$n-0.log" "$NR_TMP/keep-scale-$n.log" 2>/dev/null || true
   done
   emit ""
@@ -443,7 +491,12 @@ if want footprint; then
   emit ""
   emit "| measure | value |"
   emit "|---|---|"
-  emit "| binaries: nicrouted / nicroutectl, as built (stripped, as packaged) | $(size_mb "$NICROUTED") / $(size_mb "$NICROUTECTL") |"
+  if [[ -L $NICROUTECTL && $(readlink -f "$NICROUTECTL") == "$(readlink -f "$NICROUTED")" ]]; then
+    # One binary for both tools (scripts/build-release.sh since issue 20).
+    emit "| binary: nicrouted, nicroutectl a symlink to it, as built (stripped, as packaged) | $(size_mb "$NICROUTED") |"
+  else
+    emit "| binaries: nicrouted / nicroutectl, as built (stripped, as packaged) | $(size_mb "$NICROUTED") / $(size_mb "$NICROUTECTL") |"
+  fi
   emit "| VmRSS / VmHWM idle | $(awk -v r="$rss" -v h="$hwm" 'BEGIN { printf "%.1f MB / %.1f MB", r / 1024, h / 1024 }') |"
   emit "| of which anonymous / file-backed (the binary's pages) | $(awk -v a="$ranon" -v f="$rfile" 'BEGIN { printf "%.1f MB / %.1f MB", a / 1024, f / 1024 }') |"
   emit "| threads at the end (seen during the window; born; ended) | $threads ($seen; $born; $ended) |"
@@ -511,6 +564,61 @@ if want firsthost; then
   else
     emit "\`ROUNDS=$rounds Tests/Scenario/first-host.sh\` (exit status $rc): no figure (see the test's output)."
   fi
+  emit ""
+fi
+
+# ---- f. churn soak --------------------------------------------------------------------------
+if want churn; then
+  CHURN_ADDRS=$((QUICK ? 10000 : 100000)) CHURN_PLUGS=$((QUICK ? 100 : 1000))
+  say "churn: 16 x 16, $CHURN_ADDRS address events, $CHURN_PLUGS hot-plug cycles"
+  ns_pair
+  make_nics 16 16
+  rm -rf "$NR_TMP/state"
+  notify_listen
+  daemon_start "$NR_TMP/churn.log"
+  wait_ready 1 60 >/dev/null || nr_die "nicrouted not READY (churn)"
+  sleep 1
+  fds() { find "/proc/$DPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+  read -r rss0 _ < <(mem "$DPID")
+  fd0=$(fds)
+  # Address events: /32s added and removed on eth1, 1,000 per batch (each add and each removal is
+  # one notification and may be one pass).
+  t0=$(nr_now_us)
+  for ((k = 0; k < CHURN_ADDRS / 2000; k++)); do
+    { for ((j = 0; j < 1000; j++)); do echo "addr add 10.11.$((100 + j / 250)).$((j % 250 + 1))/32 dev eth1"; done
+      for ((j = 0; j < 1000; j++)); do echo "addr del 10.11.$((100 + j / 250)).$((j % 250 + 1))/32 dev eth1"; done
+    } | ip -n "$NS_VM" -batch -
+  done
+  taddr=$(( ($(nr_now_us) - t0) / 1000 ))
+  # Hot-plug cycles: a NIC with an address plugged, then removed.
+  t0=$(nr_now_us)
+  for ((k = 0; k < CHURN_PLUGS; k++)); do
+    ip -n "$NS_VM" -batch - <<<"link add eth99 type veth peer name p99 netns $NS_PEER
+link set eth99 up
+addr add 10.99.0.2/24 dev eth99"
+    sleep 0.005
+    ip -n "$NS_VM" link del eth99
+  done
+  tplug=$(( ($(nr_now_us) - t0) / 1000 ))
+  # Settle: the last passes done, a timer's retry come and gone.
+  sleep 3
+  kill -0 "$DPID" 2>/dev/null || nr_die "nicrouted died during the churn soak"
+  read -r rss1 hwm1 < <(mem "$DPID")
+  fd1=$(fds)
+  passes=$(python3 "$PY" logpasses "$NR_TMP/churn.log" | wc -l)
+  left=$(ip -n "$NS_VM" -4 rule show | grep -cE '10\.11\.1[0-9][0-9]\.|10\.99\.' || true)
+  daemon_stop
+  emit "### f. Churn soak"
+  emit ""
+  emit "16 NICs x 16 addresses in place, then $CHURN_ADDRS address events on eth1 (/32s added and removed, 1,000 per"
+  emit "\`ip -batch\`, $taddr ms) and $CHURN_PLUGS hot-plug cycles (a veth NIC with an address plugged and removed, $tplug ms);"
+  emit "the daemon's memory and open descriptors before and 3 s after. $passes passes ran."
+  emit ""
+  emit "| RSS before (MB) | RSS after (MB) | difference (MB) | HWM (MB) | open fds before / after | rules left for the churned addresses |"
+  emit "|---|---|---|---|---|---|"
+  emit "$(awk -v a="$rss0" -v b="$rss1" -v h="$hwm1" -v f0="$fd0" -v f1="$fd1" -v l="$left" 'BEGIN { printf "| %.1f | %.1f | %+.1f | %.1f | %d / %d | %d |", a / 1024, b / 1024, (b - a) / 1024, h / 1024, f0, f1, l }')"
+  emit ""
+  emit "Target: RSS after within 1 MB of before, open descriptors unchanged."
   emit ""
 fi
 

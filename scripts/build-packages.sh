@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds nicroute's .deb and .rpm into a folder (default: dist/), from the same static release
-# binaries and the same staged tree, then checks them: lintian on the .deb (every tag it still
-# prints must be explained in packaging/debian/lintian-expected), and the .rpm's file list
+# binary (nicrouted, with nicroutectl a symlink to it) and the same staged tree, then checks
+# them: lintian on the .deb (every tag it still prints must be explained in
+# packaging/debian/lintian-expected), and the .rpm's file list
 # against the .deb's (the only differences allowed are the distributions' own paths: see stage()).
 #
 #   sudo bash scripts/build-packages.sh [--version V] [OUTDIR]
@@ -74,8 +75,10 @@ stage() {
     else
         unitdir=usr/lib/systemd/system zshdir=usr/share/zsh/site-functions
     fi
-    install -D -m 0755 "$bin/nicrouted" "$d/usr/bin/nicrouted"
-    install -D -m 0755 "$bin/nicroutectl" "$d/usr/bin/nicroutectl"
+    # One binary, both tools (scripts/build-release.sh): installed once, as the daemon the unit
+    # runs; nicroutectl is a relative symlink to it (the binary runs the tool argv[0] names).
+    install -D -m 0755 "$bin/nicroute-multicall" "$d/usr/bin/nicrouted"
+    ln -s nicrouted "$d/usr/bin/nicroutectl"
     install -D -m 0644 units/nicrouted.service "$d/$unitdir/nicrouted.service"
     # The unit's User=nicroute: both packages create it from this file in their scripts.
     install -D -m 0644 packaging/common/sysusers.conf "$d/usr/lib/sysusers.d/nicroute.conf"
@@ -103,7 +106,7 @@ stage() {
     done
     [[ $kind == deb ]] || install -D -m 0644 LICENSE "$d/usr/share/doc/nicroute/LICENSE"
     # Strip once here (both packages get the same bytes; dh_strip and brp-strip find nothing left).
-    strip --strip-unneeded "$d/usr/bin/nicrouted" "$d/usr/bin/nicroutectl"
+    strip --strip-unneeded "$d/usr/bin/nicrouted"
 }
 
 # ---- .deb ------------------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Builds the release binaries that packages and system tests ship: nicrouted and nicroutectl
-# with the Swift runtime, libstdc++ and libgcc linked in, linked against Debian 11's glibc 2.31
+# Builds the release binary that packages and system tests ship: nicrouted and nicroutectl in one
+# executable (nicroute-multicall, run as either name) with the Swift runtime, libstdc++ and
+# libgcc linked in, linked against Debian 11's glibc 2.31
 # and libsystemd 247, so that they run on any distribution with glibc 2.31 and libsystemd0 247
 # or newer (docs/platforms.md).
 #
-#   bash scripts/build-release.sh        # prints the directory holding the two binaries
+#   bash scripts/build-release.sh        # prints the directory holding nicrouted and nicroutectl
+#                                        # (a symlink to nicrouted)
 #
 # The sysroot comes from scripts/build-sysroot.sh (debootstrapped once, as root, then cached).
 # Scratch path .build-release (shared by scripts/build-packages.sh and Tests/System/*.sh, so the
 # flags below must stay the same everywhere: a change rebuilds from scratch, ~5 min on 2 cores).
-# The build fails when a binary needs more than glibc and libsystemd, or a glibc newer than
+# The build fails when the binary needs more than glibc and libsystemd, or a glibc newer than
 # 2.31 (scripts/check-glibc-floor.sh names the symbols). Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,18 +64,20 @@ flags=(-c release --static-swift-stdlib --disable-local-rpath --scratch-path .bu
     -Xswiftc -Xclang-linker -Xswiftc "--sysroot=$sysroot" -Xlinker "-L$libs" -Xlinker "$libs/glibc-compat.o"
     -Xswiftc -Xclang-linker -Xswiftc -static-libgcc -Xlinker -z -Xlinker relro -Xlinker -z -Xlinker now)
 echo "# swift build ${flags[*]}" >&2
-swift build "${flags[@]}" --product nicrouted >&2
-swift build "${flags[@]}" --product nicroutectl >&2
+swift build "${flags[@]}" --product nicroute-multicall >&2
 bin=$PWD/.build-release/release
-for b in nicrouted nicroutectl; do
-    # glibc 2.31 keeps libpthread, libdl, libutil and librt apart from libc (2.34 merged them);
-    # all are the libc6 package.
-    extra=$(readelf -d "$bin/$b" | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p' |
-        grep -vxE 'ld-linux-x86-64\.so\.2|lib(c|m|pthread|dl|util|rt)\.so\.[0-9]+|libsystemd\.so\.0' || true)
-    if [[ -n $extra ]]; then
-        echo "build-release: $b needs more than glibc and libsystemd: $extra" >&2
-        exit 1
-    fi
-done
-bash scripts/check-glibc-floor.sh --glibc 2.31 --libsystemd 247 "$bin/nicrouted" "$bin/nicroutectl" >&2
+# glibc 2.31 keeps libpthread, libdl, libutil and librt apart from libc (2.34 merged them);
+# all are the libc6 package.
+extra=$(readelf -d "$bin/nicroute-multicall" | sed -nE 's/.*\(NEEDED\).*\[(.*)\]/\1/p' |
+    grep -vxE 'ld-linux-x86-64\.so\.2|lib(c|m|pthread|dl|util|rt)\.so\.[0-9]+|libsystemd\.so\.0' || true)
+if [[ -n $extra ]]; then
+    echo "build-release: nicroute-multicall needs more than glibc and libsystemd: $extra" >&2
+    exit 1
+fi
+bash scripts/check-glibc-floor.sh --glibc 2.31 --libsystemd 247 "$bin/nicroute-multicall" >&2
+# One binary holds both tools and runs the one named by argv[0] (Sources/NicrouteCommands/
+# Entry.swift): nicrouted is that binary (a hard link), nicroutectl a symlink to it, as the
+# packages install them.
+ln -f "$bin/nicroute-multicall" "$bin/nicrouted"
+ln -sfn nicrouted "$bin/nicroutectl"
 echo "$bin"

@@ -315,12 +315,19 @@ public enum RouteCodec {
         return IPPrefix(a, length: length)
     }
 
-    /// `rtm_table` and `rtm_protocol` of a route message's payload, read from its `struct rtmsg`
-    /// without decoding the rest; nil when the payload is shorter than the header. Enough to
-    /// leave out routes that are not wanted before paying for their attributes.
-    public static func routeHeader(_ p: ByteReader) -> (table: UInt8, proto: RouteProtocol)? {
+    /// `rtm_table`, `rtm_protocol` and `rtm_type` of a route message's payload, read from its
+    /// `struct rtmsg` without decoding the rest; nil when the payload is shorter than the header.
+    /// Enough to leave out routes that are not wanted before paying for their attributes.
+    public static func routeHeader(_ p: ByteReader) -> (table: UInt8, proto: RouteProtocol, type: RouteType)? {
         guard let h = try? p.load(rtmsg.self) else { return nil }
-        return (h.rtm_table, RouteProtocol(rawValue: h.rtm_protocol))
+        return (h.rtm_table, RouteProtocol(rawValue: h.rtm_protocol), RouteType(rawValue: h.rtm_type))
+    }
+
+    /// True for a route of the `local` table (by its header) that cannot be a NIC's source
+    /// (`Planner.isLocalSource`): the kernel's own (protocol `kernel`: the local routes of the
+    /// addresses), and every route that is not of type local (broadcast, anycast, multicast).
+    public static func isLocalTableNoise(table: UInt8, proto: RouteProtocol, type: RouteType) -> Bool {
+        table == UInt8(RoutingTable.local) && (proto == .kernel || type != .local)
     }
 
     static func decodeRoute(_ p: ByteReader) throws -> Route? {

@@ -33,25 +33,46 @@ public final class RouteNetlink: Sendable {
         }
     }
     private let state: Mutex<State>
-    /// How often a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) is tried in all.
-    /// The first retries follow at once; later ones wait 1, 2, 4 ... 20 ms (about 1 s in all), so
-    /// that a storm of changes (a DHCP client, a hot-plug burst) has gaps to be read in.
-    public static let dumpRetries = 64
+    private let dumpRetry: DumpRetry
 
-    /// The pause before attempt `attempt` (0-based) of an interrupted dump, in milliseconds.
-    static func dumpRetryDelayMs(_ attempt: Int) -> Int {
-        attempt < 3 ? 0 : min(1 << (attempt - 3), 20)
+    /// What a dump interrupted by a concurrent change (`NLM_F_DUMP_INTR`) does.
+    public enum DumpRetry: Sendable {
+        /// Tried `patientAttempts` times in all: the first retries at once, later ones after 1, 2,
+        /// 4 ... 20 ms (about 1 s in all), so that a storm of changes (a DHCP client, a hot-plug
+        /// burst) has gaps to be read in. For one-shot commands (`nicroutectl status` must not
+        /// fail at the first burst).
+        case patient
+        /// Tried `immediateAttempts` times at once, then given up (EAGAIN): for an event loop,
+        /// which must not sleep in a handler; it reads what the storm brings and tries again.
+        case immediate
+
+        /// How many attempts in all.
+        public var attempts: Int {
+            switch self {
+            case .patient: 64
+            case .immediate: 8
+            }
+        }
+
+        /// The pause before attempt `attempt` (0-based), in milliseconds.
+        func delayMs(_ attempt: Int) -> Int {
+            switch self {
+            case .patient: attempt < 3 ? 0 : min(1 << (attempt - 3), 20)
+            case .immediate: 0
+            }
+        }
     }
 
     /// Opens a client socket, in `networkNamespace` (a path such as `/run/netns/NAME`) if given.
-    public convenience init(networkNamespace: String? = nil) throws {
-        self.init(transport: try NetlinkSocket(networkNamespace: networkNamespace))
+    public convenience init(networkNamespace: String? = nil, dumpRetry: DumpRetry = .patient) throws {
+        self.init(transport: try NetlinkSocket(networkNamespace: networkNamespace), dumpRetry: dumpRetry)
     }
 
     /// A client over `transport` (a `NetlinkSocket`, or a fake in tests); the first request
     /// carries sequence number `firstSequence`.
-    public init(transport: any NetlinkTransport, firstSequence: UInt32 = 1) {
+    public init(transport: any NetlinkTransport, firstSequence: UInt32 = 1, dumpRetry: DumpRetry = .patient) {
         state = Mutex(State(socket: transport, sequence: firstSequence &- 1))
+        self.dumpRetry = dumpRetry
     }
 
     /// The objects of dumps skipped because they could not be decoded, for the caller to report
@@ -82,7 +103,7 @@ public final class RouteNetlink: Sendable {
 
     /// Every address of `family` (nil: both). Equivalent to `ip address show`.
     ///
-    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    /// - Parameter remember: see `routes(family:skipLocal:keepLocalSources:remember:)`.
     public func addresses(family: AddressFamily? = nil, remember: Bool = false) throws -> [InterfaceAddress] {
         try typedDump(
             MessageType.getAddress, family: family, what: "addresses",
@@ -96,22 +117,36 @@ public final class RouteNetlink: Sendable {
     /// - Parameters:
     ///   - skipLocal: leave out the kernel's `local` table (255: one route per local and
     ///     broadcast address), which is skipped before it is decoded.
+    ///   - keepLocalSources: with `skipLocal`, keep the local table's routes that may be a NIC's
+    ///     sources (local-type, not the kernel's own: `RouteCodec.isLocalTableNoise`), told
+    ///     from their header before the rest is decoded.
     ///   - remember: keep this dump's bytes and result, and answer the next dump that brings the
     ///     same bytes with the same routes, without decoding them again. Every call still reads
     ///     the kernel's whole answer: only the decoding is saved.
-    public func routes(family: AddressFamily?, skipLocal: Bool = false, remember: Bool = false) throws -> [Route] {
+    public func routes(
+        family: AddressFamily?, skipLocal: Bool = false, keepLocalSources: Bool = false, remember: Bool = false
+    ) throws -> [Route] {
         // rtm_table is exact for tables below 256.
-        let skip: ((ByteReader) -> Bool)? =
-            skipLocal ? { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) } : nil
+        let skip: ((ByteReader) -> Bool)?
+        if !skipLocal {
+            skip = nil
+        } else if keepLocalSources {
+            skip = { p in
+                guard let h = RouteCodec.routeHeader(p) else { return false }
+                return RouteCodec.isLocalTableNoise(table: h.table, proto: h.proto, type: h.type)
+            }
+        } else {
+            skip = { p in RouteCodec.routeHeader(p)?.table == UInt8(RoutingTable.local) }
+        }
         return try typedDump(
             MessageType.getRoute, family: family, what: "routes", skip: skip,
-            key: remember ? "routes \(family.map(\.description) ?? "all") \(skipLocal)" : nil
+            key: remember ? "routes \(family.map(\.description) ?? "all") \(skipLocal) \(keepLocalSources)" : nil
         ) { if case .route(let r) = $0 { r } else { nil } }
     }
 
     /// Every rule of `family` (nil: IPv4 and IPv6, in one dump). Equivalent to `ip rule show`.
     ///
-    /// - Parameter remember: see `routes(family:skipLocal:remember:)`.
+    /// - Parameter remember: see `routes(family:skipLocal:keepLocalSources:remember:)`.
     public func rules(family: AddressFamily?, remember: Bool = false) throws -> [Rule] {
         try typedDump(
             MessageType.getRule, family: family, what: "rules",
@@ -140,7 +175,7 @@ public final class RouteNetlink: Sendable {
         }
     }
 
-    /// A dump decoded into `T`s; with a `key`, remembered (see `routes(family:skipLocal:remember:)`).
+    /// A dump decoded into `T`s; with a `key`, remembered (see `routes(family:skipLocal:keepLocalSources:remember:)`).
     private func typedDump<T: Sendable>(
         _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)? = nil, key: String?,
         _ extract: (RouteObject) -> T?
@@ -171,8 +206,8 @@ public final class RouteNetlink: Sendable {
     private func rawDump(
         _ type: UInt16, family: AddressFamily?, what: String, skip: ((ByteReader) -> Bool)?, fingerprint: Bool
     ) throws -> (messages: [NetlinkMessage], fingerprint: [UInt8]) {
-        for attempt in 0..<Self.dumpRetries {
-            if case let ms = Self.dumpRetryDelayMs(attempt), ms > 0 { usleep(UInt32(ms * 1000)) }
+        for attempt in 0..<dumpRetry.attempts {
+            if case let ms = dumpRetry.delayMs(attempt), ms > 0 { usleep(UInt32(ms * 1000)) }
             let (messages, bytes, interrupted) = try state.withLock { state in
                 state.sequence &+= 1
                 let seq = state.sequence
@@ -213,7 +248,7 @@ public final class RouteNetlink: Sendable {
             if !interrupted { return (messages, bytes) }
         }
         throw NetlinkError(
-            operation: "dump \(what): interrupted \(Self.dumpRetries) times", errno: .resourceTemporarilyUnavailable)
+            operation: "dump \(what): interrupted \(dumpRetry.attempts) times", errno: .resourceTemporarilyUnavailable)
     }
 
     // MARK: Changes

@@ -4,7 +4,7 @@
 //
 //   netlink         what the kernel sends: NetlinkMessage.split, RouteCodec.decode/decodeError
 //   control         a control request (any local user) and a daemon's answer: ControlRequest,
-//                   ControlResponse, and a status result through StatusReport(json:)
+//                   and the answer read as each command's typed result (ControlCall.decode)
 //   config          nicroute.conf and its drop-ins: ConfigurationParser, with the globs it yields
 //   networkd-lease  /run/systemd/netif/leases/N, NetworkManager internal leases: LeaseParser.networkd
 //   dhclient-lease  ISC dhclient leases files: LeaseParser.dhclient(interface: "eth0")
@@ -12,7 +12,8 @@
 //   networkmanager-dhcp4  NetworkManager's DHCPv4 options (D-Bus DHCP4Config.Options), in the
 //                   `nmcli` form: LeaseParser.nmcliDHCP4Options, then networkManagerDHCP4
 //   network-data    the config drive's network_data.json: LeaseParser.networkData
-//   json            JSONDecoder into a JSONValue (a control response's result), and back
+//   json            JSONDecoder into a JSONValue (any JSON, as JSONCoding reads a document
+//                   to name what it found), and back
 //   slots           the state file /var/lib/nicroute/slots: SlotTable(parsing:), assign, serialized
 //
 // Each must throw or return nil, never trap; where a parser has a round trip, the target checks
@@ -137,20 +138,34 @@ enum FuzzTarget: String, CaseIterable {
     }
 
     /// The bytes as a request line (what any local user may send the daemon) and as a daemon's
-    /// answer (what `nicroutectl` reads), with the codec's round trips; a successful answer is
-    /// also read as a status report and rendered, as `nicroutectl status` does.
+    /// answer to each command (what `nicroutectl` reads), with the codec's round trips; a status
+    /// result is also rendered, as `nicroutectl status` does.
     static func control(_ bytes: [UInt8]) {
         if let request = try? ControlRequest.decode(bytes) {
             check((try? ControlRequest.decode(request.encoded())) == request, "request \(request) does not round-trip")
         }
-        guard let response = try? ControlResponse.decode(bytes) else { return }
-        let again = try? ControlResponse.decode(response.encoded())
-        check(again == response, "response \(response) came back as \(again.map { "\($0)" } ?? "an error")")
-        guard case .success(let result) = response, let report = try? StatusReport(json: result) else { return }
-        _ = report.rendered()
-        let reread = try? StatusReport(json: report.json)
-        check(
-            reread == report, "status report \(report.json) came back as \(reread.map { "\($0.json)" } ?? "an error")")
+        answer(bytes, to: .status).map { _ = $0.rendered() }
+        answer(bytes, to: .plan)
+        answer(bytes, to: .reconfigure)
+        answer(bytes, to: .flush)
+        answer(bytes, to: ControlCall(.status, as: JSONValue.self))
+    }
+
+    /// The bytes as the daemon's answer to `call`; when they read, the answer sent again reads
+    /// the same. Returns the result, if it is one.
+    @discardableResult
+    static func answer<Output: Encodable & Equatable & Sendable>(
+        _ bytes: [UInt8], to call: ControlCall<Output>
+    ) -> Output? {
+        guard let answer = try? call.decode(bytes) else { return nil }
+        let response: ControlResponse =
+            switch answer {
+            case .success(let result): .success(ControlResult(result))
+            case .failure(let error): .failure(error)
+            }
+        let again = try? call.decode(response.encoded())
+        check(again == answer, "\(call.command) answer \(response) came back as \(again.map { "\($0)" } ?? "an error")")
+        return try? answer.get()
     }
 
     /// The bytes as a configuration file over the defaults, and as a `--manage` argument; every
@@ -219,8 +234,8 @@ enum FuzzTarget: String, CaseIterable {
         }
     }
 
-    /// Decodes a JSONValue (what a control response's result is read as), and when the text
-    /// decodes: its encoding decodes to the same value and encodes to the same text.
+    /// Decodes a JSONValue (any JSON, as JSONCoding reads a document to name what it found), and
+    /// when the text decodes: its encoding decodes to the same value and encodes to the same text.
     static func json(_ bytes: [UInt8]) {
         guard let value = try? JSONCoding.decode(JSONValue.self, from: bytes) else { return }
         let text = JSONCoding.encode(value)

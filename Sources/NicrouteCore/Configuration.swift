@@ -19,6 +19,13 @@ public struct Configuration: Hashable, Sendable {
     public var ignore: [InterfaceMatch] = []
     /// Per-NIC gateway overrides; the first whose match fits a NIC wins.
     public var gateways: [GatewayOverride] = []
+    /// Local-type routes of the kernel's `local` table through a managed NIC (a cloud guest
+    /// agent's forwarded and alias IPs, "AnyIP" ranges) are sources of that NIC, each with a
+    /// `from PREFIX` rule, like its addresses (docs/design.md, Routing semantics).
+    public var localRoutes: Bool = true
+    /// Further sources from `[Source]` sections: every NIC a section's match fits gets a
+    /// `from PREFIX` rule for each of its prefixes.
+    public var sources: [SourceOverride] = []
     /// Where OpenStack's network data may be found, first match wins: cloud-init's instance
     /// data (its OpenStack and ConfigDrive datasources keep `network_data.json` there, from the
     /// metadata service or the config drive, world-readable), then a mounted config drive's
@@ -75,6 +82,17 @@ public struct GatewayOverride: Hashable, Sendable {
         self.match = match
         self.ipv4 = ipv4
         self.ipv6 = ipv6
+    }
+}
+
+/// Source prefixes configured for the NICs an `InterfaceMatch` selects (`[Source]`).
+public struct SourceOverride: Hashable, Sendable {
+    public var match: InterfaceMatch
+    /// Network prefixes (host bits clear), never a default route's.
+    public var prefixes: [IPPrefix]
+    public init(match: InterfaceMatch, prefixes: [IPPrefix]) {
+        self.match = match
+        self.prefixes = prefixes
     }
 }
 

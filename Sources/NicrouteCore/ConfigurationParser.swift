@@ -29,6 +29,7 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 /// ForwardedConnections=auto
 /// ForwardMarkMask=0x3010
 /// NetworkData=/mnt/config/openstack/latest/network_data.json
+/// LocalRoutes=yes
 ///
 /// [Interfaces]
 /// Manage=eth* fa:16:3e:00:00:01
@@ -38,6 +39,10 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 /// Interface=eth1
 /// IPv4=192.0.2.1
 /// IPv6=fe80::1
+///
+/// [Source]
+/// Interface=eth1
+/// Prefix=10.98.0.0/24 2001:db8:98::/64
 /// ```
 ///
 /// Section and key names are case-sensitive. Sections and keys whose names begin with `X-`
@@ -47,8 +52,9 @@ public struct ConfigurationError: Error, Hashable, Sendable, CustomStringConvert
 /// A scalar key given again replaces its value (a later drop-in wins), and an empty
 /// assignment (`Tables=`) restores its default. `Manage=` and `Ignore=` accumulate, and an
 /// empty assignment resets the list; `NetworkData=` replaces the whole list, and an empty
-/// assignment leaves it empty. Each `[Gateway]` section adds one override. Words are
-/// separated by whitespace or commas.
+/// assignment leaves it empty. Each `[Gateway]` section adds one override, each `[Source]`
+/// section one set of source prefixes (its `Prefix=` lines accumulate, an empty one resets the
+/// section's list). Words are separated by whitespace or commas.
 public enum ConfigurationParser {
     /// Applies configuration files in order over the defaults: the main file first, then its
     /// drop-ins (conventionally sorted by file name).
@@ -132,6 +138,7 @@ private struct FileParser {
         case control
         case interfaces
         case gateway
+        case source
         /// An `X-` section, ignored.
         case extensionSection
     }
@@ -144,10 +151,20 @@ private struct FileParser {
         var ipv6: IPAddress?
     }
 
+    /// A `[Source]` section being read.
+    struct PendingSource {
+        var headerLine: Int
+        var match: InterfaceMatch?
+        /// The line of the `Interface=` or `MACAddress=` that set `match`.
+        var matchLine: Int?
+        var prefixes: [IPPrefix] = []
+    }
+
     let file: String
     var configuration: Configuration
     var section: Section?
     var gateway: PendingGateway?
+    var source: PendingSource?
 
     init(file: String, configuration: Configuration) {
         self.file = file
@@ -174,10 +191,14 @@ private struct FileParser {
             case "Gateway":
                 section = .gateway
                 gateway = PendingGateway(headerLine: number)
+            case "Source":
+                section = .source
+                source = PendingSource(headerLine: number)
             case _ where name.hasPrefix("X-"): section = .extensionSection
             default:
                 throw error(
-                    number, "unknown section [\(name)] (expected [Routing], [Interfaces], [Gateway] or [Control])")
+                    number,
+                    "unknown section [\(name)] (expected [Routing], [Interfaces], [Gateway], [Source] or [Control])")
             }
             return
         }
@@ -196,14 +217,28 @@ private struct FileParser {
         case .routing: try routing(assignment)
         case .interfaces: try interfaces(assignment)
         case .gateway: try gatewayKey(assignment)
+        case .source: try sourceKey(assignment)
         case .control: try control(assignment)
         case .extensionSection: return
         }
     }
 
-    /// Ends the current section; a `[Gateway]` section is checked and added here.
+    /// Ends the current section; a `[Gateway]` or `[Source]` section is checked and added here.
     mutating func finishSection() throws(ConfigurationError) {
-        defer { gateway = nil }
+        defer {
+            gateway = nil
+            source = nil
+        }
+        if section == .source, let pending = source {
+            guard let match = pending.match else {
+                throw error(pending.headerLine, "[Source] section has no Interface= or MACAddress=")
+            }
+            guard !pending.prefixes.isEmpty else {
+                throw error(pending.headerLine, "[Source] section for '\(match)' has no Prefix=")
+            }
+            configuration.sources.append(SourceOverride(match: match, prefixes: pending.prefixes))
+            return
+        }
         guard section == .gateway, let pending = gateway else { return }
         guard let match = pending.match else {
             throw error(pending.headerLine, "[Gateway] section has no Interface=")
@@ -255,6 +290,8 @@ private struct FileParser {
             }
             guard mask != 0 else { throw a.invalid("the mask must have at least one bit") }
             configuration.forwardMarkMask = mask
+        case "LocalRoutes":
+            configuration.localRoutes = a.value.isEmpty ? defaults.localRoutes : try a.boolean()
         case "NetworkData":
             let paths = ScalarText.words(a.value).map(String.init)
             if let relative = paths.first(where: { !$0.hasPrefix("/") }) {
@@ -312,6 +349,33 @@ private struct FileParser {
         case "IPv4": gateway?.ipv4 = try a.gateway(.inet)
         case "IPv6": gateway?.ipv6 = try a.gateway(.inet6)
         default: throw a.unknownKey(in: "Gateway")
+        }
+    }
+
+    mutating func sourceKey(_ a: Assignment) throws(ConfigurationError) {
+        switch a.key {
+        case "Interface", "MACAddress":
+            if let line = source?.matchLine {
+                throw a.invalid(
+                    "the section already names its interface on line \(line) (use one [Source] per interface)")
+            }
+            let matches = try a.matches()
+            guard matches.count == 1, let match = matches.first else {
+                throw a.invalid(
+                    matches.isEmpty
+                        ? "expected an interface name pattern or MAC address"
+                        : "expected one interface name pattern or MAC address (use one [Source] per interface)")
+            }
+            if a.key == "MACAddress", case .name = match { throw a.invalid("not a MAC address") }
+            source?.match = match
+            source?.matchLine = a.line
+        case "Prefix":
+            if a.value.isEmpty {
+                source?.prefixes = []
+            } else {
+                source?.prefixes += try a.sourcePrefixes()
+            }
+        default: throw a.unknownKey(in: "Source")
         }
     }
 }
@@ -393,6 +457,27 @@ private struct Assignment {
             i += 1
         }
         return out
+    }
+
+    /// Source prefixes (`10.98.0.0/24`, `2001:db8:98::/64`, a bare address for one host): each a
+    /// network (no host bits set) and not a default route's prefix, which would take every
+    /// source.
+    func sourcePrefixes() throws(ConfigurationError) -> [IPPrefix] {
+        try ScalarText.words(value).map { word throws(ConfigurationError) in
+            guard let prefix = IPPrefix(word) else {
+                throw invalid("'\(word)' is not an IP prefix (expected ADDRESS/LENGTH, e.g. 10.98.0.0/24)")
+            }
+            guard prefix.network == prefix else {
+                throw invalid("'\(word)' has host bits set (did you mean \(prefix.network)?)")
+            }
+            guard !prefix.isDefault else {
+                throw invalid("'\(word)' would take every source address: give a narrower prefix")
+            }
+            if prefix.address.isIPv6LinkLocal || prefix.address.isIPv6Multicast || prefix.address.isLoopback {
+                throw invalid("'\(word)' is not usable as a source (link-local, multicast or loopback)")
+            }
+            return prefix
+        }
     }
 
     /// One gateway address of `family`, or nil for an empty assignment.

@@ -7,8 +7,11 @@
 /// and carries out what that returns before the rest of the list.
 /// When to pass, the back-off after a failed read, the retry and probe deadlines, the
 /// coalescing window, the periodic nftables check, reload with the last good configuration,
-/// pausing after a flush, the STATUS= cache and log de-duplication all live here, tested with
-/// tables (like swift-nio's state machines that return an action and let the caller do the I/O).
+/// pausing after a flush, when `status` and `plan` are answered, the STATUS= cache and the
+/// preflight findings' de-duplication all live here, tested with tables (like swift-nio's state
+/// machines that return an action and let the caller do the I/O). Beside it, as pure values too:
+/// what a pass logs and its retries after failures (`PassLogbook`), when the last plan stands
+/// (`QuietPlan`), forwarded connections' table (`ForwardTableKeeper`).
 ///
 /// Pure: no clock (time comes in as `now`, monotonic seconds), no I/O.
 public struct DaemonMachine: Sendable {
@@ -32,6 +35,11 @@ public struct DaemonMachine: Sendable {
 
     /// The wait before a pass retries after the kernel could not be read.
     public static let readRetry: Double = 1
+    /// The wait before a pass tries again when the kernel's picture changed during every dump
+    /// (the loop reads the events of the storm meanwhile), and how many such passes in a row
+    /// before it counts as a failure to read (about 1 s).
+    public static let interruptedRetry: Double = 0.02
+    public static let interruptedLimit = 50
     /// The shortest wait the timer is armed for (a deadline already past fires at once).
     public static let minimumWait: Double = 0.001
     /// The periodic nftables check when the kernel's announcements cannot be heard.
@@ -171,6 +179,9 @@ public struct DaemonMachine: Sendable {
         case completed(PassSummary)
         /// The kernel's state could not be read.
         case readFailed(String)
+        /// The kernel's picture changed during every dump the pass made (a storm of changes):
+        /// nothing done; tried again shortly.
+        case interrupted(String)
     }
 
     public enum ConfigurationOutcome: Equatable, Sendable {
@@ -242,6 +253,8 @@ public struct DaemonMachine: Sendable {
     var sentStatus: String?
     var preflightKey: [PreflightKey]?
     var loggedFindings: Set<String> = []
+    /// Passes in a row whose dumps were all interrupted.
+    var interruptions = 0
 
     public init(settings: Settings) {
         self.settings = settings
@@ -407,7 +420,22 @@ public struct DaemonMachine: Sendable {
     private mutating func passFinished(_ outcome: PassOutcome, now: Double) -> [Action] {
         passing = false
         var actions: [Action] = []
+        var outcome = outcome
+        if case .interrupted(let error) = outcome {
+            interruptions += 1
+            guard interruptions >= Self.interruptedLimit else {
+                // Not a pass: what waits for one (READY, a reconfigure's answer, status) waits on.
+                pending.needsPass = true
+                pending.beyondAddresses = true
+                pending.beyondLinks = true
+                retryAt = now + Self.interruptedRetry
+                return [.log(.debug, "the kernel's state changed during every dump (\(error)); again shortly")]
+            }
+            outcome = .readFailed(error)
+        }
+        interruptions = 0
         switch outcome {
+        case .interrupted: break
         case .completed(let summary):
             lastPass = summary
             retryAt = summary.retryAt.map { max($0, now + Self.minimumWait) }

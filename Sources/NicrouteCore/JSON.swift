@@ -44,14 +44,7 @@ public enum JSONCoding {
         do {
             return try JSONDecoder().decode(type, from: data)
         } catch let error as DecodingError {
-            // What was found where another type was expected is read from the document itself
-            // (on this error path only), not from JSONDecoder's English debug text.
-            if case .typeMismatch(_, let context) = error,
-                let document = try? JSONDecoder().decode(JSONValue.self, from: data)
-            {
-                throw JSONDecodeError(error, found: document.value(at: context.codingPath))
-            }
-            throw JSONDecodeError(error)
+            throw JSONDecodeError(error, in: data)
         }
     }
 }
@@ -68,22 +61,28 @@ public struct JSONDecodeError: Error, Hashable, Sendable, CustomStringConvertibl
         self.reason = reason
     }
 
-    /// - Parameter found: the value at the error's coding path in the document, for a type
-    ///   mismatch (nil when it cannot be told).
-    init(_ error: DecodingError, found: JSONValue? = nil) {
+    /// `error`, met decoding `document`.
+    /// - Parameter depth: how many keys of the error's coding path to leave out of `path`: the
+    ///   error is told from the value that deep in the document (a control response's `result`
+    ///   is told from itself, not from the envelope around it).
+    init(_ error: DecodingError, in document: Data, depth: Int = 0) {
+        func path(_ keys: [any CodingKey]) -> String { Self.path(Array(keys.dropFirst(depth))) }
         switch error {
         case .typeMismatch(let type, let context):
+            // What was found where another type was expected is read from the document itself
+            // (on this error path only), not from JSONDecoder's English debug text.
+            let found = (try? JSONDecoder().decode(JSONValue.self, from: document))?.value(at: context.codingPath)
             self.init(
-                path: Self.path(context.codingPath),
+                path: path(context.codingPath),
                 reason: "expected \(Self.name(type)), found \(found?.kind ?? "another type")")
         case .valueNotFound(let type, let context):
-            self.init(path: Self.path(context.codingPath), reason: "expected \(Self.name(type)), found null")
+            self.init(path: path(context.codingPath), reason: "expected \(Self.name(type)), found null")
         case .keyNotFound(let key, let context):
-            self.init(path: Self.path(context.codingPath + [key]), reason: "missing")
+            self.init(path: path(context.codingPath + [key]), reason: "missing")
         case .dataCorrupted(let context):
             let detail = (context.underlyingError as? CustomStringConvertible)?.description
             self.init(
-                path: Self.path(context.codingPath),
+                path: path(context.codingPath),
                 reason: context.debugDescription + (detail.map { ": \($0)" } ?? ""))
         @unknown default:
             self.init(path: "", reason: "\(error)")
@@ -198,9 +197,10 @@ extension KeyedDecodingContainer {
 
 // MARK: - JSONValue
 
-/// Any JSON value: the `result` of a control response, whose type depends on the command. It
-/// is read and written by JSONDecoder and JSONEncoder like every other type here; a command's
-/// typed result (`StatusReport`, ...) is decoded from it with `decode(_:)`.
+/// Any JSON value, read without knowing its type: what a document is read as to tell what was
+/// found where another type was expected (`JSONCoding.decode`), and what the fuzz target and the
+/// tests read arbitrary JSON as. nicroute's messages are decoded as their own types, never
+/// through this.
 ///
 /// Numbers are `Double`s: integers are exact up to 2^53, which covers every table id, priority
 /// and interface index nicroute exchanges.
@@ -211,23 +211,6 @@ public enum JSONValue: Hashable, Sendable {
     case number(Double)
     case bool(Bool)
     case null
-
-    /// The value of `value`'s JSON form.
-    public init(encoding value: some Encodable) {
-        // Every value encodes (JSONCoding.encode) and its text decodes as a JSONValue.
-        do { self = try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(value)) } catch {
-            fatalError("JSON text did not decode as a value: \(error)")
-        }
-    }
-
-    /// Decodes `T` from this value, with `T`'s strictness.
-    /// - Throws: `JSONDecodeError` naming the path and the problem (or `T`'s own error).
-    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
-        try JSONCoding.decode(type, from: JSONCoding.encode(self))
-    }
-
-    /// The compact text form (`JSONCoding.encode`: keys sorted).
-    public func serialized() -> String { JSONCoding.encodeString(self) }
 
     /// What kind of JSON value this is, as error messages name it: "a string", "null", ...
     public var kind: String {
@@ -293,7 +276,8 @@ extension JSONValue: Codable {
 }
 
 extension JSONValue: CustomStringConvertible {
-    public var description: String { serialized() }
+    /// The compact text form (`JSONCoding.encode`: keys sorted).
+    public var description: String { JSONCoding.encodeString(self) }
 }
 
 extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,

@@ -119,7 +119,7 @@ public struct PassLogbook: Sendable {
     private(set) var loggedStateCauses: Set<Int32> = []
     private var failureBackoff = Self.failureRetry
     private var stateBackoff = Self.stateRetry
-    private var loggedHintProblem: String?
+    private var loggedSourceProblems: Set<String> = []
     private var loggedUndecodable: (count: Int, reason: String?) = (0, nil)
 
     public init(stateDirectory: String) {
@@ -217,12 +217,11 @@ public struct PassLogbook: Sendable {
         return entries
     }
 
-    /// The line for the gateway hint file a pass could not use (nil: none): once per distinct
-    /// problem, not on every pass.
-    public mutating func hintProblem(_ problem: String?) -> Entry? {
-        defer { loggedHintProblem = problem }
-        guard let problem, problem != loggedHintProblem else { return nil }
-        return Entry(.warning, "gateway hints: ignoring \(problem)")
+    /// The lines for the gateway sources a pass could not use (a network data file it ignores,
+    /// a NetworkManager that does not answer): each once while it lasts, not on every pass.
+    public mutating func sourceProblems(_ problems: [String]) -> [Entry] {
+        defer { loggedSourceProblems = Set(problems) }
+        return problems.filter { !loggedSourceProblems.contains($0) }.map { Entry(.warning, "gateway hints: \($0)") }
     }
 
     /// The line for kernel objects the client skipped because it could not decode them, given

@@ -2,7 +2,8 @@
 public struct KernelSnapshot: Hashable, Sendable {
     public var links: [Link]
     public var addresses: [InterfaceAddress]
-    /// Routes of both families, of every table (the daemon's snapshot leaves out `local`).
+    /// Routes of both families, of every table (the daemon's snapshot keeps of the `local` table
+    /// only the local-type routes that are not the kernel's own: see `Planner.isLocalSource`).
     public var routes: [Route]
     /// Rules of both families.
     public var rules: [Rule]
@@ -143,12 +144,41 @@ public struct ManagedNIC: Hashable, Sendable {
     public var priority: UInt32
     /// The addresses that get a rule.
     public var addresses: [InterfaceAddress]
+    /// The NIC's other sources, each with a `from PREFIX` rule: its local routes and its
+    /// configured `[Source]` prefixes (docs/design.md, Routing semantics).
+    public var sources: [ExtraSource] = []
     public var ipv4Gateway: GatewayHint?
     public var ipv6Gateway: GatewayHint?
     /// Why a family has no gateway, for `status` ("first host 10.0.0.1 has not answered").
     public var notes: [String]
 
     public func gateway(_ family: AddressFamily) -> GatewayHint? { family == .inet ? ipv4Gateway : ipv6Gateway }
+}
+
+/// A source of a NIC that is not one of its addresses: a prefix its own `from` rule covers.
+public struct ExtraSource: Hashable, Sendable, CustomStringConvertible {
+    public enum Origin: Hashable, Sendable {
+        /// A local-type route of the `local` table through the NIC (a cloud guest agent's
+        /// forwarded or alias IP, an "AnyIP" range), with the route's protocol.
+        case localRoute(RouteProtocol)
+        /// A `[Source]` section of the configuration.
+        case configuration
+    }
+    public var prefix: IPPrefix
+    public var origin: Origin
+
+    public init(prefix: IPPrefix, origin: Origin) {
+        self.prefix = prefix
+        self.origin = origin
+    }
+
+    /// `10.99.0.0/24 (local route, proto boot)`, `10.98.0.0/24 (configuration)`.
+    public var description: String {
+        switch origin {
+        case .localRoute(let p): "\(prefix) (local route, proto \(p))"
+        case .configuration: "\(prefix) (configuration)"
+        }
+    }
 }
 
 /// The result of planning: the NICs, the ordered changes, and the side requests.
@@ -255,6 +285,20 @@ public struct Planner: Sendable {
             }
     }
 
+    /// True when a route makes a source of the NIC it goes through, whatever that NIC's
+    /// addresses: a local-type route of the `local` table that is not the kernel's own (the
+    /// kernel's, protocol `kernel`, are those of the addresses themselves, and their broadcast
+    /// and anycast routes have other types), for a prefix that is neither the default (which would
+    /// take every source) nor link-local, multicast or loopback. `ip route add local
+    /// 10.99.0.0/24 dev eth1` (protocol boot), the GCE guest agent's forwarded IPs (protocol 66).
+    public static func isLocalSource(_ r: Route) -> Bool {
+        guard r.table == RoutingTable.local, r.type == .local, r.proto != .kernel, r.outputInterface != nil,
+            r.source == nil, !r.destination.isDefault
+        else { return false }
+        let a = r.destination.address
+        return !a.isLoopback && !a.isIPv6LinkLocal && !a.isIPv6Multicast && !a.isIPv4LinkLocal
+    }
+
     /// Objects nicroute owns: its protocol, outside the main/local/default tables, not a kernel
     /// default rule.
     public static func isOwned(_ r: Route) -> Bool {
@@ -335,6 +379,17 @@ public struct Planner: Sendable {
         // NIC skips its own): not a lazy filter over the dictionary for every NIC.
         let allSubnets = subnetsByLink.flatMap { entry in entry.value.map { (link: entry.key, subnet: $0) } }
 
+        // The local routes that may be sources, per interface: only the managed NICs' are looked
+        // up below. Only the `local` table is looked at: one comparison per route.
+        var localSourcesByLink: [Int32: [Route]] = [:]
+        if configuration.localRoutes {
+            for r in snapshot.routes where r.table == RoutingTable.local && Self.isLocalSource(r) {
+                guard let oif = r.outputInterface else { continue }
+                if r.family == .inet6 && !configuration.ipv6 { continue }
+                localSourcesByLink[oif, default: []].append(r)
+            }
+        }
+
         var slotTable = slots
         slotTable.assign(
             managedLinks.filter { addressesByLink[$0.index] != nil }.map(slotKey), capacity: configuration.slotCount)
@@ -375,6 +430,17 @@ public struct Planner: Sendable {
                         ))
                 }
             }
+            nic.sources = extraSources(
+                link: link, addresses: addresses, localRoutes: localSourcesByLink[link.index] ?? [],
+                allAddresses: snapshot.addresses, notes: &nic.notes)
+            // At the NIC's priority, like its addresses: one band, one priority per NIC, and the
+            // rules of one priority all look up the same table.
+            for source in nic.sources {
+                desiredRules.append(
+                    Rule(
+                        family: source.prefix.family, priority: priority, table: table, source: source.prefix,
+                        proto: .nicroute))
+            }
             nics.append(nic)
         }
         var forwarded: [ForwardedNIC]?
@@ -397,6 +463,42 @@ public struct Planner: Sendable {
         return Plan(
             nics: nics, changes: changes, slots: slotTable, neighborProbes: probes, conflicts: conflicts,
             forwardMarks: forwarded)
+    }
+
+    /// A NIC's sources besides its addresses: its local routes (sorted by prefix), then the
+    /// prefixes of the `[Source]` sections that match it, each prefix once. Left out: a host
+    /// prefix of an address of the NIC (the kernel's local route of an address, whoever added it:
+    /// the address has its rule), and a family the NIC has no usable address of (its table has no
+    /// routes of that family: a note says so).
+    func extraSources(
+        link: Link, addresses: [InterfaceAddress], localRoutes: [Route], allAddresses: [InterfaceAddress],
+        notes: inout [String]
+    ) -> [ExtraSource] {
+        var candidates = localRoutes.sorted { $0.destination < $1.destination }.map {
+            ExtraSource(prefix: $0.destination.network, origin: .localRoute($0.proto))
+        }
+        for s in configuration.sources where s.match.matches(name: link.name, mac: link.mac) {
+            for p in s.prefixes where p.family == .inet || configuration.ipv6 {
+                candidates.append(ExtraSource(prefix: p, origin: .configuration))
+            }
+        }
+        guard !candidates.isEmpty else { return [] }
+        let own = Set(allAddresses.lazy.filter { $0.linkIndex == link.index }.map(\.address))
+        let families = Set(addresses.map(\.family))
+        var seen = Set<IPPrefix>()
+        var out: [ExtraSource] = []
+        for c in candidates {
+            if c.prefix.isHost && own.contains(c.prefix.address) { continue }
+            guard seen.insert(c.prefix).inserted else { continue }
+            guard families.contains(c.prefix.family) else {
+                notes.append(
+                    "source \(c) has no rule: \(link.name) has no \(c.prefix.family == .inet ? "IPv4" : "IPv6") address"
+                )
+                continue
+            }
+            out.append(c)
+        }
+        return out
     }
 
     /// Gateway discovery in docs/design.md's order; returns the choice, a note when there is none, and

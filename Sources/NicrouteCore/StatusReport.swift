@@ -8,6 +8,36 @@ public struct StatusReport: Hashable, Sendable {
         public var source: GatewaySource?
     }
 
+    /// A source of a NIC besides its addresses (`ExtraSource`).
+    public struct Source: Hashable, Sendable {
+        public var prefix: IPPrefix
+        /// `local-route` or `configuration`.
+        public var origin: String
+        /// The local route's protocol (`boot`, `66`); nil for a configured prefix.
+        public var routeProtocol: String?
+
+        public init(prefix: IPPrefix, origin: String, routeProtocol: String? = nil) {
+            self.prefix = prefix
+            self.origin = origin
+            self.routeProtocol = routeProtocol
+        }
+
+        init(_ s: ExtraSource) {
+            switch s.origin {
+            case .localRoute(let p): self.init(prefix: s.prefix, origin: "local-route", routeProtocol: p.description)
+            case .configuration: self.init(prefix: s.prefix, origin: "configuration")
+            }
+        }
+
+        /// True for a local route's prefix: the kernel delivers its addresses here.
+        public var isLocal: Bool { origin == "local-route" }
+
+        /// `10.99.0.0/24 (local route, proto boot)`.
+        public var description: String {
+            isLocal ? "\(prefix) (local route, proto \(routeProtocol ?? "?"))" : "\(prefix) (\(origin))"
+        }
+    }
+
     public struct NIC: Hashable, Sendable {
         public var name: String
         public var index: Int32
@@ -16,6 +46,8 @@ public struct StatusReport: Hashable, Sendable {
         public var table: UInt32
         public var priority: UInt32
         public var addresses: [IPPrefix]
+        /// Its other sources, each with a rule: local routes and configured prefixes.
+        public var sources: [Source] = []
         public var gateways: [Gateway]
         /// nicroute rules in the kernel for this NIC's table, and how many it wants.
         public var rulesInstalled: Int
@@ -124,29 +156,16 @@ public struct StatusReport: Hashable, Sendable {
             NIC(
                 name: n.link.name, index: n.link.index, mac: n.link.mac, state: n.link.operationalState.description,
                 table: n.table, priority: n.priority, addresses: n.addresses.map(\.prefix),
+                sources: n.sources.map(Source.init),
                 gateways: AddressFamily.allCases.filter { f in n.addresses.contains { $0.family == f } }.map { f in
                     Gateway(family: f, address: n.gateway(f)?.gateway, source: n.gateway(f)?.source)
                 },
                 rulesInstalled: snapshot.rules.filter { Planner.isOwned($0) && $0.table == n.table }.count,
-                rulesWanted: n.addresses.count
+                rulesWanted: n.addresses.count + n.sources.count
                     + (plan.forwardMarks?.contains { $0.name == n.link.name } == true
                         ? Set(n.addresses.map(\.family)).count : 0),
                 routesInstalled: snapshot.routes.filter { Planner.isOwned($0) && $0.table == n.table }.count,
                 notes: n.notes, lastChange: lastChanges[n.link.name])
-        }
-    }
-
-    // MARK: JSON
-
-    /// The report as the `result` of a `status` response.
-    public var json: JSONValue { JSONValue(encoding: self) }
-
-    /// Reads a report back from its JSON (what the daemon sent).
-    /// - Throws: `ControlError(.malformedRequest)` naming the key that is missing, unknown, or
-    ///   of the wrong type (`status: nics[0].table: expected ...`).
-    public init(json: JSONValue) throws(ControlError) {
-        do { self = try json.decode(StatusReport.self) } catch {
-            throw ControlError(.malformedRequest, "status: \(error)")
         }
     }
 
@@ -165,6 +184,7 @@ public struct StatusReport: Hashable, Sendable {
             out.append("       Table: \(n.table) (\(n.routesInstalled) routes)   Priority: \(n.priority)")
             out.append("       Rules: \(n.rulesInstalled) of \(n.rulesWanted) installed")
             out.append("   Addresses: \(n.addresses.map(\.description).joined(separator: " "))")
+            if !n.sources.isEmpty { out.append("     Sources: \(n.sources.map(\.description).joined(separator: " "))") }
             for g in n.gateways {
                 let label = g.family == .inet ? "IPv4 gateway" : "IPv6 gateway"
                 if let a = g.address {
@@ -405,7 +425,7 @@ extension StatusReport.Excluded: Codable {
 
 extension StatusReport.NIC: Codable {
     private enum CodingKeys: String, CodingKey {
-        case name, index, mac, state, table, priority, addresses, gateways, rulesInstalled, rulesWanted
+        case name, index, mac, state, table, priority, addresses, sources, gateways, rulesInstalled, rulesWanted
         case routesInstalled, notes, lastChange
     }
 
@@ -419,6 +439,8 @@ extension StatusReport.NIC: Codable {
         table = try c.decodeInteger(UInt32.self, forKey: .table)
         priority = try c.decodeInteger(UInt32.self, forKey: .priority)
         addresses = try c.decodeParsedArray(forKey: .addresses, "an address/length") { IPPrefix($0) }
+        // Absent: none (a report of a daemon before sources, or a NIC without any).
+        sources = try c.decodeIfPresent([StatusReport.Source].self, forKey: .sources) ?? []
         gateways = try c.decode([StatusReport.Gateway].self, forKey: .gateways)
         rulesInstalled = Int(try c.decodeInteger(UInt32.self, forKey: .rulesInstalled))
         rulesWanted = Int(try c.decodeInteger(UInt32.self, forKey: .rulesWanted))
@@ -436,12 +458,37 @@ extension StatusReport.NIC: Codable {
         try c.encode(table, forKey: .table)
         try c.encode(priority, forKey: .priority)
         try c.encode(addresses.map(\.description), forKey: .addresses)
+        if !sources.isEmpty { try c.encode(sources, forKey: .sources) }
         try c.encode(gateways, forKey: .gateways)
         try c.encode(rulesInstalled, forKey: .rulesInstalled)
         try c.encode(rulesWanted, forKey: .rulesWanted)
         try c.encode(routesInstalled, forKey: .routesInstalled)
         try c.encode(notes, forKey: .notes)
         try c.encode(lastChange, forKey: .lastChange)
+    }
+}
+
+extension StatusReport.Source: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case prefix, origin
+        case routeProtocol = "protocol"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        prefix = try c.decodeParsed(forKey: .prefix, "an address/length") { IPPrefix($0) }
+        origin = try c.decodeParsed(forKey: .origin, "local-route or configuration") {
+            $0 == "local-route" || $0 == "configuration" ? $0 : nil
+        }
+        routeProtocol = try c.decode(String?.self, forKey: .routeProtocol)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(prefix.description, forKey: .prefix)
+        try c.encode(origin, forKey: .origin)
+        try c.encode(routeProtocol, forKey: .routeProtocol)
     }
 }
 

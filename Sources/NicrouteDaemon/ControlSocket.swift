@@ -416,24 +416,28 @@ public final class ControlServer {
 
 /// A control client: one request, one response, bounded by `timeout`.
 public enum ControlClient {
-    /// Why no answer came.
+    /// Why no answer came, or none that reads.
     public enum Failure: Error, CustomStringConvertible {
         /// Nothing listens at the path (no daemon).
         case notRunning(String)
         case io(String)
+        /// The daemon's answer is not a response, or its result not the command's
+        /// (`ControlCall.decode`): the key and what is wrong there.
+        case malformedAnswer(String)
         public var description: String {
             switch self {
-            case .notRunning(let s), .io(let s): s
+            case .notRunning(let s), .io(let s), .malformedAnswer(let s): s
             }
         }
     }
 
-    /// Sends `request` to the daemon at `path` and returns its response. The daemon's
-    /// privileged socket beside it is tried first: only root and the daemon's own user can
-    /// connect there (for anyone else it fails at once, and `path` is used).
-    public static func send(
-        _ request: ControlRequest, to path: String, timeout: Duration = .seconds(60)
-    ) throws(Failure) -> ControlResponse {
+    /// Sends `call`'s command to the daemon at `path` and returns its answer: the command's
+    /// result, typed, or the error the daemon answered. The daemon's privileged socket beside it
+    /// is tried first: only root and the daemon's own user can connect there (for anyone else it
+    /// fails at once, and `path` is used).
+    public static func send<Output>(
+        _ call: ControlCall<Output>, to path: String, timeout: Duration = .seconds(60)
+    ) throws(Failure) -> Result<Output, ControlError> {
         let fd: Int32
         if let privileged = try? connect(ControlServer.privilegedPath(for: path), timeout: timeout) {
             fd = privileged
@@ -441,7 +445,7 @@ public enum ControlClient {
             fd = try connect(path, timeout: timeout)
         }
         defer { close(fd) }
-        return try exchange(request, fd: fd, path: path)
+        return try exchange(call, fd: fd, path: path)
     }
 
     /// A stream socket connected to `path`, with `timeout` on its sends and receives.
@@ -477,10 +481,12 @@ public enum ControlClient {
         return fd
     }
 
-    /// Sends `request` on the connected socket `fd` and reads the response (`path` names the
-    /// daemon in errors).
-    static func exchange(_ request: ControlRequest, fd: Int32, path: String) throws(Failure) -> ControlResponse {
-        let out = request.encoded()
+    /// Sends `call`'s request on the connected socket `fd` and reads the answer (`path` names
+    /// the daemon in errors).
+    static func exchange<Output>(
+        _ call: ControlCall<Output>, fd: Int32, path: String
+    ) throws(Failure) -> Result<Output, ControlError> {
+        let out = call.encoded()
         // A daemon that turns the connection away (`busy`) answers and closes at once, maybe
         // before the request is sent: the send then fails (EPIPE, ECONNRESET), and its answer is
         // still waiting to be read. That answer is the daemon's word, not the broken pipe.
@@ -502,7 +508,7 @@ public enum ControlClient {
             if answer.last == UInt8(ascii: "\n") { break }
         }
         if answer.isEmpty, let sendError { throw .io("send to \(path): \(String(cString: strerror(sendError)))") }
-        do { return try ControlResponse.decode(answer) } catch { throw .io("\(error)") }
+        do { return try call.decode(answer) } catch { throw .malformedAnswer(error.message) }
     }
 }
 

@@ -148,6 +148,9 @@ final class DaemonDriver {
                 now: now, reading: reading)
         } catch {
             lastReport = nil
+            if let error = error as? NetlinkError, error.errno == .resourceTemporarilyUnavailable {
+                return .passFinished(.interrupted("\(error)"))
+            }
             return .passFinished(.readFailed("\(error)"))
         }
         lastReport = report
@@ -157,7 +160,7 @@ final class DaemonDriver {
                 linkNames: Dictionary(
                     report.snapshot.links.filter { reconciler.planner.isManaged($0) }.map { ($0.index, $0.name) },
                     uniquingKeysWith: { a, _ in a }),
-                managed: Set(report.plan.nics.map(\.link.index))))
+                managed: Set(report.plan.nics.map(\.link.index)), localRoutes: configuration.localRoutes))
         // Events read during the pass (its changes' echoes and whatever else came: the socket
         // may now be empty and not wake the loop) and a probe's early answer (`setInterest`
         // marks it relevant) go to the machine.

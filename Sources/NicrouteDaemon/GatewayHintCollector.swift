@@ -22,15 +22,18 @@ public struct GatewayHintCollector {
     public var networkManagerBus: String?
     /// What the network data files held when last read, kept between calls by the caller.
     public var networkDataCache: NetworkDataCache?
+    /// When NetworkManager last hung on the bus, kept between calls by the caller.
+    public var networkManagerSilence: NetworkManagerSilence?
 
     public init(
         root: String = "", networkDataPaths: [String], networkManagerBus: String? = nil,
-        networkDataCache: NetworkDataCache? = nil
+        networkDataCache: NetworkDataCache? = nil, networkManagerSilence: NetworkManagerSilence? = nil
     ) {
         self.root = root
         self.networkDataPaths = networkDataPaths
         self.networkManagerBus = networkManagerBus
         self.networkDataCache = networkDataCache
+        self.networkManagerSilence = networkManagerSilence
     }
 
     /// Hints per link index, best first.
@@ -39,9 +42,12 @@ public struct GatewayHintCollector {
     ///     NetworkManager question for their NICs; looked at only while NetworkManager runs).
     ///   - problem: told of a file that exists but cannot be read as what it should be
     ///     (OpenStack network data: the path, key and what is wrong); the other sources still count.
+    ///   - now: monotonic seconds (for `networkManagerSilence`'s back-off); nil: the clock's.
     public func hints(
-        for links: [Link], mainRoutes routes: [Route] = [], problem: (String) -> Void = { _ in }
+        for links: [Link], mainRoutes routes: [Route] = [], now: Double? = nil,
+        problem: (String) -> Void = { _ in }
     ) -> [Int32: [GatewayHint]] {
+        let now = now ?? monotonicSeconds()
         guard !links.isEmpty else { return [:] }
         let networkData = loadNetworkData(problem: problem)
         let networkManagerRuns = Files.exists(root + "/run/NetworkManager")
@@ -52,14 +58,32 @@ public struct GatewayHintCollector {
                 for path in r.paths where path.gateway != nil { withDefault.insert(path.outputInterface) }
             }
         }
-        // One connection for all NICs of this call, opened at the first NIC that needs it.
+        // One connection for all NICs of this call, opened at the first NIC that needs it; none
+        // after a call had no answer (in this call, or while the silence's back-off lasts).
         var bus: NetworkManagerBus??
-        defer { if case .some(.some(let b)) = bus { b.close() } }
+        var mayAsk = networkManagerSilence?.mayAsk(now: now) ?? true
+        var unasked: [String] = []
+        defer {
+            if case .some(.some(let b)) = bus { b.close() }
+            if networkManagerRuns {
+                let timedOut: Bool = if case .some(.some(let b)) = bus { b.timedOut } else { false }
+                networkManagerSilence?.record(timedOut: timedOut, unasked: unasked, now: now)
+            }
+        }
         func networkManagerOverBus(_ link: Link) -> IPAddress? {
             guard networkManagerRuns, !withDefault.contains(link.index) else { return nil }
+            guard mayAsk else {
+                unasked.append(link.name)
+                return nil
+            }
             if bus == nil { bus = .some(NetworkManagerBus(address: networkManagerBus)) }
             guard case .some(.some(let b)) = bus else { return nil }
-            return b.dhcp4Options(interface: link.name).flatMap(LeaseParser.networkManagerDHCP4)
+            let options = b.dhcp4Options(interface: link.name)
+            if b.timedOut {
+                mayAsk = false
+                unasked.append(link.name)
+            }
+            return options.flatMap(LeaseParser.networkManagerDHCP4)
         }
         // Each lease directory is listed once per call, not once per NIC, and only files that
         // exist are opened: on a machine with one DHCP client most directories are absent.

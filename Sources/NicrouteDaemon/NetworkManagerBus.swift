@@ -1,4 +1,5 @@
 import CSystemd
+import NicrouteCore
 
 #if canImport(Glibc)
 import Glibc
@@ -22,6 +23,15 @@ final class NetworkManagerBus {
     static let timeoutUsec: UInt64 = 250_000
 
     private var bus: OpaquePointer?
+    /// True once a call had no answer within `timeoutUsec` (NetworkManager hangs): the caller
+    /// asks no more in this pass (`NetworkManagerSilence`).
+    private(set) var timedOut = false
+
+    /// `result` of an sd-bus call, `timedOut` noted; true when it succeeded.
+    private func succeeded(_ result: Int32) -> Bool {
+        if result == -ETIMEDOUT { timedOut = true }
+        return result >= 0
+    }
 
     /// Connects to the bus at `address` (a D-Bus address such as `unix:path=/run/x/bus`), or
     /// to the system bus when nil; nil when it cannot.
@@ -74,7 +84,7 @@ final class NetworkManagerBus {
         var error = sd_bus_error()
         defer { sd_bus_error_free(&error) }
         var reply: OpaquePointer?
-        guard sd_bus_call(bus, call, Self.timeoutUsec, &error, &reply) >= 0 else { return nil }
+        guard succeeded(sd_bus_call(bus, call, Self.timeoutUsec, &error, &reply)) else { return nil }
         defer { sd_bus_message_unref(reply) }
         return readString(reply, type: "o")
     }
@@ -85,7 +95,7 @@ final class NetworkManagerBus {
         var error = sd_bus_error()
         defer { sd_bus_error_free(&error) }
         var reply: OpaquePointer?
-        guard sd_bus_get_property(bus, Self.service, path, interface, name, &error, &reply, "o") >= 0 else {
+        guard succeeded(sd_bus_get_property(bus, Self.service, path, interface, name, &error, &reply, "o")) else {
             return nil
         }
         defer { sd_bus_message_unref(reply) }
@@ -98,7 +108,8 @@ final class NetworkManagerBus {
         var error = sd_bus_error()
         defer { sd_bus_error_free(&error) }
         var reply: OpaquePointer?
-        guard sd_bus_get_property(bus, Self.service, path, interface, name, &error, &reply, "a{sv}") >= 0 else {
+        guard succeeded(sd_bus_get_property(bus, Self.service, path, interface, name, &error, &reply, "a{sv}"))
+        else {
             return nil
         }
         defer { sd_bus_message_unref(reply) }
@@ -126,5 +137,40 @@ final class NetworkManagerBus {
         }
         guard r > 0, let value else { return nil }
         return String(cString: value)
+    }
+}
+
+/// When NetworkManager was last found not answering on the bus, kept between passes by the
+/// caller: a NetworkManager that hangs costs one call's timeout (250 ms), then is not asked
+/// again for 2, 4, 8 ... 60 s, and each pass meanwhile knows which NICs went without its lease.
+public final class NetworkManagerSilence {
+    /// Until when (monotonic seconds) the bus is not asked; nil while NetworkManager answers.
+    private(set) var quietUntil: Double?
+    private var backoff = Backoff(initial: 2, maximum: 60)
+    /// The NICs whose lease the last pass could not ask for, by name.
+    public private(set) var unasked: [String] = []
+
+    public init() {}
+
+    /// Whether the bus may be asked at `now`.
+    func mayAsk(now: Double) -> Bool { quietUntil.map { now >= $0 } ?? true }
+
+    /// The outcome of a pass's questions: `timedOut` when a call had no answer; `unasked`, the
+    /// NICs that needed the bus and went without it (the one that timed out included).
+    func record(timedOut: Bool, unasked: [String], now: Double) {
+        self.unasked = unasked
+        if timedOut {
+            quietUntil = now + backoff.next()
+        } else if quietUntil.map({ now >= $0 }) ?? true, unasked.isEmpty {
+            quietUntil = nil
+            backoff.reset()
+        }
+    }
+
+    /// Why the NICs in `unasked` have no NetworkManager lease, for `status`; nil when none.
+    public var note: String? {
+        guard !unasked.isEmpty else { return nil }
+        return
+            "NetworkManager did not answer on the system bus within \(NetworkManagerBus.timeoutUsec / 1000) ms: its DHCP lease is not known (asked again after a back-off of 2 to 60 s)"
     }
 }

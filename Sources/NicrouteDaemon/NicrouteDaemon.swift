@@ -71,7 +71,7 @@ public final class NicrouteDaemon {
         let box = TriggerBox()
         let events = try RouteEventReader(groups: MulticastGroup.routing + [.neighbor])
         let reconciler = Reconciler(
-            client: try RouteNetlink(), configuration: configuration,
+            client: try RouteNetlink(dumpRetry: .immediate), configuration: configuration,
             store: StateStore(directory: options.stateDirectory), logger: logger)
         let controlPath = options.controlSocket ?? configuration.controlSocket
         // nftables changes (forwarded connections: nicroute's table is put back when deleted).
@@ -150,6 +150,9 @@ public final class NicrouteDaemon {
             return true
         }
         reconciler.betweenBatches = { _ = drain() }
+        reconciler.applying = { changes in
+            if let changes { box.expect(changes) } else { box.applied() }
+        }
         return try loop.io(events.descriptor, name: "rtnetlink") { _ in
             if drain() { driver.feedEvents() }
         }

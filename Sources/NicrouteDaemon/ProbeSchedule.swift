@@ -13,8 +13,20 @@ import NicrouteCore
 /// that the link-local address's announcement (RTM_NEWADDR without IFA_F_TENTATIVE) wakes, and
 /// a router that answers is confirmed within a round trip.
 ///
+/// A global address can be usable before the link-local one (added with `nodad`, as static
+/// configuration may do): then the probe is a datagram from that address instead (`datagrams`).
+/// The kernel queues it while it resolves the router and solicits from the queued packet's
+/// source when that address is valid on the link (`ndisc_solicit`), so the router is confirmed
+/// without waiting for the link-local address's DAD.
+///
 /// Values in, values out: the caller passes the time and the links' addresses.
 struct ProbeSchedule: Equatable {
+    /// An address and the subnet it is in.
+    struct IPPrefixedAddress: Equatable {
+        var address: IPAddress
+        var subnet: IPPrefix
+    }
+
     struct Entry: Equatable {
         /// When the candidate may be probed again.
         var next: Double
@@ -26,6 +38,8 @@ struct ProbeSchedule: Equatable {
     static let backoff = Backoff(initial: 2, maximum: 60)
 
     private(set) var entries: [IPAddress: Entry] = [:]
+    /// The datagrams sent while the link-local address could not solicit, by candidate.
+    private(set) var datagramEntries: [IPAddress: Entry] = [:]
 
     /// The probes of `wanted` to send at `now`; the candidates no longer wanted are forgotten.
     /// - Parameter linkLocalReady: the links with a usable IPv6 link-local address.
@@ -47,8 +61,47 @@ struct ProbeSchedule: Equatable {
         return out
     }
 
+    /// The probes of `wanted` held back for their link-local address that can leave as a
+    /// datagram from a usable global address of their link instead (`sources`), with that
+    /// address: at once, then after 2, 4, 8 ... 60 s while still held back. Call after `due`.
+    mutating func datagrams(
+        _ wanted: [NeighborProbe], now: Double, linkLocalReady: Set<Int32>,
+        sources: [Int32: [ProbeSchedule.IPPrefixedAddress]]
+    ) -> [(probe: NeighborProbe, from: IPAddress)] {
+        let held = wanted.filter { $0.address.family == .inet6 && !linkLocalReady.contains($0.linkIndex) }
+        let keep = Set(held.map(\.address))
+        datagramEntries = datagramEntries.filter { keep.contains($0.key) }
+        var out: [(NeighborProbe, IPAddress)] = []
+        for probe in held {
+            let candidates = sources[probe.linkIndex] ?? []
+            // One in the router's subnet if there is one (the router answers it on-link).
+            guard
+                let source = candidates.first(where: { $0.subnet.contains(probe.address) })?.address
+                    ?? candidates.first?.address
+            else { continue }
+            if let entry = datagramEntries[probe.address], now < entry.next { continue }
+            var backoff = datagramEntries[probe.address]?.backoff ?? Self.backoff
+            datagramEntries[probe.address] = Entry(next: now + backoff.next(), backoff: backoff)
+            out.append((probe, source))
+        }
+        return out
+    }
+
     /// When the next probe is due, if any is waiting for its time.
-    var nextDeadline: Double? { entries.values.map(\.next).min() }
+    var nextDeadline: Double? { (entries.values.map(\.next) + datagramEntries.values.map(\.next)).min() }
+
+    /// The global IPv6 addresses each link can send from now (not tentative, optimistic or
+    /// failed), with their prefix lengths.
+    static func globalSources(_ addresses: [InterfaceAddress]) -> [Int32: [IPPrefixedAddress]] {
+        var out: [Int32: [IPPrefixedAddress]] = [:]
+        for a in addresses
+        where a.family == .inet6 && a.scope == .universe && !a.address.isIPv6LinkLocal
+            && a.flags.isDisjoint(with: [.tentative, .optimistic, .dadFailed])
+        {
+            out[a.linkIndex, default: []].append(IPPrefixedAddress(address: a.address, subnet: a.subnet))
+        }
+        return out
+    }
 
     /// The links whose IPv6 link-local address can send a neighbour solicitation.
     static func linkLocalReady(_ addresses: [InterfaceAddress]) -> Set<Int32> {

@@ -1,3 +1,4 @@
+import CPosix
 import Logging
 import Netlink
 import NicrouteCore
@@ -34,6 +35,8 @@ public final class Reconciler {
     private var logbook: PassLogbook
     /// What the network data files held when last read (not read again while unchanged).
     private let networkDataCache = NetworkDataCache()
+    /// When NetworkManager last hung on the bus (not asked again for a while).
+    private let networkManagerSilence = NetworkManagerSilence()
     let logger: Logger
     /// nicroute's nftables table and src_valid_mark (forwarded connections).
     public let forwarder: Forwarder
@@ -52,6 +55,10 @@ public final class Reconciler {
     /// larger buffer would only move the limit; a second socket for changes does not stop the
     /// echo; filtering in the kernel would need a BPF filter on every notification type.)
     public var betweenBatches: (() -> Void)?
+    /// Called with a pass's changes before they are made, and with none once they are made and
+    /// `betweenBatches` has run after the last batch: the daemon's event box takes their echoes
+    /// as its own (they change nothing the pass's picture does not show).
+    public var applying: ((_ changes: [Change]?) -> Void)?
 
     /// The outcome of a pass.
     public struct Report: Sendable {
@@ -134,6 +141,12 @@ public final class Reconciler {
                 if let note = forwarder.sourceValidMarkNote(plan.nics[i].link.name) { plan.nics[i].notes.append(note) }
             }
         }
+        // A gateway source that is stuck, named where it is missing.
+        if let note = networkManagerSilence.note {
+            for i in plan.nics.indices where networkManagerSilence.unasked.contains(plan.nics[i].link.name) {
+                plan.nics[i].notes.append(note)
+            }
+        }
         return plan
     }
 
@@ -169,22 +182,26 @@ public final class Reconciler {
     /// Gateway hints from lease files and the config drive, and the file that could not be used
     /// (if any). Read for managed NICs only: nobody else's gateway matters, and this runs on
     /// every pass.
-    private func hints(for snapshot: KernelSnapshot) -> (hints: [Int32: [GatewayHint]], problem: String?) {
+    private func hints(for snapshot: KernelSnapshot) -> (hints: [Int32: [GatewayHint]], problems: [String]) {
         let planner = self.planner
-        var problem: String?
+        var problems: [String] = []
         let hints = GatewayHintCollector(
-            networkDataPaths: configuration.networkDataPaths, networkDataCache: networkDataCache
+            networkDataPaths: configuration.networkDataPaths, networkDataCache: networkDataCache,
+            networkManagerSilence: networkManagerSilence
         )
         .hints(
             for: snapshot.links.filter(planner.isManaged),
-            mainRoutes: snapshot.routes, problem: { problem = $0 })
-        return (hints, problem)
+            mainRoutes: snapshot.routes, problem: { problems.append("ignoring \($0)") })
+        if let note = networkManagerSilence.note {
+            problems.append("\(note); NICs without it: \(networkManagerSilence.unasked.joined(separator: ", "))")
+        }
+        return (hints, problems)
     }
 
-    /// A pass's gateway hints, the problem logged (once while it lasts).
+    /// A pass's gateway hints, the problems logged (each once while it lasts).
     private func passHints(for snapshot: KernelSnapshot) -> [Int32: [GatewayHint]] {
-        let (hints, problem) = hints(for: snapshot)
-        log(logbook.hintProblem(problem))
+        let (hints, problems) = hints(for: snapshot)
+        logbook.sourceProblems(problems).forEach(log)
         return hints
     }
 
@@ -297,7 +314,10 @@ public final class Reconciler {
         }
         log(PassLogbook.heldBack(heldBack))
         // In order, several per datagram: one round trip per batch, not per change.
-        for (change, result) in zip(admitted, client.apply(admitted, afterBatch: betweenBatches)) {
+        if !admitted.isEmpty { applying?(admitted) }
+        let results = client.apply(admitted, afterBatch: betweenBatches)
+        if !admitted.isEmpty { applying?(nil) }
+        for (change, result) in zip(admitted, results) {
             switch result {
             case .success:
                 report.applied.append(change)
@@ -347,12 +367,20 @@ public final class Reconciler {
         // Ask the kernel to resolve first-host candidates: at once, then after 2, 4, 8 ... 60 s,
         // and again as soon as a link-local address lets a lost IPv6 probe leave.
         let ipv6Probes = plan.neighborProbes.contains { $0.address.family == .inet6 }
-        let due = probes.due(
-            plan.neighborProbes, now: now,
-            linkLocalReady: ipv6Probes ? ProbeSchedule.linkLocalReady(snapshot.addresses) : [])
+        let linkLocalReady = ipv6Probes ? ProbeSchedule.linkLocalReady(snapshot.addresses) : []
+        let due = probes.due(plan.neighborProbes, now: now, linkLocalReady: linkLocalReady)
         for probe in due {
             do { try client.probeNeighbor(probe.address, linkIndex: probe.linkIndex) } catch {
                 logger.debug("neighbour probe failed: \(error)")
+            }
+        }
+        if ipv6Probes {
+            // Held back for a link-local address still in DAD: from a global address ready before it.
+            for (probe, source) in probes.datagrams(
+                plan.neighborProbes, now: now, linkLocalReady: linkLocalReady,
+                sources: ProbeSchedule.globalSources(snapshot.addresses))
+            where cposix_udp6_probe(source.bytes, probe.address.bytes, probe.linkIndex) != 0 {
+                logger.debug("neighbour probe from \(source) failed: \(String(cString: strerror(errno)))")
             }
         }
         guardRail.prune(now: now)

@@ -160,14 +160,16 @@ struct TransportTests {
         #expect(try kernel.sentMessages().map(\.header.sequence) == Array(1...UInt32(interruptions + 1)))
     }
 
-    @Test("a dump interrupted every time gives up after dumpRetries attempts with EAGAIN")
-    func alwaysInterrupted() throws {
+    @Test(
+        "a dump interrupted every time gives up after its attempts with EAGAIN",
+        arguments: [RouteNetlink.DumpRetry.immediate, .patient])
+    func alwaysInterrupted(retry: RouteNetlink.DumpRetry) throws {
         let kernel = FakeKernel(FakeKernel.Objects(rules: [rule(1)]))
-        kernel.interruptDumps(RouteNetlink.dumpRetries)
-        let client = RouteNetlink(transport: kernel)
+        kernel.interruptDumps(retry.attempts)
+        let client = RouteNetlink(transport: kernel, dumpRetry: retry)
         let error = try #require(throws: NetlinkError.self) { try client.rules(family: .inet) }
         #expect(error.errno == .resourceTemporarilyUnavailable)
-        #expect(kernel.dumps == RouteNetlink.dumpRetries)
+        #expect(kernel.dumps == retry.attempts)
         #expect(try client.rules(family: .inet) == [rule(1)])  // the next one is whole
     }
 

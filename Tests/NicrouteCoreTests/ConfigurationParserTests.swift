@@ -214,10 +214,10 @@ private func ip(_ text: String) -> IPAddress { IPAddress(text)! }
             reason: "Tables= appears before any section header (such as [Routing])"),
         Invalid(
             text: "[Foo]", line: 1,
-            reason: "unknown section [Foo] (expected [Routing], [Interfaces], [Gateway] or [Control])"),
+            reason: "unknown section [Foo] (expected [Routing], [Interfaces], [Gateway], [Source] or [Control])"),
         Invalid(
             text: "\n[routing]", line: 2,
-            reason: "unknown section [routing] (expected [Routing], [Interfaces], [Gateway] or [Control])"),
+            reason: "unknown section [routing] (expected [Routing], [Interfaces], [Gateway], [Source] or [Control])"),
         Invalid(text: "[Routing", line: 1, reason: "invalid section header '[Routing' (expected [Name])"),
         Invalid(text: "[Control]\nSocket=run/x.sock", line: 2, reason: "Socket=run/x.sock: not an absolute path"),
         Invalid(text: "[Control]\nGroup=a b", line: 2, reason: "Group=a b: not a valid group name"),

@@ -7,6 +7,9 @@ import Testing
 
 private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
 
+/// A successful answer carrying `result` (JSON text) as it is.
+private func answer(_ result: String) -> [UInt8] { bytes(#"{"ok":true,"result":"# + result + #","version":1}"#) }
+
 /// What decoding gives: a value, or an error with this code.
 enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
     case value(Value)
@@ -189,19 +192,28 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
         "big": 4_294_967_295,
     ]
 
-    static let responses: [ControlResponse] =
+    /// Answers, their results as any JSON.
+    static let answers: [Result<JSONValue, ControlError>] =
         [.success(nested), .success(.null), .success([:]), .success("text"), .success([1, [2, [3]]])]
         + ControlError.Code.allCases.map {
             .failure(ControlError($0, "why \($0.rawValue) happened: \"quoted\"\nline 2 é"))
         }
 
-    @Test(arguments: responses)
-    func roundTrips(_ response: ControlResponse) throws {
+    /// A call reading any JSON as its result.
+    static let anyResult = ControlCall(.status, as: JSONValue.self)
+
+    @Test(arguments: answers)
+    func roundTrips(_ answer: Result<JSONValue, ControlError>) throws {
+        let response: ControlResponse =
+            switch answer {
+            case .success(let value): .success(ControlResult(value))
+            case .failure(let error): .failure(error)
+            }
         let line = response.encoded()
         #expect(line.last == UInt8(ascii: "\n"))
         #expect(line.dropLast().contains(UInt8(ascii: "\n")) == false)
-        #expect(try ControlResponse.decode(line) == response)
-        #expect(try ControlResponse.decode(line.dropLast()) == response)
+        #expect(try Self.anyResult.decode(line) == answer)
+        #expect(try Self.anyResult.decode(line.dropLast()) == answer)
     }
 
     @Test(arguments: ControlError.Code.allCases)
@@ -213,17 +225,17 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
 
     @Test func successWireForm() throws {
         #expect(
-            String(decoding: ControlResponse.success(["a": 1]).encoded(), as: UTF8.self)
+            String(decoding: ControlResponse.success(ControlResult(["a": 1] as JSONValue)).encoded(), as: UTF8.self)
                 == #"{"ok":true,"result":{"a":1},"version":1}"# + "\n")
     }
 
     struct Bad: Sendable, CustomTestStringConvertible {
         var text: String
-        var expected: Decoded<ControlResponse>
+        var expected: Decoded<Result<JSONValue, ControlError>>
         var testDescription: String { text }
     }
 
-    static let answers: [Bad] = [
+    static let oddAnswers: [Bad] = [
         Bad(text: "", expected: .error(.malformedRequest)),
         Bad(text: "not json", expected: .error(.malformedRequest)),
         Bad(text: #"{"version":1,"ok":true"#, expected: .error(.malformedRequest)),
@@ -255,9 +267,9 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
             expected: .value(.failure(ControlError(.failed, "m")))),
     ]
 
-    @Test(arguments: answers)
+    @Test(arguments: oddAnswers)
     func decodesOddAnswers(_ c: Bad) {
-        #expect(Decoded { () throws(ControlError) in try ControlResponse.decode(bytes(c.text)) } == c.expected)
+        #expect(Decoded { () throws(ControlError) in try Self.anyResult.decode(bytes(c.text)) } == c.expected)
     }
 
     @Test func refusesAnswersLargerThanTheLimit() {
@@ -265,7 +277,7 @@ enum Decoded<Value: Hashable & Sendable>: Hashable, Sendable {
             bytes(#"{"version":1,"ok":true,"result":""#)
             + [UInt8](repeating: 0x61, count: ControlProtocol.maximumResponseSize)
             + bytes("\"}")
-        #expect(Decoded { () throws(ControlError) in try ControlResponse.decode(huge) } == .error(.malformedRequest))
+        #expect(Decoded { () throws(ControlError) in try Self.anyResult.decode(huge) } == .error(.malformedRequest))
     }
 }
 
@@ -381,14 +393,9 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
     @Test(arguments: [false, true])
     func jsonRoundTrips(appliedFirst: Bool) throws {
         let report = Self.report(appliedFirst: appliedFirst)
-        #expect(try StatusReport(json: report.json) == report)
+        #expect(try JSONCoding.decode(StatusReport.self, from: JSONCoding.encode(report)) == report)
         // And through the wire, as nicroutectl receives it.
-        guard case .success(let result) = try ControlResponse.decode(ControlResponse.success(report.json).encoded())
-        else {
-            Issue.record("not a success")
-            return
-        }
-        #expect(try StatusReport(json: result) == report)
+        #expect(try ControlCall.status.decode(ControlResponse.success(report.json).encoded()) == .success(report))
     }
 
     @Test func pausedOneShotReportRoundTrips() throws {
@@ -396,7 +403,7 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         report.fromDaemon = false
         report.paused = true
         report.conflicts = ["route inet 10001 0.0.0.0/0: installed by boot"]
-        #expect(try StatusReport(json: report.json) == report)
+        #expect(try ControlCall.status.decode(ControlResponse.success(report.json).encoded()) == .success(report))
     }
 
     @Test func rendersNICsGatewaySourcesAndFindings() {
@@ -472,12 +479,11 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         } else {
             text = text.replacing(#""name":"eth1","#, with: #""name":"eth1","# + field + ",")
         }
-        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
         #expect {
-            try StatusReport(json: json)
+            try ControlCall.status.decode(answer(text))
         } throws: { error in
             let e = error as! ControlError
-            return e.code == .malformedRequest && e.message.contains(reason)
+            return e.code == .malformedRequest && e.message.contains("not a status result: " + reason)
         }
     }
 
@@ -486,23 +492,26 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         (#"{"summary":1}"#, "summary: expected a string, found a number"),
     ])
     func refusesReportsWithoutTheEssentials(_ text: String, _ reason: String) throws {
-        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
         #expect {
-            try StatusReport(json: json)
-        } throws: { error in (error as! ControlError).message.contains(reason) }
+            try ControlCall.status.decode(answer(text))
+        } throws: { error in (error as! ControlError).message == "the daemon's answer is not a status result: " + reason
+        }
     }
 
     @Test func refusesUnknownTopLevelKeyAndMissingOnes() throws {
         guard case .object(var members) = Self.reportWithOneNICJSON else { Issue.record("not an object"); return }
+        func decode(_ members: [String: JSONValue]) throws(ControlError) -> StatusReport {
+            try ControlCall.status.decode(answer(JSONCoding.encodeString(JSONValue.object(members)))).get()
+        }
         members["extra"] = 1
-        #expect(throws: ControlError.self) { try StatusReport(json: .object(members)) }
+        #expect(throws: ControlError.self) { try decode(members) }
         members["extra"] = nil
         // A daemon older than forwarded connections sends no `forwarding`: "not reported".
         var old = members
         old["forwarding"] = nil
-        #expect(try StatusReport(json: .object(old)).forwarding == .unknown)
+        #expect(try decode(old).forwarding == .unknown)
         members["paused"] = nil
-        #expect(throws: ControlError.self) { try StatusReport(json: .object(members)) }
+        #expect(throws: ControlError.self) { try decode(members) }
     }
 
     /// The JSON form of a report is stable: the keys and shapes `nicroutectl status --json`
@@ -526,7 +535,9 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         return report
     }
 
-    static var reportWithOneNICJSON: JSONValue { reportWithOneNIC().json }
+    static var reportWithOneNICJSON: JSONValue {
+        try! JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(reportWithOneNIC()))
+    }
 
     static let reportWithOneNICText =
         #"{"conflicts":[],"deferred":0,"excluded":[],"findings":[],"#

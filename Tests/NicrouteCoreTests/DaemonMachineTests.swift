@@ -65,6 +65,10 @@ private func eventPass(
     ]
 }
 
+extension M.Action {
+    fileprivate var isReady: Bool { if case .notify(.ready) = self { true } else { false } }
+}
+
 private let cases: [Case] = [
     Case(name: "startup: one full pass, then READY with the status and a log line", steps: startup),
     Case(
@@ -375,6 +379,27 @@ private let cases: [Case] = [
                 [.reply(9, .status(summary: paused, paused: true, deferred: 0, lastChanges: [:]))]),
         ]),
     Case(
+        name: "a pass whose dumps were all interrupted tries again in 20 ms; READY and status wait for a whole one",
+        steps: [
+            Step(.start, [.reconcile(why: "startup", reading: .everything)]),
+            Step(
+                .passFinished(.interrupted("EAGAIN")), at: 0,
+                [
+                    .log(.debug, "the kernel's state changed during every dump (EAGAIN); again shortly"),
+                    .armTimer(at: 0.02),
+                ]),
+            Step(.control(1, .status), at: 0.01, []),
+            Step(.timerExpired, at: 0.02, [.passSoon]),
+            Step(.passDue, at: 0.02, [.reconcile(why: "events", reading: .everything)]),
+            Step(
+                .passFinished(.completed(pass2)), at: 0.02,
+                [
+                    .checkPreflight, .log(.info, "ready", metadata: ["status": status2, "control": "/run/c.sock"]),
+                    .notify(.ready(status: status2)),
+                    .reply(1, .status(summary: status2, paused: false, deferred: 0, lastChanges: [:])),
+                ]),
+        ]),
+    Case(
         name: "an nftables change brings a full pass",
         steps: startup + [
             Step(.nftablesChanged, at: 1, [.passSoon]),
@@ -458,6 +483,25 @@ private let cases: [Case] = [
 ]
 
 @Suite struct DaemonMachineTests {
+    /// Interrupted dumps in a row for about a second count as a failure to read (and the count
+    /// starts again after a whole pass).
+    @Test func aStormThatNeverLetsADumpThroughIsAFailureToRead() {
+        var machine = DaemonMachine(settings: M.Settings())
+        _ = machine.handle(.start, now: 0)
+        var now = 0.0
+        for _ in 1..<M.interruptedLimit {
+            let actions = machine.handle(.passFinished(.interrupted("EAGAIN")), now: now)
+            #expect(!actions.contains { $0.isReady })
+            now += M.interruptedRetry
+            _ = machine.handle(.timerExpired, now: now)
+            _ = machine.handle(.passDue, now: now)
+        }
+        let last = machine.handle(.passFinished(.interrupted("EAGAIN")), now: now)
+        #expect(last.contains(.log(.error, "cannot read the kernel's state: EAGAIN")))
+        #expect(last.contains { $0.isReady })
+        #expect(machine.interruptions == 0)
+    }
+
     @Test(arguments: cases)
     fileprivate func behaves(_ c: Case) {
         var machine = DaemonMachine(settings: c.settings)

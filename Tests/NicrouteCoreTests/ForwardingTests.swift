@@ -256,7 +256,7 @@ private func apply(_ changes: [Change], to s: KernelSnapshot) -> KernelSnapshot 
             forwarding: ("installed", "in place", 0x3010))
         #expect(report.forwarding.marks.map(\.rulesInstalled) == [true, true])
         #expect(report.nics.allSatisfy { $0.rulesWanted == $0.rulesInstalled })
-        let back = try StatusReport(json: report.json)
+        let back = try ControlCall.status.decode(ControlResponse.success(report.json).encoded()).get()
         #expect(back.forwarding == report.forwarding)
         let text = back.rendered()
         #expect(text.contains("Forward mark: 0x1000/0x3010 (fwmark rules installed)"))

@@ -126,15 +126,6 @@ import Testing
         #expect(JSONCoding.encodeString(JSONValue.number(4_294_967_295)) == "4294967295")
     }
 
-    @Test func valueDecodesToTypedValues() throws {
-        let value: JSONValue = ["items": [["count": 3, "offset": 0, "address": "::1", "gateway": nil]]]
-        #expect(
-            try value.decode(Wrapper.self)
-                == Wrapper(items: [Sample(count: 3, offset: 0, address: "::1", gateway: nil)]))
-        let wrong: JSONValue = ["items": [["count": -3, "offset": 0, "address": "::1", "gateway": nil]]]
-        #expect(throws: JSONDecodeError.self) { try wrong.decode(Wrapper.self) }
-    }
-
     /// The config drive's file decodes as a value (the fuzz target's round trip).
     @Test(arguments: ["network_data/two-nics-dual-stack.json", "network_data/bond-vlan.json"])
     func fixtureRoundTrips(_ file: String) throws {

@@ -114,14 +114,16 @@ private let readOnly = PassLogbook.UnwrittenFile(errno: 30, reason: "Read-only f
         #expect(book.review(.init(unwrittenFiles: [full]), changesFailed: true, now: 10).retryAt == 12)
     }
 
-    @Test func aHintProblemIsWarnedOncePerDistinctProblem() {
+    @Test func aSourceProblemIsWarnedOnceWhileItLasts() {
         var book = PassLogbook(stateDirectory: "/s")
-        #expect(book.hintProblem(nil) == nil)
-        #expect(book.hintProblem("a: bad JSON") == E(.warning, "gateway hints: ignoring a: bad JSON"))
-        #expect(book.hintProblem("a: bad JSON") == nil)
-        #expect(book.hintProblem("a: not an object") != nil)
-        #expect(book.hintProblem(nil) == nil)
-        #expect(book.hintProblem("a: not an object") != nil)
+        #expect(book.sourceProblems([]) == [])
+        #expect(book.sourceProblems(["ignoring a: bad JSON"]) == [E(.warning, "gateway hints: ignoring a: bad JSON")])
+        #expect(book.sourceProblems(["ignoring a: bad JSON"]) == [])
+        #expect(
+            book.sourceProblems(["ignoring a: bad JSON", "NM silent"]) == [E(.warning, "gateway hints: NM silent")])
+        #expect(book.sourceProblems(["NM silent"]) == [])
+        #expect(book.sourceProblems([]) == [])
+        #expect(book.sourceProblems(["NM silent"]).count == 1)
     }
 
     @Test func undecodableObjectsAreAWarningForANewReasonAndDebugForTheSame() {

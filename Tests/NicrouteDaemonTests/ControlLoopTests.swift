@@ -25,7 +25,7 @@ import Testing
             server.stop()
         }
         let bytes = try #require(await answer)
-        let response = try ControlResponse.decode(bytes)
+        let response = try readAnswer(bytes)
         #expect(response == .failure(ControlError(.failed, "nicrouted is stopping")))
     }
 
@@ -38,10 +38,13 @@ import Testing
         let backend = RecordingBackend(delay: .milliseconds(50))
         let server = try LoopServer(path: path, service: ControlService(policy: ControlPolicy(), backend: backend))
         defer { server.stop() }
-        let answers = await withTaskGroup(of: ControlResponse?.self) { group in
+        let answers = await withTaskGroup(of: Answer?.self) { group in
             for _ in 0..<5 {
                 group.addTask {
-                    await onThread { try? ControlClient.send(ControlRequest(.status), to: path, timeout: .seconds(10)) }
+                    await onThread {
+                        try? ControlClient.send(
+                            ControlCall(.status, as: JSONValue.self), to: path, timeout: .seconds(10))
+                    }
                 }
             }
             return await group.reduce(into: []) { $0.append($1) }

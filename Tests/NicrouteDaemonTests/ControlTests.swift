@@ -30,10 +30,11 @@ final class RecordingBackend: ControlBackend, @unchecked Sendable {
         if delay > .zero {
             usleep(UInt32(delay.components.attoseconds / 1_000_000_000_000 + delay.components.seconds * 1_000_000))
         }
-        reply(.success(Self.result(command)))
+        reply(.success(ControlResult(Self.result(command))))
     }
 
-    /// What the backend answers to `command`: nested, so that the whole JSON travels.
+    /// What the backend answers to `command`: nested, so that the whole JSON travels. Not the
+    /// command's own result type: clients here read it as any JSON (`readAnswer`).
     static func result(_ command: ControlCommand) -> JSONValue {
         [
             "command": .string(command.rawValue),
@@ -42,6 +43,22 @@ final class RecordingBackend: ControlBackend, @unchecked Sendable {
     }
 
     var commands: [ControlCommand] { reached.withLock { $0 } }
+}
+
+/// A daemon's answer as a client reads it, its result as any JSON (`RecordingBackend`'s).
+typealias Answer = Result<JSONValue, ControlError>
+
+/// Reads the daemon's answer `bytes` as `Answer`, as `ControlClient` reads its answers.
+func readAnswer(_ bytes: some Collection<UInt8>) throws(ControlError) -> Answer {
+    try ControlCall(.status, as: JSONValue.self).decode(bytes)
+}
+
+extension ControlCall {
+    /// A result the daemon answered with, read as a client reads it: sent in a response, decoded
+    /// as this call's result type.
+    func read(_ result: ControlResult) throws -> Output {
+        try decode(ControlResponse.success(result).encoded()).get()
+    }
 }
 
 /// The callers the assertions use.
@@ -201,7 +218,7 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
     /// A running service and the way to send it one request line as `peer`.
     struct Harness: Sendable {
         let backend: RecordingBackend
-        let send: @Sendable (_ bytes: [UInt8], _ peer: PeerCredentials) async throws -> ControlResponse
+        let send: @Sendable (_ bytes: [UInt8], _ peer: PeerCredentials) async throws -> Answer
         let stop: @Sendable () -> Void
     }
 
@@ -215,9 +232,11 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return Harness(
                 backend: backend,
                 send: { bytes, peer in
-                    await withCheckedContinuation { continuation in
-                        handler.value.handle(bytes, peer: peer) { continuation.resume(returning: $0) }
-                    }
+                    // Encoded and read back, as it would travel.
+                    try readAnswer(
+                        await withCheckedContinuation { continuation in
+                            handler.value.handle(bytes, peer: peer) { continuation.resume(returning: $0.encoded()) }
+                        })
                 }, stop: {})
         case .socket:
             let tree = try SocketDirectory()
@@ -233,7 +252,7 @@ enum Transport: String, CaseIterable, Sendable, CustomTestStringConvertible {
                                 ? try RawClient.exchange(path, bytes) : try RawClient.exchange(path, bytes, as: peer)
                         }
                     }.get()
-                    return try ControlResponse.decode(answer)
+                    return try readAnswer(answer)
                 },
                 stop: {
                     server.stop()
@@ -247,7 +266,7 @@ private func line(_ text: String) -> [UInt8] { Array((text + "\n").utf8) }
 private func request(_ command: ControlCommand) -> [UInt8] { ControlRequest(command).encoded() }
 
 /// The error code of a failure, nil for a success.
-private func code(_ response: ControlResponse) -> ControlError.Code? {
+private func code(_ response: Answer) -> ControlError.Code? {
     if case .failure(let error) = response { return error.code }
     return nil
 }
@@ -388,20 +407,21 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         }
 
         /// A normal request through the real client.
-        func status() async -> ControlResponse? {
+        func status() async -> Answer? {
             let path = self.path
-            return await onThread { try? ControlClient.send(ControlRequest(.status), to: path, timeout: .seconds(10)) }
+            return await onThread {
+                try? ControlClient.send(ControlCall(.status, as: JSONValue.self), to: path, timeout: .seconds(10))
+            }
         }
 
-        func exchange(_ bytes: [UInt8], closeWrite: Bool = true, hangUp: Bool = false) async throws -> ControlResponse?
-        {
+        func exchange(_ bytes: [UInt8], closeWrite: Bool = true, hangUp: Bool = false) async throws -> Answer? {
             let path = self.path
             let answer = try await onThread { () -> Result<[UInt8], RawClient.Failure> in
                 Result { () throws(RawClient.Failure) in
                     try RawClient.exchange(path, bytes, closeWrite: closeWrite, hangUp: hangUp)
                 }
             }.get()
-            return answer.isEmpty ? nil : try ControlResponse.decode(answer)
+            return answer.isEmpty ? nil : try readAnswer(answer)
         }
 
         /// Stops the server and checks that it took its socket file with it.
@@ -412,7 +432,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
             let e = errno
             #expect(rc != 0 && e == ENOENT, "socket file left at \(path)")
             #expect(throws: ControlClient.Failure.self) {
-                try ControlClient.send(ControlRequest(.status), to: path, timeout: .seconds(2))
+                try ControlClient.send(ControlCall(.status, as: JSONValue.self), to: path, timeout: .seconds(2))
             }
         }
     }
@@ -452,14 +472,15 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
     func fiftyClientsAtOnceAllGetTheirAnswer() async throws {
         let s = try Running(maximumClients: 64)
         let path = s.path
-        let answers = await withTaskGroup(of: (ControlCommand, ControlResponse?).self) { group in
+        let answers = await withTaskGroup(of: (ControlCommand, Answer?).self) { group in
             for i in 0..<50 {
                 let command: ControlCommand = i % 2 == 0 ? .status : .plan
                 group.addTask {
                     (
                         command,
                         await onThread {
-                            try? ControlClient.send(ControlRequest(command), to: path, timeout: .seconds(10))
+                            try? ControlClient.send(
+                                ControlCall(command, as: JSONValue.self), to: path, timeout: .seconds(10))
                         }
                     )
                 }
@@ -485,7 +506,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         let connected = DispatchGroup()
         let go = DispatchSemaphore(value: 0)
         let start = ContinuousClock.now
-        let answers = await withTaskGroup(of: ControlResponse?.self) { group in
+        let answers = await withTaskGroup(of: Answer?.self) { group in
             for _ in 0..<clients {
                 connected.enter()
                 group.addTask {
@@ -494,7 +515,7 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
                             connected.leave()
                             go.wait()
                         }
-                        return answer.flatMap { try? ControlResponse.decode($0) }
+                        return answer.flatMap { try? readAnswer($0) }
                     }
                 }
             }
@@ -524,18 +545,18 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         var fds: [Int32] = [0, 0]
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
         defer { close(fds[0]) }
-        let busy = ControlResponse.failure(ControlError(.busy, "too many control connections from uid 65534"))
-        let bytes = busy.encoded()
+        let busy = ControlError(.busy, "too many control connections from uid 65534")
+        let bytes = ControlResponse.failure(busy).encoded()
         #expect(bytes.withUnsafeBytes { send(fds[1], $0.baseAddress, $0.count, 0) } == bytes.count)
         close(fds[1])
-        let answer = try ControlClient.exchange(ControlRequest(.status), fd: fds[0], path: "test.sock")
-        #expect(answer == busy)
+        let answer = try ControlClient.exchange(ControlCall(.status, as: JSONValue.self), fd: fds[0], path: "test.sock")
+        #expect(answer == .failure(busy))
 
         // With nothing in the socket, the broken pipe is the error.
         #expect(socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0)
         close(fds[1])
         #expect {
-            try ControlClient.exchange(ControlRequest(.status), fd: fds[0], path: "test.sock")
+            try ControlClient.exchange(ControlCall(.status, as: JSONValue.self), fd: fds[0], path: "test.sock")
         } throws: { "\($0)".contains("Broken pipe") }
         close(fds[0])
     }
@@ -573,13 +594,15 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         close(fd)
         try #require(bound == 0)
         #expect(throws: ControlClient.Failure.self) {
-            try ControlClient.send(ControlRequest(.status), to: path, timeout: .seconds(2))
+            try ControlClient.send(ControlCall(.status, as: JSONValue.self), to: path, timeout: .seconds(2))
         }
 
         let backend = RecordingBackend()
         let server = try LoopServer(path: path, service: ControlService(policy: ControlPolicy(), backend: backend))
         defer { server.stop() }
-        let answer = await onThread { try? ControlClient.send(ControlRequest(.plan), to: path, timeout: .seconds(10)) }
+        let answer = await onThread {
+            try? ControlClient.send(ControlCall(.plan, as: JSONValue.self), to: path, timeout: .seconds(10))
+        }
         #expect(answer == .success(RecordingBackend.result(.plan)))
         var st = stat()
         #expect(stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFSOCK && st.st_mode & 0o777 == 0o666)
@@ -626,69 +649,5 @@ private func code(_ response: ControlResponse) -> ControlError.Code? {
         } throws: { error in
             (error as? ControlSocketError)?.errno == ENAMETOOLONG
         }
-    }
-}
-
-// MARK: - The other commands' results
-
-@Suite struct ControlOutputTests {
-    @Test func outputsRoundTripThroughAResponse() throws {
-        let plan = PlanOutput(
-            changes: ["ip -4 rule add priority 10001 from 20.20.20.16 lookup 10001"], conflicts: ["c"])
-        let apply = ApplyOutput(applied: ["a"], failed: ["f: EEXIST"], nics: 2)
-        let flush = FlushOutput(removed: ["ip -4 rule del priority 10001"])
-        func through(_ json: JSONValue) throws -> JSONValue {
-            guard case .success(let result) = try ControlResponse.decode(ControlResponse.success(json).encoded()) else {
-                throw ControlError(.failed, "not a success")
-            }
-            return result
-        }
-        #expect(try PlanOutput(json: through(plan.json)) == plan)
-        #expect(try ApplyOutput(json: through(apply.json)) == apply)
-        #expect(try FlushOutput(json: through(flush.json)) == flush)
-        // An older daemon's flush answer (no `problems`): none reported.
-        #expect(try FlushOutput(json: ["removed": .array(flush.removed.map(JSONValue.string))]) == flush)
-        let kept = FlushOutput(
-            removed: [], problems: ["eth1: src_valid_mark stays 1 (cannot write: Read-only file system)"])
-        #expect(try FlushOutput(json: through(kept.json)) == kept)
-        #expect(
-            JSONCoding.encodeString(kept)
-                == #"{"problems":["eth1: src_valid_mark stays 1 (cannot write: Read-only file system)"],"removed":[]}"#)
-        #expect(throws: ControlError.self) { try FlushOutput(json: ["removed": [], "problems": [1]]) }
-        #expect(
-            JSONCoding.encodeString(apply) == #"{"applied":["a"],"failed":["f: EEXIST"],"nics":2}"#)
-    }
-
-    /// Each error names the command and the key.
-    @Test(arguments: [
-        (#"{"changes":[],"conflicts":[],"extra":1}"#, "plan: extra: unknown key"),
-        (#"{"changes":[1],"conflicts":[]}"#, "plan: changes[0]: expected a string, found a number"),
-        (#"{"changes":[]}"#, "plan: conflicts: missing"),
-    ])
-    func planOutputIsExact(_ text: String, _ message: String) throws {
-        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
-        #expect {
-            try PlanOutput(json: json)
-        } throws: { error in (error as! ControlError).message.hasPrefix(message) }
-    }
-
-    @Test(arguments: [
-        (
-            #"{"applied":[],"failed":[],"nics":-1}"#,
-            "reconfigure: nics: expected an integer in 0...4294967295, found -1"
-        ),
-        (#"{"applied":[],"failed":[],"nics":"2"}"#, "reconfigure: nics: expected a number, found a string"),
-        (#"{"applied":[],"failed":[],"nics":2,"skipped":[]}"#, "reconfigure: skipped: unknown key"),
-    ])
-    func applyOutputIsExact(_ text: String, _ message: String) throws {
-        let json = try JSONCoding.decode(JSONValue.self, from: Array(text.utf8))
-        #expect {
-            try ApplyOutput(json: json)
-        } throws: { error in (error as! ControlError).message.hasPrefix(message) }
-    }
-
-    @Test func flushOutputIsExact() throws {
-        #expect(throws: ControlError.self) { try FlushOutput(json: ["removed": "all"]) }
-        #expect(throws: ControlError.self) { try FlushOutput(json: ["removed": [], "kept": []]) }
     }
 }

@@ -136,19 +136,19 @@ struct DaemonDriverTests {
             Issue.record("status failed: \(f.answers[0].1)")
             return
         }
-        let report = try StatusReport(json: status)
+        let report = try ControlCall.status.read(status)
         #expect(report.nics.map(\.name) == ["eth0", "eth1"])
         #expect(report.nics.allSatisfy { $0.rulesInstalled == $0.rulesWanted })
         guard case .success(let flushed) = f.answers[1].1 else {
             Issue.record("flush failed: \(f.answers[1].1)")
             return
         }
-        #expect(try FlushOutput(json: flushed).removed.count == 8)
+        #expect(try ControlCall.flush.read(flushed).removed.count == 8)
         guard case .success(let applied) = f.answers[2].1 else {
             Issue.record("reconfigure failed: \(f.answers[2].1)")
             return
         }
-        #expect(try ApplyOutput(json: applied).applied.count == 8)
+        #expect(try ControlCall.reconfigure.read(applied).applied.count == 8)
     }
 
     @Test(
@@ -186,13 +186,13 @@ struct DaemonDriverTests {
             Issue.record("status: \(f.answers)")
             return
         }
-        let report = try StatusReport(json: status)
+        let report = try ControlCall.status.read(status)
         #expect(report.forwarding.state == "installed")
         guard case .success(let flushed) = f.answers[1].1 else {
             Issue.record("flush: \(f.answers[1].1)")
             return
         }
-        #expect(try FlushOutput(json: flushed).removed.contains("nft delete table inet nicroute"))
+        #expect(try ControlCall.flush.read(flushed).removed.contains("nft delete table inet nicroute"))
     }
 
     @Test("a paused daemon (after flush) ignores kernel events until reconfigure")
@@ -258,10 +258,10 @@ struct DaemonDriverTests {
             Issue.record("answers: \(f.answers)")
             return
         }
-        #expect(try StatusReport(json: first).nics.map(\.rulesInstalled) == [1, 1])
-        #expect(try PlanOutput(json: plan).changes.isEmpty)
+        #expect(try ControlCall.status.read(first).nics.map(\.rulesInstalled) == [1, 1])
+        #expect(try ControlCall.plan.read(plan).changes.isEmpty)
         // Answered after the pass: the new address, and its rule, installed.
-        let report = try StatusReport(json: last)
+        let report = try ControlCall.status.read(last)
         #expect(report.nics.map(\.rulesInstalled) == [1, 2])
         #expect(report.nics.map(\.rulesWanted) == [1, 2])
     }

@@ -284,6 +284,50 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(box.take().beyondAddresses)
     }
 
+    /// The echoes of a pass's own changes, heard while it applies them, change nothing (the
+    /// kernel as the pass leaves it shows them): no wake-up, and the next pass may still read
+    /// the addresses alone. The same events from someone else, or after the pass, count.
+    @Test func theEchoesOfAPassOwnChangesAreItsOwn() throws {
+        let box = TriggerBox()
+        box.setInterest(.init(tables: 10000...10999, probes: [], linkNames: [3: "eth1"], managed: [3]))
+        let gone = Route(family: .inet, table: 10003, destination: IPPrefix("10.9.0.0/24")!, proto: .nicroute)
+        let rule = Rule(
+            family: .inet, priority: 10003, table: 10003, source: .host(IPAddress("10.20.20.17")!), proto: .nicroute)
+        let old = Rule(
+            family: .inet, priority: 10003, table: 10003, source: .host(IPAddress("10.20.20.9")!), proto: .nicroute)
+        let added = Route(family: .inet, table: 10003, destination: IPPrefix("0.0.0.0/0")!, proto: .nicroute)
+        let bytes = try RouteCodec.routeRequest(MessageType.newRoute, flags: 0, route: added, sequence: 1)
+        let echo = try #require(try NetlinkMessage.split(bytes).first)
+
+        box.expect([.addRoute(added), .deleteRoute(gone), .addRule(rule), .deleteRule(old)])
+        #expect(!box.filter(echo.header, echo.payload))
+        box.post(.removed(.route(gone)))
+        box.post(.added(.rule(rule)))
+        box.post(.removed(.rule(old)))
+        box.applied()
+        #expect(box.take() == KernelEvents())
+
+        // Each echo is expected once: a second deletion of the same rule is someone else's.
+        box.expect([.deleteRule(old)])
+        box.post(.removed(.rule(old)))
+        box.post(.removed(.rule(old)))
+        box.applied()
+        var events = box.take()
+        #expect(events.relevant && events.beyondAddresses)
+
+        // After the pass, the same notifications are someone else's.
+        #expect(!box.filter(echo.header, echo.payload))
+        #expect(box.take().beyondAddresses)
+        box.post(.removed(.route(gone)))
+        events = box.take()
+        #expect(events.relevant && events.beyondAddresses)
+        // And a deletion the pass did not make, while it applies, is someone else's too.
+        box.expect([.deleteRule(old)])
+        box.post(.removed(.rule(rule)))
+        box.applied()
+        #expect(box.take().relevant)
+    }
+
     /// The pre-decode filter drops exactly the added routes `isRelevant` turns down whatever the
     /// interest: nicroute's own, outside the main table (tables above 255 included).
     @Test(arguments: [
@@ -356,6 +400,9 @@ private func link(_ index: Int32, _ name: String, mac: String) -> Link {
         #expect(parsed.controlGroup == nil)
         #expect(parsed.manage.map(\.description) == ["eth*", "ens*"])
         #expect(parsed.gateways.count == 1)
+        #expect(uncommented.contains("\nLocalRoutes=yes\n"))
+        #expect(parsed.localRoutes == defaults.localRoutes)
+        #expect(parsed.sources.count == 1)
     }
 }
 

@@ -55,18 +55,44 @@ struct Seed: Sendable, CustomTestStringConvertible {
         case "control":
             let bytes = try seed.bytes
             let request = try? ControlRequest.decode(bytes)
-            let response = try? ControlResponse.decode(bytes)
+            let response = try? ControlCall(.status, as: JSONValue.self).decode(bytes)
             if seed.file.hasPrefix("request-") {
                 let request = try #require(request)
                 #expect(try ControlRequest.decode(request.encoded()) == request)
             } else if seed.file.hasPrefix("response-") {
-                let response = try #require(response)
-                #expect(try ControlResponse.decode(response.encoded()) == response)
-                if seed.file == "response-status", case .success(let result) = response {
-                    let report = try StatusReport(json: result)
+                #expect(response != nil)
+                // Each answer reads as its command's result, and sent again, reads the same.
+                switch seed.file {
+                case "response-status", "response-status-forwarding":
+                    let report = try ControlCall.status.decode(bytes).get()
                     #expect(report.nics.map(\.name) == ["eth0", "eth1"])
-                    #expect(try StatusReport(json: report.json) == report)
+                    #expect(
+                        try ControlCall.status.decode(ControlResponse.success(report.json).encoded())
+                            == .success(report))
                     #expect(report.rendered().contains("IPv4 gateway: 10.0.0.1 (from main-table)"))
+                case "response-plan":
+                    let plan = try ControlCall.plan.decode(bytes).get()
+                    #expect(plan.changes.count == 1)
+                    #expect(try ControlCall.plan.decode(ControlResponse.success(plan.json).encoded()) == .success(plan))
+                case "response-reconfigure":
+                    let applied = try ControlCall.reconfigure.decode(bytes).get()
+                    #expect(applied.nics == 2)
+                    #expect(
+                        try ControlCall.reconfigure.decode(ControlResponse.success(applied.json).encoded())
+                            == .success(applied))
+                case "response-flush":
+                    let flushed = try ControlCall.flush.decode(bytes).get()
+                    #expect(flushed.removed.count == 1 && flushed.problems.isEmpty)
+                    #expect(
+                        try ControlCall.flush.decode(ControlResponse.success(flushed.json).encoded())
+                            == .success(flushed))
+                default:
+                    let answer = try #require(response)
+                    guard case .failure(let error) = answer else {
+                        Issue.record("\(seed.file) is not an error")
+                        break
+                    }
+                    #expect(try ControlCall.status.decode(ControlResponse.failure(error).encoded()) == .failure(error))
                 }
             } else {
                 #expect(seed.isInvalid)

@@ -67,6 +67,8 @@ final class FakeNetworkManager: @unchecked Sendable {
         var options: [String: String]?
     }
     let devices: [String: Device]
+    /// While true, calls are taken and never answered (a NetworkManager that hangs).
+    let hangs = Atomic<Bool>(false)
     private var bus: OpaquePointer?
     private let stopping = Atomic<Bool>(false)
     private let finished = DispatchSemaphore(value: 0)
@@ -116,6 +118,7 @@ final class FakeNetworkManager: @unchecked Sendable {
         if sd_bus_message_is_method_call(message, NetworkManagerBus.service, "GetDeviceByIpIface") > 0 {
             let name = readString(message) ?? ""
             calls.withLock { $0.append("GetDeviceByIpIface \(name)") }
+            if hangs.load(ordering: .relaxed) { return 1 }
             guard let device = devices[name] else {
                 return error(message, "org.freedesktop.NetworkManager.UnknownDevice", "No device found for \(name)")
             }
@@ -258,6 +261,42 @@ private func link(_ index: Int32, _ name: String) -> Link {
         let eth1 = try #require(plan.nics.first { $0.link.name == "eth1" })
         #expect(eth1.ipv4Gateway == GatewayHint(gateway: IPAddress("20.20.20.254")!, source: .networkManager))
         #expect(GatewaySource.networkManager.rawValue == "NetworkManager lease")
+    }
+
+    /// A NetworkManager that takes calls and never answers costs one call's timeout per pass at
+    /// most, then is left alone for a back-off (2, 4 ... 60 s); the NICs that went without its
+    /// lease are named, and it is asked again once the back-off is over.
+    @Test func aNetworkManagerThatHangsCostsOneTimeoutThenBacksOff() throws {
+        let tree = try ScratchTree()
+        let bus = try PrivateBus(directory: tree.root)
+        defer { bus.stop() }
+        let nm = try FakeNetworkManager(
+            address: bus.address,
+            devices: [
+                "eth1": .init(index: 3, options: Self.neverDefault),
+                "eth2": .init(index: 4, options: ["routers": "30.30.30.1"]),
+            ])
+        defer { nm.stop() }
+        nm.hangs.store(true, ordering: .relaxed)
+        try tree.write("run/NetworkManager/devices/3", "[device]\nmanaged=true\n")
+        let silence = NetworkManagerSilence()
+        let collector = GatewayHintCollector(
+            root: tree.root, networkDataPaths: [], networkManagerBus: bus.address, networkManagerSilence: silence)
+        let links = [link(3, "eth1"), link(4, "eth2")]
+        #expect(collector.hints(for: links, now: 100).isEmpty)
+        // One call, unanswered: eth2 was not asked at all.
+        #expect(nm.calls.withLock { $0 } == ["GetDeviceByIpIface eth1"])
+        #expect(silence.unasked == ["eth1", "eth2"])
+        #expect(silence.note?.contains("did not answer") == true)
+        // Within the back-off, not asked.
+        #expect(collector.hints(for: links, now: 101).isEmpty)
+        #expect(nm.calls.withLock { $0 }.count == 1)
+        // Answering again, asked once the back-off is over; the note goes.
+        nm.hangs.store(false, ordering: .relaxed)
+        let hints = collector.hints(for: links, now: 102)
+        #expect(hints[3] == [GatewayHint(gateway: IPAddress("20.20.20.254")!, source: .networkManager)])
+        #expect(hints[4] == [GatewayHint(gateway: IPAddress("30.30.30.1")!, source: .networkManager)])
+        #expect(silence.unasked.isEmpty && silence.note == nil)
     }
 
     @Test func withoutNetworkManagerRunningTheBusIsNotAsked() throws {

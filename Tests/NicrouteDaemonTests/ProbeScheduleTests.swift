@@ -76,6 +76,37 @@ private let v6 = NeighborProbe(address: IPAddress("fd00:20::1")!, linkIndex: 3)
         #expect(schedule.nextDeadline == nil)
     }
 
+    @Test func aProbeHeldBackForItsLinkLocalAddressLeavesFromAReadyGlobalAddress() {
+        func a(_ text: String, _ flags: AddressFlags = [.permanent], link: Int32 = 3) -> InterfaceAddress {
+            InterfaceAddress(
+                linkIndex: link, address: IPAddress(text)!, prefixLength: 64, scope: .universe, flags: flags)
+        }
+        // The router's subnet first, a ready address; tentative, optimistic and other links' never.
+        let sources = ProbeSchedule.globalSources([
+            a("fd00:99::5"), a("fd00:20::5", [.permanent]), a("fd00:20::6", [.tentative]),
+            a("fd00:20::7", [.optimistic]), a("fd00:20::8", link: 4),
+            InterfaceAddress(linkIndex: 3, address: IPAddress("fe80::3")!, prefixLength: 64, scope: .link),
+        ])
+        #expect(sources[3]?.map(\.address) == [IPAddress("fd00:99::5")!, IPAddress("fd00:20::5")!])
+        var schedule = ProbeSchedule()
+        func sent(_ now: Double, ready: Set<Int32> = [], _ s: [Int32: [ProbeSchedule.IPPrefixedAddress]]) -> [String] {
+            _ = schedule.due([v4, v6], now: now, linkLocalReady: ready)
+            return schedule.datagrams([v4, v6], now: now, linkLocalReady: ready, sources: s).map {
+                "\($0.probe.address) from \($0.from)"
+            }
+        }
+        #expect(sent(0, [:]) == [])  // no global address ready: it waits, as before
+        #expect(sent(0.1, sources) == ["fd00:20::1 from fd00:20::5"])
+        #expect(sent(1, sources) == [])
+        #expect(schedule.nextDeadline == 2)  // the IPv4 probe's retry and the datagram's
+        #expect(sent(2.1, sources) == ["fd00:20::1 from fd00:20::5"])
+        // The link-local address is ready: an ordinary probe, no datagram; the datagram's
+        // schedule is forgotten.
+        #expect(sent(2.2, ready: [3], sources) == [])
+        #expect(schedule.datagramEntries.isEmpty)
+        #expect(sent(2.3, sources) == ["fd00:20::1 from fd00:20::5"])
+    }
+
     @Test func onlyAUsableLinkLocalAddressLetsASolicitationLeave() {
         func a(_ index: Int32, _ text: String, _ flags: AddressFlags) -> InterfaceAddress {
             InterfaceAddress(linkIndex: index, address: IPAddress(text)!, prefixLength: 64, scope: .link, flags: flags)

@@ -3,7 +3,8 @@
 # network namespaces: options before or after the command, every documented exit status, one
 # line per change in the one-shot mode (nothing with -q, logs on stderr only with -v), the
 # daemon's stderr stating each message once, and `nicroutectl check`'s verdicts, each provoked
-# and compared with the kernel's own answer (`ip route get`).
+# and compared with the kernel's own answer (`ip route get`); then the daemon's answers as
+# nicroutectl reads them (a canned daemon's: each command's result, errors, malformed ones).
 #
 #   sudo bash Tests/Scenario/cli.sh
 #
@@ -286,6 +287,79 @@ check "reconfigure through the daemon: ip lines and the count" \
   test "$RC" -eq 0 -a "$(grep -c '^ip ' <<<"$OUT")" -gt 0 -a "$(grep -vc '^ip ' <<<"$OUT")" -eq 1
 expect_rc "check after reconfigure" 0 ctl "${OPTS[@]}" check
 nr_stop_pid "$NICROUTED_PID" 5
+
+# =====================================================================================
+step "7. the daemon's answers as nicroutectl reads them: a canned daemon's, each in turn"
+CANNED=$NR_TMP/canned.sock
+# canned ANSWER: a canned nicrouted at $CANNED that answers one request with ANSWER
+# (one line), then goes.
+canned() {
+  rm -f "$CANNED"
+  python3 -I -c '
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1])
+s.listen(1)
+s.settimeout(10)
+c, _ = s.accept()
+c.settimeout(5)
+try:
+    c.recv(4096)
+except OSError:
+    pass
+c.sendall(sys.argv[2].encode() + b"\n")
+c.close()
+os.unlink(sys.argv[1])
+' "$CANNED" "$1" &
+  CANNED_PID=$!
+  NR_PIDS+=("$CANNED_PID")
+  wait_until 5 test -S "$CANNED" || true
+}
+# asked ANSWER ARGS...: nicroutectl ARGS... against a canned daemon answering ANSWER (in OUT, ERR, RC).
+asked() {
+  local answer=$1
+  shift
+  canned "$answer"
+  run ctl --control-socket "$CANNED" "$@"
+  wait "$CANNED_PID" 2>/dev/null || true
+}
+ok_result() { printf '{"ok":true,"result":%s,"version":1}' "$1"; }
+failure() { printf '{"error":{"code":"%s","message":"%s"},"ok":false,"version":1}' "$1" "$2"; }
+STATUS_RESULT=$(jq -c .result "$REPO/Tests/Fuzz/control-corpus/response-status-forwarding")
+asked "$(ok_result "$STATUS_RESULT")" status --json
+check "status --json prints the daemon's status result as it came, exit 0" \
+  test "$RC" -eq 0 -a "$(jq -cS . <<<"$OUT" 2>/dev/null)" == "$(jq -cS . <<<"$STATUS_RESULT")"
+asked "$(ok_result "$STATUS_RESULT")" status
+check "status renders the daemon's report" test "$RC" -eq 0 -a -n "$(grep -F 'nicrouted: ' <<<"$OUT")"
+asked "$(ok_result "$(jq -c '.nics[0].table = -1' <<<"$STATUS_RESULT")")" status
+check "a status result with a negative table: exit 1, the key named" \
+  test "$RC" -eq 1 -a -z "$OUT" -a "$ERR" == \
+  "nicroutectl: the daemon's answer is not a status result: nics[0].table: expected an integer in 0...4294967295, found -1"
+asked "$(ok_result '{"applied":[],"failed":[],"nics":2}')" plan
+check "plan answered with a reconfigure result: exit 1, the key named" \
+  test "$RC" -eq 1 -a "$ERR" == "nicroutectl: the daemon's answer is not a plan result: applied: unknown key"
+asked '{"ok":true,"version":1}' plan
+check "an answer without its result: exit 1, named" \
+  test "$RC" -eq 1 -a "$ERR" == "nicroutectl: the daemon's answer is not a version 1 response: result: missing"
+asked "$(ok_result '{"changes":["ip -4 rule add x"],"conflicts":["c"]}')" plan
+check "plan prints the daemon's changes, its conflicts on stderr, exit 0" \
+  test "$RC" -eq 0 -a "$OUT" == "ip -4 rule add x" -a "$ERR" == "nicroutectl: left alone: c"
+asked "$(ok_result '{"applied":["ip -4 rule add x"],"failed":["ip -4 rule add y: EEXIST"],"nics":2}')" reconfigure
+check "reconfigure with a failed change: exit 1, the failure on stderr" \
+  test "$RC" -eq 1 -a -n "$(grep -F 'failed: ip -4 rule add y: EEXIST' <<<"$ERR")" \
+  -a -n "$(grep -Fx '1 change(s) applied, 1 failed; 2 NIC(s) managed.' <<<"$OUT")"
+asked "$(ok_result '{"removed":["ip -4 rule del x"]}')" flush
+check "flush from a daemon that sends no problems: exit 0" \
+  test "$RC" -eq 0 -a "$OUT" == $'ip -4 rule del x\n1 object(s) removed.'
+asked "$(ok_result '{"problems":["eth1: src_valid_mark stays 1"],"removed":[]}')" flush
+check "flush with a problem: exit 1, named" test "$RC" -eq 1 -a "$ERR" == "nicroutectl: eth1: src_valid_mark stays 1"
+asked "$(failure invalid-configuration 'nicroute.conf:1: bad')" reconfigure
+check "the daemon refuses the configuration: exit 78, its message" \
+  test "$RC" -eq 78 -a "$ERR" == "nicroutectl: nicroute.conf:1: bad"
+asked "$(failure permission-denied 'not you')" flush
+check "the daemon refuses the caller: exit 4" test "$RC" -eq 4 -a "$ERR" == "nicroutectl: not you"
+asked "$(failure on-fire 'm')" status
+check "an error code nicroutectl does not know: exit 1, the daemon's message" test "$RC" -eq 1 -a "$ERR" == "nicroutectl: m"
 
 nr_summary_line
 ((NR_FAIL == 0))

@@ -69,7 +69,8 @@ TREE=$(nsb_tree)
 nsb_log "tree $TREE ($(head -n1 "$TREE/.nicroute-tree-complete"))"
 nsb_stage "$TREE"
 nsb_install "$NICROUTE_BINDIR/nicrouted" /usr/bin/nicrouted 0755
-nsb_install "$NICROUTE_BINDIR/nicroutectl" /usr/bin/nicroutectl 0755
+# One binary for both tools (scripts/build-release.sh): nicroutectl a symlink to it, as packaged.
+ln -sfn nicrouted "$NSB_STAGE/usr/bin/nicroutectl"
 nsb_install "$REPO/units/nicrouted.service" /etc/systemd/system/nicrouted.service
 nsb_install "$REPO/packaging/common/sysusers.conf" /usr/lib/sysusers.d/nicroute.conf
 nsb_chroot systemd-sysusers nicroute.conf

@@ -100,6 +100,17 @@ if [[ $deps =~ ^libc6\ \(\>=\ ([0-9.]+)\),\ libsystemd0\ \(\>=\ ([0-9.]+)\),\ sy
 else
     not_ok "the .deb depends on libc6, libsystemd0 and systemd-sysusers only, with floors <= 2.31 and <= 247: $deps"
 fi
+# One binary for both tools (issue 20: two static binaries made a 34 MB package): nicrouted a
+# file, nicroutectl a relative symlink to it; installed, at most 20 MB (Installed-Size is in KiB).
+listing=$(dpkg-deb -c "$NICROUTE_PKG_NEW")
+daemon=$(awk '$6 == "./usr/bin/nicrouted" { print substr($1, 1, 1) }' <<<"$listing")
+ctl=$(awk '$6 == "./usr/bin/nicroutectl" { print substr($1, 1, 1), $7, $8 }' <<<"$listing")
+isize=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Installed-Size)
+if [[ $daemon == - && $ctl == "l -> nicrouted" && $isize =~ ^[0-9]+$ ]] && ((isize * 1024 <= 20000000)); then
+    ok "the .deb ships one binary, /usr/bin/nicrouted, and /usr/bin/nicroutectl -> nicrouted; Installed-Size $isize KiB (at most 20 MB)"
+else
+    not_ok "the .deb ships /usr/bin/nicrouted and the symlink nicroutectl -> nicrouted ('$daemon', '$ctl'), installed at most 20 MB (Installed-Size $isize KiB)"
+fi
 old_version=$(dpkg-deb -f "$NICROUTE_PKG_OLD" Version)
 new_version=$(dpkg-deb -f "$NICROUTE_PKG_NEW" Version)
 dpkg --compare-versions "$new_version" gt "$old_version" || nsb_die "$new_version is not newer than $old_version"

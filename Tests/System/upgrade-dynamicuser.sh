@@ -200,6 +200,16 @@ else
     diff <(echo "$tables_before") <(echo "$tables_after") | indent
     diff <(echo "$rules_before") <(echo "$rules_after") | indent
 fi
+# The old release shipped two binaries; the new one, one binary with nicroutectl a symlink to it
+# (the binary runs the tool argv[0] names): dpkg replaces the old regular file with the link.
+ctl_link=$(in_ct readlink /usr/bin/nicroutectl)
+if in_ct test -f /usr/bin/nicrouted && ! in_ct test -L /usr/bin/nicrouted && [[ $ctl_link == nicrouted ]] &&
+    in_ct nicroutectl --help 2>&1 | grep -q '^USAGE: nicroutectl' && in_ct nicrouted --help 2>&1 | grep -q '^USAGE: nicrouted'; then
+    ok "/usr/bin/nicroutectl, a regular file before, is a symlink to nicrouted after the upgrade; both names run their tool"
+else
+    not_ok "/usr/bin/nicroutectl a symlink to nicrouted after the upgrade (readlink: '$ctl_link'), both names run their tool"
+    in_ct ls -l /usr/bin/nicrouted /usr/bin/nicroutectl 2>&1 | indent
+fi
 # Everything logged at warning or worse since the upgrade began, by anyone (dpkg, systemd,
 # sysusers, the old daemon stopping, the new one starting), and what reached the journal
 # through syslog(3) from the unit (where the Swift runtime's libraries would complain). One line

@@ -7,7 +7,6 @@ import NicrouteDaemon
 import Glibc
 #endif
 
-@main
 struct Nicrouted: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nicrouted",

@@ -8,7 +8,6 @@ import NicrouteDaemon
 import Glibc
 #endif
 
-@main
 struct Nicroutectl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "nicroutectl",
@@ -133,14 +132,14 @@ struct SharedOptions: ParsableArguments {
             ?? Configuration().controlSocket
     }
 
-    /// Asks the daemon; nil when none is running.
-    func ask(_ command: ControlCommand) throws -> JSONValue? {
-        let response: ControlResponse
-        do { response = try ControlClient.send(ControlRequest(command), to: socketPath) } catch {
+    /// Asks the daemon: `call`'s result, as its type; nil when no daemon is running.
+    func ask<Output>(_ call: ControlCall<Output>) throws -> Output? {
+        let answer: Result<Output, ControlError>
+        do { answer = try ControlClient.send(call, to: socketPath) } catch {
             if case .notRunning = error { return nil }
             throw CLIError("\(error)")
         }
-        switch response {
+        switch answer {
         case .success(let result): return result
         case .failure(let e):
             let code: Int32 =
@@ -167,7 +166,7 @@ struct SharedOptions: ParsableArguments {
 
     /// The daemon's status report, or one computed here when no daemon runs.
     func statusReport(logLevel: Logger.Level = .critical) throws -> StatusReport {
-        if let answer = try ask(.status) { return try StatusReport(json: answer) }
+        if let report = try ask(.status) { return report }
         let r = try reconciler(logLevel: logLevel)
         let snapshot = try r.snapshot()
         let plan = r.plan(from: snapshot)
@@ -203,10 +202,6 @@ func guarded(_ body: () throws -> Void) throws {
     } catch let e as NetlinkError {
         printError("\(e)")
         throw ExitCode(e.errno == .notPermitted ? 4 : 1)
-    } catch let e as ControlError {
-        // The daemon's answer did not decode (a key unknown, missing or of the wrong type).
-        printError("the daemon's answer: \(e.message)")
-        throw ExitCode(1)
     }
 }
 
@@ -245,7 +240,7 @@ extension Nicroutectl {
             try guarded {
                 let output: PlanOutput
                 if let answer = try shared.ask(.plan) {
-                    output = try PlanOutput(json: answer)
+                    output = answer
                 } else {
                     let r = try shared.reconciler()
                     let snapshot = try r.snapshot()
@@ -272,7 +267,9 @@ extension Nicroutectl {
                 when the reply leaves through I via I's gateway and the request is accepted; otherwise \
                 the line says why: no rule, no default route in its table, gateway unconfirmed, a \
                 foreign rule of higher priority wins, rp_filter would drop the request, NIC not \
-                managed, not an address of this host.
+                managed, not an address of this host. Local routes a NIC answers for (a forwarded IP \
+                as GCE's agent installs it, an AnyIP range) are checked too, from an address inside \
+                each prefix.
 
                 Not checked here: replies to connections forwarded to containers or guests behind this \
                 host (Docker ports, DNAT). They carry the container's source address, which no source \
@@ -330,7 +327,7 @@ extension Nicroutectl {
             try guarded {
                 let output: ApplyOutput
                 if let answer = try shared.ask(.reconfigure) {
-                    output = try ApplyOutput(json: answer)
+                    output = answer
                 } else {
                     try shared.requireRoot("the one-shot reconfigure")
                     let reconciler = try shared.reconciler(logLevel: verbosity.logLevel)
@@ -377,9 +374,8 @@ extension Nicroutectl {
                 let removed: [String]
                 var problems: [String] = []
                 if let answer = try shared.ask(.flush) {
-                    let output = try FlushOutput(json: answer)
-                    removed = output.removed
-                    problems = output.problems
+                    removed = answer.removed
+                    problems = answer.problems
                 } else {
                     try shared.requireRoot("flush")
                     // What nicroute owns is told by the routing protocol alone, whatever the

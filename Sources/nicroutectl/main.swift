@@ -1,0 +1,4 @@
+// nicroutectl alone, for development and tests; the release build ships nicroute-multicall.
+import NicrouteCommands
+
+NicrouteCommands.nicroutectl()
