@@ -347,8 +347,23 @@ extension StatusReport: Codable {
         // send it (docs/control-protocol.md), and its report reads as "not reported".
         forwarding = try c.decodeIfPresent(Forwarding.self, forKey: .forwarding) ?? .unknown
         nics = try c.decode([NIC].self, forKey: .nics)
-        // Absent from a daemon older than udev's opt-out: nothing excluded.
+        // Absent: none (a report of a daemon before udev's opt-out, or nothing held back).
         excluded = try c.decodeIfPresent([Excluded].self, forKey: .excluded) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(summary, forKey: .summary)
+        try c.encode(fromDaemon, forKey: .fromDaemon)
+        try c.encode(paused, forKey: .paused)
+        try c.encode(pendingChanges, forKey: .pendingChanges)
+        try c.encode(deferred, forKey: .deferred)
+        try c.encode(conflicts, forKey: .conflicts)
+        try c.encode(findings, forKey: .findings)
+        try c.encode(forwarding, forKey: .forwarding)
+        try c.encode(nics, forKey: .nics)
+        // Only when some NIC is held back: a report without is what older daemons sent.
+        if !excluded.isEmpty { try c.encode(excluded, forKey: .excluded) }
     }
 }
 

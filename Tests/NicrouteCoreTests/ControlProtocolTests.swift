@@ -520,7 +520,7 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
         let text = JSONCoding.encodeString(Self.reportWithOneNIC())
         #expect(
             text
-                == #"{"conflicts":[],"deferred":0,"excluded":[],"findings":[{"message":"m","severity":"warning"}],"#
+                == #"{"conflicts":[],"deferred":0,"findings":[{"message":"m","severity":"warning"}],"#
                 + #""forwarding":{"marks":[],"mask":"0x0","reason":"not reported","state":"off"},"fromDaemon":true,"#
                 + #""nics":[{"addresses":["20.20.20.16/24"],"gateways":[{"address":"20.20.20.1","family":"ipv4","#
                 + #""source":"main-table"},{"address":null,"family":"ipv6","source":null}],"index":3,"lastChange":null,"#
@@ -540,7 +540,7 @@ private func applied(_ plan: Plan, to snapshot: KernelSnapshot) -> KernelSnapsho
     }
 
     static let reportWithOneNICText =
-        #"{"conflicts":[],"deferred":0,"excluded":[],"findings":[],"#
+        #"{"conflicts":[],"deferred":0,"findings":[],"#
         + #""forwarding":{"marks":[],"mask":"0x0","reason":"not reported","state":"off"},"fromDaemon":true,"#
         + #""nics":[{"addresses":["20.20.20.16/24"],"gateways":[{"address":"20.20.20.1","family":"ipv4","#
         + #""source":"main-table"},{"address":null,"family":"ipv6","source":null}],"index":3,"lastChange":null,"#

@@ -191,6 +191,17 @@ struct ValueCase: CustomTestStringConvertible, Sendable {
             plan: planner.plan(snapshot: waiting, slots: SlotTable()), snapshot: waiting, summary: "1 NIC",
             fromDaemon: true)
         #expect(report2.excluded.map(\.reason) == ["udev has not finished with it yet"])
+        // Nothing held back: no key at all (the report older daemons sent).
+        let free = twoNICs()
+        let report3 = StatusReport(
+            plan: planner.plan(snapshot: free, slots: SlotTable()), snapshot: free, summary: "2 NICs",
+            fromDaemon: true)
+        guard case .object(let plain) = try JSONCoding.decode(JSONValue.self, from: JSONCoding.encode(report3)) else {
+            Issue.record("not an object")
+            return
+        }
+        #expect(plain["excluded"] == nil)
+        #expect(plain["nics"] != nil)
         // A daemon older than the opt-out sends no `excluded`: nothing excluded.
         guard case .object(var members) = try JSONCoding.decode(JSONValue.self, from: text) else {
             Issue.record("not an object")
