@@ -86,6 +86,7 @@ stage "nicroutectl: options, exit statuses, one-shot output, check's verdicts" c
 stage "multipath routes in main: routers on link-local addresses only" multipath bash Tests/Scenario/multipath.sh
 stage "IPv6 first-host gateway confirmed as soon as the link-local address leaves DAD" first-host bash Tests/Scenario/first-host.sh
 stage "sources that are not addresses: a guest agent's local route, AnyIP ranges (IPv4, IPv6), [Source] prefixes" local-routes bash Tests/Scenario/local-routes.sh
+stage "udev's opt-out (NICROUTE_MANAGE=0) from a udev database of the test's own, and the wait for udev" udev bash Tests/Scenario/udev.sh
 stage "robustness: address storm with netlink overrun, hot-plug soak, SIGKILL chaos, fights" robustness \
     bash Tests/Robustness/robustness.sh
 stage "sd_notify contract against a datagram socket" notify bash Tests/System/notify.sh

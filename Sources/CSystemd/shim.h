@@ -2,3 +2,4 @@
 #include <systemd/sd-journal.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
+#include <systemd/sd-device.h>

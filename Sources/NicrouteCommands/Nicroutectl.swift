@@ -168,7 +168,7 @@ struct SharedOptions: ParsableArguments {
     func statusReport(logLevel: Logger.Level = .critical) throws -> StatusReport {
         if let report = try ask(.status) { return report }
         let r = try reconciler(logLevel: logLevel)
-        let snapshot = try r.client.snapshot()
+        let snapshot = try r.snapshot()
         let plan = r.plan(from: snapshot)
         let rules = plan.nics.reduce(0) { $0 + $1.addresses.count }
         return StatusReport(
@@ -243,7 +243,7 @@ extension Nicroutectl {
                     output = answer
                 } else {
                     let r = try shared.reconciler()
-                    let snapshot = try r.client.snapshot()
+                    let snapshot = try r.snapshot()
                     output = PlanOutput(plan: r.plan(from: snapshot), snapshot: snapshot)
                 }
                 if format.json {

@@ -15,8 +15,11 @@ struct Nicrouted: ParsableCommand {
             Runs in the foreground (systemd Type=notify). Listens to rtnetlink link, address, \
             route and rule events, gives each managed NIC its own routing table and adds \
             `ip rule from ADDRESS lookup TABLE` for each of its addresses. Objects it installs carry \
-            routing protocol 110 ("nicroute"); it never changes anything else. SIGHUP reloads the \
-            configuration (an invalid file is refused and the last good one kept). Logs go to stderr.
+            routing protocol 110 ("nicroute"); it never changes anything else. A NIC whose udev \
+            database carries NICROUTE_MANAGE=0 (or no, false, off) is not managed, whatever --manage \
+            and the configuration say; while udev runs, a new NIC waits until udev has processed it. \
+            SIGHUP reloads the configuration (an invalid file is refused and the last good one kept). \
+            Logs go to stderr.
             """,
         version: "0.1.0")
 

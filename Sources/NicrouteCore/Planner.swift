@@ -9,16 +9,21 @@ public struct KernelSnapshot: Hashable, Sendable {
     public var rules: [Rule]
     /// Neighbour cache entries (used to confirm a first-host gateway).
     public var neighbors: [Neighbor]
+    /// Links udev keeps away from nicroute, by index, and why (`NICROUTE_MANAGE=0`, not yet
+    /// processed): not managed whatever the configuration says. Read by the daemon from udev's
+    /// database, not from the kernel; empty where udev does not run.
+    public var deviceHolds: [Int32: DeviceHold]
 
     public init(
         links: [Link] = [], addresses: [InterfaceAddress] = [], routes: [Route] = [], rules: [Rule] = [],
-        neighbors: [Neighbor] = []
+        neighbors: [Neighbor] = [], deviceHolds: [Int32: DeviceHold] = [:]
     ) {
         self.links = links
         self.addresses = addresses
         self.routes = routes
         self.rules = rules
         self.neighbors = neighbors
+        self.deviceHolds = deviceHolds
     }
 }
 
@@ -243,10 +248,14 @@ public struct Planner: Sendable {
     public var configuration: Configuration
     public init(configuration: Configuration) { self.configuration = configuration }
 
-    /// True when nicroute manages `link` under the configuration: never loopback; `ignore` wins;
-    /// an explicit `manage` list replaces the default (Ethernet-like devices with no link kind).
-    public func isManaged(_ link: Link) -> Bool {
-        if link.flags.contains(.loopback) { return false }
+    /// True when the configuration alone manages `link` (no udev hold).
+    public func isManaged(_ link: Link) -> Bool { isManaged(link, hold: nil) }
+
+    /// True when nicroute manages `link` under the configuration: never loopback; never a link
+    /// udev holds back (`hold`: `NICROUTE_MANAGE=0`, or not processed yet); `ignore` wins; an
+    /// explicit `manage` list replaces the default (Ethernet-like devices with no link kind).
+    public func isManaged(_ link: Link, hold: DeviceHold?) -> Bool {
+        if link.flags.contains(.loopback) || hold != nil { return false }
         if configuration.ignore.contains(where: { $0.matches(name: link.name, mac: link.mac) }) { return false }
         if !configuration.manage.isEmpty {
             return configuration.manage.contains(where: { $0.matches(name: link.name, mac: link.mac) })
@@ -315,7 +324,8 @@ public struct Planner: Sendable {
         snapshot: KernelSnapshot, slots: SlotTable, hints: [Int32: [GatewayHint]] = [:], forwarding: Bool = false
     ) -> Plan {
         let linksByIndex = Dictionary(snapshot.links.map { ($0.index, $0) }, uniquingKeysWith: { a, _ in a })
-        let managedLinks = snapshot.links.filter { isManaged($0) && $0.isUp }.sorted { $0.index < $1.index }
+        let managedLinks = snapshot.links.filter { isManaged($0, hold: snapshot.deviceHolds[$0.index]) && $0.isUp }
+            .sorted { $0.index < $1.index }
         let managedIndexes = Set(managedLinks.map(\.index))
         let mainRoutes = snapshot.routes.filter { $0.table == RoutingTable.main }
         var addressesByLink: [Int32: [InterfaceAddress]] = [:]

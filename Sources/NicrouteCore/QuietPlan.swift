@@ -50,7 +50,7 @@ public struct QuietPlan: Sendable {
         guard let last, last.plan.slots == slots, last.hints == hints,
             Planner.planAlike(snapshot.links, last.snapshot.links), last.snapshot.addresses == snapshot.addresses,
             last.snapshot.routes == snapshot.routes, last.snapshot.rules == snapshot.rules,
-            last.snapshot.neighbors == snapshot.neighbors
+            last.snapshot.neighbors == snapshot.neighbors, last.snapshot.deviceHolds == snapshot.deviceHolds
         else { return nil }
         let plan = Self.refreshed(last.plan, links: snapshot.links)
         self.last = (snapshot, hints, plan)

@@ -46,6 +46,9 @@ public enum RouteCheck {
         public var nic: NIC?
         /// The interface holding the address when it is not managed (nil: not an address here).
         public var unmanagedLink: String?
+        /// Why that interface is not managed when the configuration would manage it (udev's
+        /// opt-out, `StatusReport.Excluded`).
+        public var unmanagedReason: String?
         /// `ip route get D from A`.
         public var reply: Answer?
         /// `ip route get A from D iif I`.
@@ -58,13 +61,15 @@ public enum RouteCheck {
         public var rpFilter: Int?
 
         public init(
-            address: IPAddress, destination: IPAddress, nic: NIC?, unmanagedLink: String? = nil, reply: Answer? = nil,
-            request: Answer? = nil, rules: [Rule] = [], tableRoutes: [Route] = [], rpFilter: Int? = nil
+            address: IPAddress, destination: IPAddress, nic: NIC?, unmanagedLink: String? = nil,
+            unmanagedReason: String? = nil, reply: Answer? = nil, request: Answer? = nil, rules: [Rule] = [],
+            tableRoutes: [Route] = [], rpFilter: Int? = nil
         ) {
             self.address = address
             self.destination = destination
             self.nic = nic
             self.unmanagedLink = unmanagedLink
+            self.unmanagedReason = unmanagedReason
             self.reply = reply
             self.request = request
             self.rules = rules
@@ -115,7 +120,9 @@ public enum RouteCheck {
         guard let nic = e.nic else {
             if let link = e.unmanagedLink {
                 v.reasons = [.notManaged]
-                v.summary = "\(link) is not managed by nicroute: no table or rule of its own"
+                v.summary =
+                    "\(link) is not managed by nicroute: no table or rule of its own"
+                    + (e.unmanagedReason.map { " (\($0))" } ?? "")
             } else {
                 v.reasons = [.notLocal]
                 v.summary = "\(e.address) is not an address of this host"

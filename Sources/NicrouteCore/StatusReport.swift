@@ -57,6 +57,19 @@ public struct StatusReport: Hashable, Sendable {
         public var lastChange: String?
     }
 
+    /// A NIC the configuration would manage that udev keeps away (`NICROUTE_MANAGE=0`, or not
+    /// processed by udev yet), and why.
+    public struct Excluded: Hashable, Sendable {
+        public var name: String
+        public var index: Int32
+        public var reason: String
+        public init(name: String, index: Int32, reason: String) {
+            self.name = name
+            self.index = index
+            self.reason = reason
+        }
+    }
+
     public struct Finding: Hashable, Sendable {
         public var severity: String
         public var message: String
@@ -73,6 +86,8 @@ public struct StatusReport: Hashable, Sendable {
     /// True after `flush`: the daemon does nothing until the next reconfigure.
     public var paused: Bool
     public var nics: [NIC]
+    /// NICs udev keeps away from nicroute (`KernelSnapshot.deviceHolds`), in index order.
+    public var excluded: [Excluded] = []
     /// Changes a reconcile would still make right now (0 when all is in place).
     public var pendingChanges: Int
     /// Re-installs held back because another tool keeps deleting them.
@@ -132,6 +147,11 @@ public struct StatusReport: Hashable, Sendable {
         conflicts = plan.conflicts
         self.findings = findings
         pendingChanges = plan.changes.count
+        excluded = snapshot.links.sorted { $0.index < $1.index }.compactMap { link in
+            snapshot.deviceHolds[link.index].map {
+                Excluded(name: link.name, index: link.index, reason: $0.description)
+            }
+        }
         nics = plan.nics.map { n in
             NIC(
                 name: n.link.name, index: n.link.index, mac: n.link.mac, state: n.link.operationalState.description,
@@ -180,6 +200,10 @@ public struct StatusReport: Hashable, Sendable {
             }
             if let c = n.lastChange { out.append(" Last change: \(c)") }
             for note in n.notes { out.append("        Note: \(note)") }
+        }
+        if !excluded.isEmpty {
+            out.append("")
+            for e in excluded { out.append("Not managed: \(e.name): \(e.reason)") }
         }
         out.append("")
         switch forwarding.state {
@@ -306,7 +330,7 @@ public enum Preflight {
 
 extension StatusReport: Codable {
     private enum CodingKeys: String, CodingKey {
-        case summary, fromDaemon, paused, pendingChanges, deferred, conflicts, findings, forwarding, nics
+        case summary, fromDaemon, paused, pendingChanges, deferred, conflicts, findings, forwarding, nics, excluded
     }
 
     public init(from decoder: any Decoder) throws {
@@ -323,6 +347,23 @@ extension StatusReport: Codable {
         // send it (docs/control-protocol.md), and its report reads as "not reported".
         forwarding = try c.decodeIfPresent(Forwarding.self, forKey: .forwarding) ?? .unknown
         nics = try c.decode([NIC].self, forKey: .nics)
+        // Absent: none (a report of a daemon before udev's opt-out, or nothing held back).
+        excluded = try c.decodeIfPresent([Excluded].self, forKey: .excluded) ?? []
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(summary, forKey: .summary)
+        try c.encode(fromDaemon, forKey: .fromDaemon)
+        try c.encode(paused, forKey: .paused)
+        try c.encode(pendingChanges, forKey: .pendingChanges)
+        try c.encode(deferred, forKey: .deferred)
+        try c.encode(conflicts, forKey: .conflicts)
+        try c.encode(findings, forKey: .findings)
+        try c.encode(forwarding, forKey: .forwarding)
+        try c.encode(nics, forKey: .nics)
+        // Only when some NIC is held back: a report without is what older daemons sent.
+        if !excluded.isEmpty { try c.encode(excluded, forKey: .excluded) }
     }
 }
 
@@ -380,6 +421,20 @@ extension StatusReport.Forwarding.Mark: Codable {
         try c.encode(nic, forKey: .nic)
         try c.encode(ForwardRuleset.hex(mark), forKey: .mark)
         try c.encode(rulesInstalled, forKey: .rulesInstalled)
+    }
+}
+
+extension StatusReport.Excluded: Codable {
+    private enum CodingKeys: String, CodingKey {
+        case name, index, reason
+    }
+
+    public init(from decoder: any Decoder) throws {
+        try decoder.rejectUnknownKeys(CodingKeys.self)
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        index = try c.decodeInteger(Int32.self, forKey: .index)
+        reason = try c.decode(String.self, forKey: .reason)
     }
 }
 

@@ -185,7 +185,7 @@ final class DaemonDriver {
     /// left a picture (before the first, after a failed one, after a flush).
     private func picture() throws -> KernelSnapshot {
         if let picture = reconciler.picture { return picture }
-        return try reconciler.client.snapshot()
+        return try reconciler.snapshot()
     }
 
     /// The control answer the machine chose, computed where it needs the kernel.

@@ -104,10 +104,11 @@ public final class NicrouteDaemon {
         if let nftWatch {
             sources.append(try watchNftables(nftWatch, loop: loop, reconciler: reconciler, driver: driver))
         }
+        let udev = watchUdev(loop: loop, reconciler: reconciler, driver: driver)
         try loop.enableWatchdog()
         driver.feed(.start)
         let code = try loop.run()
-        withExtendedLifetime((sources, nftWatch, events)) {}
+        withExtendedLifetime((sources, nftWatch, events, udev)) {}
         if code != 0 {
             throw NetlinkError(operation: "netlink event subscription ended", errno: .ioError)
         }
@@ -176,6 +177,33 @@ public final class NicrouteDaemon {
             }
         }
         return watch!
+    }
+
+    /// udev's events for network devices (sd-device's monitor): when udev has finished with a
+    /// NIC a pass looked at (added, its properties changed, renamed), a pass that reads
+    /// everything follows: the input nftables' announcements use, which asks for nothing else.
+    /// rtnetlink announces a new NIC before udev has processed it; until then it is held
+    /// (`UdevDevices`). Nil where udev does not run (containers: nothing to hear, nothing read),
+    /// and, with one warning, when the monitor cannot be opened.
+    private func watchUdev(loop: EventLoop, reconciler: Reconciler, driver: DaemonDriver) -> UdevMonitor? {
+        guard access(reconciler.devices.controlPath, F_OK) == 0 else {
+            logger.debug("udev does not run (no \(reconciler.devices.controlPath)): its database is not read")
+            return nil
+        }
+        do {
+            let monitor = try UdevMonitor(loop: loop) { [logger] index in
+                let looked = reconciler.devices.heard(index: index)
+                logger.debug("udev: event for ifindex \(index)\(looked ? ": read again" : "")")
+                if looked { driver.feed(.nftablesChanged) }
+            }
+            reconciler.devices.monitored = true
+            return monitor
+        } catch {
+            logger.warning(
+                "udev's events are not heard (\(error)): a NIC is managed as soon as the kernel announces it, and \(DeviceHold.property)= counts from the next pass that reads everything"
+            )
+            return nil
+        }
     }
 
     /// The control socket, or nil (with an error logged) when it cannot be opened.

@@ -40,6 +40,8 @@ public final class Reconciler {
     let logger: Logger
     /// nicroute's nftables table and src_valid_mark (forwarded connections).
     public let forwarder: Forwarder
+    /// udev's opt-out (`NICROUTE_MANAGE=0`) and the NICs it has not processed yet.
+    public let devices: UdevDevices
     /// Whether the current pass handles forwarded connections (decided once per pass).
     private var forwarding = false
     /// Called between the batches of a pass's changes (the daemon drains its event subscription
@@ -99,6 +101,7 @@ public final class Reconciler {
         self.store = store
         self.logger = logger
         forwarder = Forwarder(stateDirectory: store.directory, root: procRoot, nftables: nftables)
+        devices = UdevDevices(logger: logger)
         logbook = PassLogbook(stateDirectory: store.directory)
         var problem: String?
         slots = store.loadSlots { problem = $0 }
@@ -108,14 +111,24 @@ public final class Reconciler {
         }
     }
 
-    /// Replaces the configuration (after a successful reload).
+    /// Replaces the configuration (after a successful reload); udev's database is read anew.
     public func update(_ configuration: Configuration) {
         self.configuration = configuration
         quiet.forget()
+        devices.forget()
     }
 
     /// The planner for the current configuration.
     public var planner: Planner { Planner(configuration: configuration) }
+
+    /// The kernel's picture (`RouteNetlink.snapshot`) with udev's holds on the NICs the
+    /// configuration would manage.
+    /// - Throws: `NetlinkError` when a dump fails.
+    public func snapshot(includeNeighbors: Bool = true, addresses: [InterfaceAddress]? = nil) throws -> KernelSnapshot {
+        var snapshot = try client.snapshot(includeNeighbors: includeNeighbors, addresses: addresses)
+        snapshot.deviceHolds = devices.holds(for: snapshot.links.filter(planner.isManaged))
+        return snapshot
+    }
 
     /// Plans from `snapshot` without changing anything (for `status` and `plan`): a NIC whose
     /// `src_valid_mark` the last pass could not set carries a note saying so.
@@ -240,7 +253,7 @@ public final class Reconciler {
             }
         }
         // The addresses just read (if any) belong to the whole picture: not read twice.
-        var snapshot = try client.snapshot(includeNeighbors: false, addresses: addresses)
+        var snapshot = try self.snapshot(includeNeighbors: false, addresses: addresses)
         let dumped = monotonicSeconds()
         let hints = passHints(for: snapshot)
         if let plan = quiet.reuse(snapshot: snapshot, hints: hints, slots: slots) {

@@ -53,9 +53,12 @@ public struct RouteChecker {
         return try targets.map { address, nic, local in
             let destination = destinations[address.family] ?? Self.defaultDestinations[address.family]!
             guard let nic else {
-                let link = snapshot.addresses.first { $0.address == address }.flatMap { names[$0.linkIndex] }
+                let index = snapshot.addresses.first { $0.address == address }?.linkIndex
+                let link = index.flatMap { names[$0] }
                 return RouteCheck.judge(
-                    RouteCheck.Evidence(address: address, destination: destination, nic: nil, unmanagedLink: link),
+                    RouteCheck.Evidence(
+                        address: address, destination: destination, nic: nil, unmanagedLink: link,
+                        unmanagedReason: report.excluded.first { $0.index == index }?.reason),
                     linkName: { names[$0] })
             }
             let n = RouteCheck.NIC(

@@ -132,6 +132,13 @@ struct RouteCheckTests {
             evidence: .init(address: a, destination: outside, nic: nil, unmanagedLink: "eth1"),
             reasons: [.notManaged], says: "eth1 is not managed by nicroute"),
         CheckCase(
+            name: "NIC opted out by udev",
+            evidence: .init(
+                address: a, destination: outside, nic: nil, unmanagedLink: "eth1",
+                unmanagedReason: "NICROUTE_MANAGE=0 in udev's database"),
+            reasons: [.notManaged],
+            says: "eth1 is not managed by nicroute: no table or rule of its own (NICROUTE_MANAGE=0 in udev's database)"),
+        CheckCase(
             name: "not an address of this host",
             evidence: .init(address: IPAddress("192.0.2.77")!, destination: outside, nic: nil),
             reasons: [.notLocal], says: "192.0.2.77 is not an address of this host"),

@@ -21,6 +21,10 @@
 #              its global address answers the client (routed, no NAT);
 #   hot-plug   a third NIC added over QMP (netdev_add, device_add) answers through its own
 #              floating IP; removed (device_del), no nicroute rule is left for its address;
+#              networkd: first opted out by the image's udev rule (ENV{NICROUTE_MANAGE}="0" by
+#              its MAC): no rule for its address, NIC A and B keep theirs, status says why;
+#              then the rule removed and `udevadm trigger --action=change`: it is managed
+#              and answers through its floating IP (sd-device's monitor brings the pass);
 #   manager    the network manager restarted and the DHCP lease renewed while the client
 #              pings floating IP B: no nicroute rule deleted for good, FIP B still answers;
 #   reboot     after a reboot the same table per NIC (slots by MAC), both FIPs answer;
@@ -628,8 +632,40 @@ run_variant() {
         fi
     fi
 
-    # Hot-plug a third NIC, then unplug it.
+    # Hot-plug a third NIC, then unplug it. networkd: the image's udev rule opts it out first
+    # (NICROUTE_MANAGE=0 by its MAC, as an image keeps SR-IOV VFs away): no rule for it while
+    # the others keep theirs; the rule removed and a change event from udev make it managed.
+    # The rule matches every event but remove: udev renames the NIC (eth0 -> ens5), and the
+    # move event that follows sets the properties anew (a rule for ACTION=="add" alone was
+    # seen gone from the database after it, systemd 252).
+    if [[ $v == networkd ]]; then
+        cssh "$FIPA" "printf '%s\n' 'SUBSYSTEM==\"net\", ACTION!=\"remove\", ATTR{address}==\"$MACC\", ENV{NICROUTE_MANAGE}=\"0\"' >/etc/udev/rules.d/80-nicroute-test.rules && udevadm control --reload" ||
+            not_ok "$v: udev rule with ENV{NICROUTE_MANAGE}=\"0\" installed"
+    fi
     plug_nic_c
+    if [[ $v == networkd ]]; then
+        has_address() { cssh "$FIPA" ip -br addr | grep -q '30\.30\.30\.29/'; }
+        if secs=$(until_ok 90 has_address); then
+            sleep 5
+            nic3=$(nic_of "$MACC")
+            out=$(cssh "$FIPA" "ip rule; echo ---; nicroutectl status; echo ---; udevadm info -q property /sys/class/net/$nic3 | grep NICROUTE" 2>&1 || true)
+            if ! grep -q 'from 30\.30\.30\.29 ' <<<"$out" && grep -q 'from 10\.10\.10\.' <<<"$out" &&
+                grep -q 'from 20\.20\.20\.' <<<"$out" &&
+                grep -q "Not managed: $nic3: NICROUTE_MANAGE=0 in udev's database" <<<"$out" &&
+                [[ $(grep -c '^●' <<<"$out") == 2 ]]; then
+                ok "$v: hot-plugged $nic3 opted out by a udev rule (ACTION!=\"remove\", by MAC, ENV{NICROUTE_MANAGE}=\"0\"): its address 30.30.30.29 came after $secs s and has no rule 5 s later; NIC A and B keep theirs; status: $(grep 'Not managed' <<<"$out")"
+            else
+                not_ok "$v: hot-plugged NIC opted out by udev gets no rule, the others keep theirs"
+                indent <<<"$out"
+                cssh "$FIPA" "cat /etc/udev/rules.d/80-nicroute-test.rules; journalctl -b -q --no-pager -u nicrouted | tail -n 15" 2>&1 | indent
+            fi
+        else
+            not_ok "$v: hot-plugged NIC (opted out) got its address by DHCP"
+            cssh "$FIPA" 'ip -br addr; ip rule' 2>&1 | indent
+        fi
+        cssh "$FIPA" "rm /etc/udev/rules.d/80-nicroute-test.rules && udevadm control --reload && udevadm trigger --action=change /sys/class/net/$nic3" ||
+            not_ok "$v: udev rule removed, change event triggered"
+    fi
     if secs=$(until_ok 90 answers "$FIPC"); then
         ok "$v: a NIC hot-plugged over QMP answers through its floating IP after $secs s"
     else
