@@ -57,6 +57,8 @@ public struct DaemonMachine: Sendable {
         case eventsLost
         /// The nftables ruleset changed.
         case nftablesChanged
+        /// udev finished processing a NIC a pass looked at (its properties may opt it out).
+        case deviceProcessed
         /// The timer armed by `armTimer` fired.
         case timerExpired
         /// Everything readable has been read after `passSoon`: the pass may start.
@@ -293,7 +295,7 @@ public struct DaemonMachine: Sendable {
             pending.beyondAddresses = true
             pending.beyondLinks = true
             actions = want(now: now)
-        case .nftablesChanged:
+        case .nftablesChanged, .deviceProcessed:
             actions = requestReconcile(now: now)
         case .timerExpired:
             armedAt = nil

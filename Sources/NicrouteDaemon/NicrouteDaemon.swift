@@ -194,7 +194,7 @@ public final class NicrouteDaemon {
             let monitor = try UdevMonitor(loop: loop) { [logger] index in
                 let looked = reconciler.devices.heard(index: index)
                 logger.debug("udev: event for ifindex \(index)\(looked ? ": read again" : "")")
-                if looked { driver.feed(.nftablesChanged) }
+                if looked { driver.feed(.deviceProcessed) }
             }
             reconciler.devices.monitored = true
             return monitor

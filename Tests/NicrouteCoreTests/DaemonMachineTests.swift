@@ -406,6 +406,12 @@ private let cases: [Case] = [
             Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
         ]),
     Case(
+        name: "udev done with a NIC brings a full pass (its properties may opt it out)",
+        steps: startup + [
+            Step(.deviceProcessed, at: 1, [.passSoon]),
+            Step(.passDue, at: 1, [.reconcile(why: "events", reading: .everything)]),
+        ]),
+    Case(
         name: "without nftables announcements, a full pass every 10 s",
         settings: M.Settings(nftablesPollInterval: 10, controlPath: "/run/c.sock"),
         steps: [
