@@ -18,15 +18,18 @@
 #            the installed .deb again (stdin closed, so a conffile prompt would fail it): the
 #            daemon restarted and active, rules throughout, the edit kept byte for byte, no
 #            .dpkg-new/.dpkg-dist/.dpkg-old beside it.
-#   3. interrupted configure  the upgrade from the previous package again, with dpkg and
-#            everything it started killed (SIGKILL, the process tree frozen first) the moment its
-#            postinst starts: what a killed session, an OOM kill or a crash of the administrator's
-#            tool does, "dpkg was interrupted". The package must be left half-configured and
-#            named by `dpkg --audit`; `dpkg --configure -a` then runs postinst again: installed,
-#            enabled, restarted and active, rules throughout (the old daemon keeps them while the
-#            configuration waits), slots and tables kept. (Not a failing policy-rc.d or
-#            deb-systemd-invoke: the snippets ignore their failure, and it would not be dpkg's
-#            interrupted state.)
+#   3. interrupted configure  the upgrade from the previous package again, twice, with dpkg and
+#            everything its postinst started killed (SIGKILL, the postinst's process tree frozen
+#            first): once the moment its postinst starts, once while the postinst's `systemctl
+#            restart` waits for the new daemon (systemd carries on with the restart job). That is
+#            what a killed session, an OOM kill or a crash of the administrator's tool does:
+#            "dpkg was interrupted". The package must be left half-configured and named by `dpkg
+#            --audit`; `dpkg --configure -a` then runs postinst again: installed, enabled,
+#            restarted (a new daemon again) and active, rules throughout (the old daemon keeps them
+#            while the configuration waits), slots and tables kept, the conffile edit kept.
+#            (Not a failing policy-rc.d or deb-systemd-invoke: the snippets ignore their failure,
+#            and it would not be dpkg's interrupted state; and not `dpkg --unpack` then
+#            `--configure`: that is apt's ordinary way, not an interruption.)
 #   4. remove during a large pass  NICS (80) more veth NICs with ADDRS (50) addresses each are
 #            added while the daemon is stopped; it is started without waiting (`systemctl start
 #            --no-block`) and `dpkg -r nicroute` starts as soon as the first rule of the new NICs
@@ -340,93 +343,110 @@ nsb_log "2. reinstall: $((SECONDS - t)) s"
 
 # ---- 3. an upgrade killed in postinst, then dpkg --configure -a -------------------------------
 
-t=$SECONDS
-# The conffile edited in part 2 differs from both packages' versions, which differ from each
-# other: dpkg would ask; the administrator keeps theirs (--force-confold), throughout.
-out=$(dpkg_ct --force-confold -i /var/tmp/pkg/previous.deb 2>&1)
-rc=$?
-settle
-if ((rc == 0)) && [[ $(status_of) == "install ok installed $old_version" ]] && is_active && rules_ok; then
-    ok "interrupted configure: $old_version installed again (dpkg --force-confold -i) to upgrade from, active, rules in"
-else
-    not_ok "interrupted configure: the downgrade to $old_version to upgrade from (exit $rc): $(status_of), $(prop ActiveState)"
-    tail -n 15 <<<"$out" | indent
-fi
-# The killer, in the container: as soon as nicroute's postinst runs, the postinst and whatever it
-# runs are frozen (SIGSTOP: nothing more starts), then they and dpkg are killed (SIGKILL). (dpkg
-# itself is not stopped: nsenter, its parent, would stop itself when its child stops.)
+# The killer, in the container: as soon as a process matches $1 (an ERE for pgrep -f), the
+# nicroute postinst it belongs to (itself or an ancestor) and whatever that runs are frozen
+# (SIGSTOP: nothing more starts), then they and dpkg are killed (SIGKILL). (dpkg itself is not
+# stopped: nsenter, its parent, would stop itself when its child stops.) The patterns are written
+# so that they do not match their own text in the killer's command line.
 killer='
 end=$(($(date +%s) + 120))
-until p=$(pgrep -o -f "/var/lib/dpkg/info/nicroute[.]postinst configure"); do
-    [ "$(date +%s)" -lt "$end" ] || { echo "no postinst seen"; exit 1; }
+until m=$(pgrep -o -f "$1"); do
+    [ "$(date +%s)" -lt "$end" ] || { echo "nothing matched $1"; exit 1; }
     sleep 0.002
+done
+p=$m
+until ps -o args= -p "$p" | grep -q "/var/lib/dpkg/info/nicroute[.]postinst configure"; do
+    p=$(ps -o ppid= -p "$p" | tr -d " ")
+    [ "${p:-0}" -gt 1 ] || { echo "$m is not under nicroute.postinst"; exit 1; }
 done
 d=$(ps -o ppid= -p "$p" | tr -d " ")
 [ "$(ps -o comm= -p "$d")" = dpkg ] || { echo "the postinst parent $d is not dpkg"; exit 1; }
 tree() { echo "$1"; for c in $(pgrep -P "$1"); do tree "$c"; done; }
 t=$(tree "$p")
 kill -STOP $t 2>/dev/null
-doing=$(for x in $(tree "$p"); do ps -o args= -p "$x"; done | paste -sd "|" -)
+doing=$(for x in $(tree "$p"); do ps -o args= -p "$x"; done | sed 1d | paste -sd "|" -)
 kill -KILL "$d" $t 2>/dev/null
-echo "killed dpkg (PID $d) and its postinst, which was running: $doing"
+echo "killed dpkg (PID $d) and its postinst, which was running: ${doing:-nothing yet}"
 '
-pid_before=$(prop MainPID)
-save_state
-watch_start
-NSB_EXEC_TIMEOUT=130 in_ct sh -c "$killer" >"$NSB_WORK/killer.out" 2>&1 &
-killer_pid=$!
-sleep 0.2
-out=$(dpkg_ct --force-confold -i /var/tmp/pkg/current.deb 2>&1)
-rc=$?
-wait "$killer_pid"
-killed=$(cat "$NSB_WORK/killer.out")
-status_killed=$(status_of)
-audit=$(in_ct dpkg --audit 2>&1)
-pid_killed=$(prop MainPID)
-if ((rc != 0)) && [[ $killed == killed* && $status_killed == "install ok half-configured $new_version" ]] &&
-    grep -q nicroute <<<"$audit"; then
-    ok "interrupted configure: $killed; nicroute left half-configured at $new_version, named by dpkg --audit; the daemon meanwhile: $(prop ActiveState), MainPID $pid_killed"
-else
-    not_ok "interrupted configure: dpkg killed in postinst (exit $rc; killer: $killed), half-configured ($status_killed)"
-    tail -n 10 <<<"$out" | indent
-    indent <<<"$audit"
-fi
-out=$(dpkg_ct --force-confold --configure -a 2>&1)
-rc=$?
-settle
-watch_stop
-watched=$?
-warn=$(warnings_in "$out")
-pid_after=$(prop MainPID)
-if ((rc == 0)) && [[ $(status_of) == "install ok installed $new_version" && -z $warn &&
-    $(in_ct systemctl is-enabled nicrouted.service) == enabled && -z $(in_ct dpkg --audit 2>&1) &&
-    $(in_ct sha256sum "$conf" | cut -d' ' -f1) == "$edited" ]]; then
-    ok "dpkg --configure -a: $new_version installed, nothing for dpkg --audit, the service enabled, the local edit of $conf kept, no warning"
-else
-    not_ok "dpkg --configure -a (exit $rc): $(status_of), $(in_ct systemctl is-enabled nicrouted.service), $conf $(in_ct sha256sum "$conf" | cut -d' ' -f1) (edited: $edited)"
-    indent <<<"$warn"
-    tail -n 15 <<<"$out" | indent
-fi
-if [[ $pid_after =~ ^[1-9][0-9]*$ && $pid_after != "$pid_before" ]] && is_active &&
-    [[ $(in_ct readlink "/proc/$(prop MainPID)/exe" 2>/dev/null) != *deleted* ]]; then
-    ok "after dpkg --configure -a: the daemon restarted (MainPID $pid_before -> $pid_killed when killed -> $pid_after), active, running the installed binary"
-else
-    not_ok "after dpkg --configure -a: the daemon restarted and active (MainPID $pid_before -> $pid_killed -> $pid_after, $(prop ActiveState), exe $(in_ct readlink "/proc/$pid_after/exe"))"
-    diagnose
-fi
-if ((watched == 0)); then
-    ok "interrupted configure: the rules in place from the upgrade's start to the end of dpkg --configure -a: $WATCH"
-else
-    not_ok "interrupted configure: the rules in place throughout: $WATCH"
-    watch_log
-fi
-if state_kept; then
-    ok "interrupted configure: slots kept, the same table per NIC ($(tables_line)), the same $(wc -l <<<"$STATE_RULES") rules"
-else
-    not_ok "interrupted configure: slots, tables per NIC and rules kept"
-    state_diff
-fi
-nsb_log "3. interrupted configure: $((SECONDS - t)) s"
+
+# interrupted_configure WHEN PATTERN: the previous package installed again (to upgrade from),
+# then the upgrade to the current one with dpkg killed WHEN (PATTERN matches), then
+# `dpkg --configure -a`; watched from the upgrade's start to the end. Six checks.
+interrupted_configure() {
+    local when=$1 pattern=$2 out rc killer_pid killed status_killed audit pid_before pid_killed pid_after warn watched
+    # The conffile edited in part 2 differs from both packages' versions, which differ from
+    # each other: dpkg would ask; the administrator keeps theirs (--force-confold), throughout.
+    out=$(dpkg_ct --force-confold -i /var/tmp/pkg/previous.deb 2>&1)
+    rc=$?
+    settle
+    if ((rc == 0)) && [[ $(status_of) == "install ok installed $old_version" ]] && is_active && rules_ok; then
+        ok "killed $when: $old_version installed again (dpkg --force-confold -i) to upgrade from, active, rules in"
+    else
+        not_ok "killed $when: the downgrade to $old_version to upgrade from (exit $rc): $(status_of), $(prop ActiveState)"
+        tail -n 15 <<<"$out" | indent
+    fi
+    pid_before=$(prop MainPID)
+    save_state
+    watch_start
+    NSB_EXEC_TIMEOUT=130 in_ct sh -c "$killer" killer "$pattern" >"$NSB_WORK/killer.out" 2>&1 &
+    killer_pid=$!
+    sleep 0.2
+    out=$(dpkg_ct --force-confold -i /var/tmp/pkg/current.deb 2>&1)
+    rc=$?
+    wait "$killer_pid"
+    killed=$(cat "$NSB_WORK/killer.out")
+    status_killed=$(status_of)
+    audit=$(in_ct dpkg --audit 2>&1)
+    pid_killed=$(prop MainPID)
+    if ((rc != 0)) && [[ $killed == killed* && $status_killed == "install ok half-configured $new_version" ]] &&
+        grep -q nicroute <<<"$audit"; then
+        ok "killed $when: $killed; nicroute left half-configured at $new_version, named by dpkg --audit; the daemon meanwhile: $(prop ActiveState), MainPID $pid_killed"
+    else
+        not_ok "killed $when: dpkg killed in postinst (exit $rc; killer: $killed), half-configured ($status_killed)"
+        tail -n 10 <<<"$out" | indent
+        indent <<<"$audit"
+    fi
+    out=$(dpkg_ct --force-confold --configure -a 2>&1)
+    rc=$?
+    settle
+    watch_stop
+    watched=$?
+    warn=$(warnings_in "$out")
+    pid_after=$(prop MainPID)
+    if ((rc == 0)) && [[ $(status_of) == "install ok installed $new_version" && -z $warn &&
+        $(in_ct systemctl is-enabled nicrouted.service) == enabled && -z $(in_ct dpkg --audit 2>&1) &&
+        $(in_ct sha256sum "$conf" | cut -d' ' -f1) == "$edited" ]]; then
+        ok "killed $when, then dpkg --configure -a: $new_version installed, nothing for dpkg --audit, the service enabled, the local edit of $conf kept, no warning"
+    else
+        not_ok "killed $when, then dpkg --configure -a (exit $rc): $(status_of), $(in_ct systemctl is-enabled nicrouted.service), $conf $(in_ct sha256sum "$conf" | cut -d' ' -f1) (edited: $edited)"
+        indent <<<"$warn"
+        tail -n 15 <<<"$out" | indent
+    fi
+    if [[ $pid_after =~ ^[1-9][0-9]*$ && $pid_after != "$pid_before" && $pid_after != "$pid_killed" ]] && is_active &&
+        [[ $(in_ct readlink "/proc/$pid_after/exe" 2>/dev/null) == /usr/bin/nicrouted ]]; then
+        ok "killed $when, then dpkg --configure -a: the daemon restarted (MainPID $pid_before -> $pid_killed when killed -> $pid_after), active, running the installed binary"
+    else
+        not_ok "killed $when, then dpkg --configure -a: the daemon restarted, active (MainPID $pid_before -> $pid_killed -> $pid_after, $(prop ActiveState), exe $(in_ct readlink "/proc/$pid_after/exe"))"
+        diagnose
+    fi
+    if ((watched == 0)); then
+        ok "killed $when: the rules in place from the upgrade's start to the end of dpkg --configure -a: $WATCH"
+    else
+        not_ok "killed $when: the rules in place throughout: $WATCH"
+        watch_log
+    fi
+    if state_kept; then
+        ok "killed $when: slots kept, the same table per NIC ($(tables_line)), the same $(wc -l <<<"$STATE_RULES") rules"
+    else
+        not_ok "killed $when: slots, tables per NIC and rules kept"
+        state_diff
+    fi
+}
+
+t=$SECONDS
+interrupted_configure "as its postinst starts" '/var/lib/dpkg/info/nicroute[.]postinst configure'
+interrupted_configure "while its postinst's systemctl restarts the daemon" 'systemctl .*restart.*nicrouted[.]service'
+nsb_log "3. interrupted configure, twice: $((SECONDS - t)) s"
 
 # ---- 4. remove while the daemon's first pass over many NICs is under way ----------------------
 
