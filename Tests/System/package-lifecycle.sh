@@ -349,11 +349,12 @@ nsb_log "2. reinstall: $((SECONDS - t)) s"
 # nicroute postinst it belongs to (itself or an ancestor) and whatever that runs are frozen
 # (SIGSTOP: nothing more starts), then they and dpkg are killed (SIGKILL). (dpkg itself is not
 # stopped: nsenter, its parent, would stop itself when its child stops.) The patterns are written
-# so that they do not match their own text in the killer's command line.
+# so that they do not match their own text in the killer's command line. It gives up when
+# /var/tmp/killer.stop appears (dpkg ended without a match).
 killer='
 end=$(($(date +%s) + 120))
 until m=$(pgrep -o -f "$1"); do
-    [ "$(date +%s)" -lt "$end" ] || { echo "nothing matched $1"; exit 1; }
+    [ "$(date +%s)" -lt "$end" ] && [ ! -e /var/tmp/killer.stop ] || { echo "nothing matched $1 while dpkg ran"; exit 1; }
     sleep 0.002
 done
 p=$m
@@ -390,11 +391,13 @@ interrupted_configure() {
     pid_before=$(prop MainPID)
     save_state
     watch_start
+    in_ct rm -f /var/tmp/killer.stop
     NSB_EXEC_TIMEOUT=130 in_ct sh -c "$killer" killer "$pattern" >"$NSB_WORK/killer.out" 2>&1 &
     killer_pid=$!
     sleep 0.2
     out=$(dpkg_ct --force-confold -i /var/tmp/pkg/current.deb 2>&1)
     rc=$?
+    in_ct touch /var/tmp/killer.stop # dpkg is done: the killer, if it is still looking, gives up
     wait "$killer_pid"
     killed=$(cat "$NSB_WORK/killer.out")
     status_killed=$(status_of)
