@@ -345,22 +345,17 @@ nsb_log "2. reinstall: $((SECONDS - t)) s"
 
 # ---- 3. an upgrade killed in postinst, then dpkg --configure -a -------------------------------
 
-# The killer, in the container: as soon as a process matches $1 (an ERE for pgrep -f), the
-# nicroute postinst it belongs to (itself or an ancestor) and whatever that runs are frozen
-# (SIGSTOP: nothing more starts), then they and dpkg are killed (SIGKILL). (dpkg itself is not
-# stopped: nsenter, its parent, would stop itself when its child stops.) The patterns are written
-# so that they do not match their own text in the killer's command line. It gives up when
-# /var/tmp/killer.stop appears (dpkg ended without a match).
+# The killer, in the container: as soon as a process matches $1 (an ERE for pgrep -f) while
+# nicroute's postinst runs (the only dpkg in the container), the postinst and whatever it runs
+# are frozen (SIGSTOP: nothing more starts), then they and dpkg are killed (SIGKILL). (dpkg
+# itself is not stopped: nsenter, its parent, would stop itself when its child stops.) The
+# patterns are written so that they do not match their own text in the killer's command line.
+# It gives up when /var/tmp/killer.stop appears (dpkg ended without a match).
 killer='
 end=$(($(date +%s) + 120))
-until m=$(pgrep -o -f "$1"); do
+until pgrep -f "$1" >/dev/null && p=$(pgrep -o -f "/var/lib/dpkg/info/nicroute[.]postinst configure"); do
     [ "$(date +%s)" -lt "$end" ] && [ ! -e /var/tmp/killer.stop ] || { echo "nothing matched $1 while dpkg ran"; exit 1; }
     sleep 0.002
-done
-p=$m
-until ps -o args= -p "$p" | grep -q "/var/lib/dpkg/info/nicroute[.]postinst configure"; do
-    p=$(ps -o ppid= -p "$p" | tr -d " ")
-    [ "${p:-0}" -gt 1 ] || { echo "$m is not under nicroute.postinst"; exit 1; }
 done
 d=$(ps -o ppid= -p "$p" | tr -d " ")
 [ "$(ps -o comm= -p "$d")" = dpkg ] || { echo "the postinst parent $d is not dpkg"; exit 1; }
