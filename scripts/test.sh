@@ -112,6 +112,12 @@ for suite in bullseye bookworm trixie; do
     stage "upgrade from the last DynamicUser= release's .deb: rules kept, state moved, User=nicroute (Debian $suite)" \
         "upgrade-dynamicuser-$suite" env NSB_SUITE=$suite bash Tests/System/upgrade-dynamicuser.sh
 done
+# The package's life beyond those (issue 22), with the kernel as the oracle: downgrade to
+# 1ef97fb's .deb and upgrade again, reinstall with an edited conffile, upgrades killed in their
+# postinst then `dpkg --configure -a`, remove during the first pass over 80 NICs x 50 addresses,
+# purge after a failed remove; the same two .debs, one boot per release (about 35 s each).
+stage "package lifecycle: downgrade, reinstall, interrupted configure, remove during a large pass, purge after a failed remove (Debian 11, 12, 13)" \
+    package-lifecycle bash Tests/System/package-lifecycle.sh
 
 # The packaged daemon in a real VM (qemu, TCG) with each network manager images ship, and with
 # cloud-init configuring it as OpenStack boots images.
