@@ -11,7 +11,8 @@
 #
 # Options:
 #   --quick            fewer trials everywhere
-#   --only LIST        comma-separated subset of: latency, scale, footprint, churn, robustness, firsthost
+#   --only LIST        comma-separated subset of: latency, scale, footprint, churn, load, robustness,
+#                      firsthost
 #   --trials N         latency trials per case (default 300; --quick 40)
 #   --idle S           idle observation window in seconds (default 60; --quick 15)
 #   --bin DIR          use nicrouted/nicroutectl from DIR instead of building
@@ -29,6 +30,10 @@
 #              then no-op passes (the first event after each start; a link event on an unmanaged
 #              veth; an address renewal; a route event in main; a rule event) and `nicroutectl
 #              reconfigure` round trips on that state; the daemon's memory there.
+#   load       200 clients (as uid 65534) polling `status` on the public control socket as fast as
+#              they are answered for 60 s, while addresses come and go: answers sorted (complete
+#              status, busy, invalid, error), the reaction under that load against idle, root's
+#              `nicroutectl status` meanwhile, memory and descriptors before and after.
 #   churn      at 16 x 16: 100,000 address add/remove events on a managed NIC and 1,000 hot-plug
 #              cycles (a NIC with an address plugged, then removed): RSS and open descriptors
 #              before and after.
@@ -48,7 +53,7 @@ NR_ID=$$
 source "$REPO/Tests/Scenario/lib.sh"
 PY="$REPO/Tests/Bench/nlbench.py"
 
-QUICK=0 ONLY="latency,scale,footprint,churn,robustness,firsthost" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
+QUICK=0 ONLY="latency,scale,footprint,churn,load,robustness,firsthost" TRIALS="" IDLE="" BIN="" BIN_COMMIT="" OUT="$REPO/docs/BENCHMARKS.md" KEEP=0
 ARGS="$*"
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -141,7 +146,7 @@ daemon_start() {
   shift
   DSTART=$(nr_now_us)
   env NOTIFY_SOCKET="$NR_TMP/notify.sock" "$@" ip netns exec "$NS_VM" "$NICROUTED" --manage 'eth*' \
-    --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" --control-socket "$NR_TMP/control.sock" \
+    --state-dir "$NR_TMP/state" --config "$NR_TMP/nicroute.conf" --control-socket "${CONTROL_SOCKET:-$NR_TMP/control.sock}" \
     --log-level debug "${DAEMON_ARGS[@]}" >"$log" 2>&1 &
   DPID=$!
   NR_PIDS+=("$DPID")
@@ -619,6 +624,74 @@ addr add 10.99.0.2/24 dev eth99"
   emit "$(awk -v a="$rss0" -v b="$rss1" -v h="$hwm1" -v f0="$fd0" -v f1="$fd1" -v l="$left" 'BEGIN { printf "| %.1f | %.1f | %+.1f | %.1f | %d / %d | %d |", a / 1024, b / 1024, (b - a) / 1024, h / 1024, f0, f1, l }')"
   emit ""
   emit "Target: RSS after within 1 MB of before, open descriptors unchanged."
+  emit ""
+fi
+
+# ---- g. the control socket under load -------------------------------------------------------
+if want load; then
+  LOAD_CLIENTS=200 LOAD_SECONDS=$((QUICK ? 10 : 60)) LOAD_TRIALS=$((QUICK ? 40 : 150))
+  say "load: $LOAD_CLIENTS clients polling status for $LOAD_SECONDS s"
+  ns_pair
+  make_nics 2 1
+  rm -rf "$NR_TMP/state"
+  # The public socket where uid 65534 can reach it (the temp dir is root's, 0700).
+  chmod 755 "$NR_TMP"
+  mkdir -p "$NR_TMP/ctl"
+  chmod 777 "$NR_TMP/ctl"
+  CONTROL_SOCKET=$NR_TMP/ctl/control.sock
+  notify_listen
+  daemon_start "$NR_TMP/load.log"
+  wait_ready 1 20 >/dev/null || nr_die "nicrouted not READY (load)"
+  RT=()
+  command -v chrt >/dev/null 2>&1 && RT=(chrt -f 10)
+  ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
+    --trials "$LOAD_TRIALS" --out "$NR_TMP/load-idle.txt"
+  fds() { find "/proc/$DPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+  read -r lrss0 _ < <(mem "$DPID")
+  lfd0=$(fds)
+  setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$PY" ctlload --socket "$CONTROL_SOCKET" \
+    --clients "$LOAD_CLIENTS" --seconds "$LOAD_SECONDS" --out "$NR_TMP/ctl/times.txt" >"$NR_TMP/ctl/counts.txt" &
+  LOADPID=$!
+  NR_PIDS+=("$LOADPID")
+  sleep 2
+  # Addresses come and go meanwhile (the reaction's trials), and root asks too (its own socket).
+  ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
+    --trials "$LOAD_TRIALS" --out "$NR_TMP/load-busy.txt"
+  : >"$NR_TMP/load-root.txt"
+  for ((k = 0; k < 20; k++)); do
+    t0=$(nr_now_us)
+    "$NICROUTECTL" status --json --control-socket "$CONTROL_SOCKET" >/dev/null || echo "failed" >>"$NR_TMP/load-root-failed.txt"
+    echo $(($(nr_now_us) - t0)) >>"$NR_TMP/load-root.txt"
+    sleep 0.1
+  done
+  wait "$LOADPID" || nr_die "the load generator failed"
+  sleep 1
+  kill -0 "$DPID" 2>/dev/null || nr_die "nicrouted died under load"
+  read -r lrss1 lhwm1 < <(mem "$DPID")
+  lfd1=$(fds)
+  daemon_stop
+  unset CONTROL_SOCKET
+  read -r cok cbusy cinvalid cerror cunconnected <"$NR_TMP/ctl/counts.txt"
+  read -r _ _ _ imax ip50 ip99 _ < <(stats "$NR_TMP/load-idle.txt" 0 1000)
+  read -r _ _ _ bmax bp50 bp99 _ < <(stats "$NR_TMP/load-busy.txt" 0 1000)
+  read -r _ _ _ rmax rp50 rp99 _ < <(stats "$NR_TMP/load-root.txt" 0 1000)
+  read -r _ _ _ qmax qp50 qp99 _ < <(stats "$NR_TMP/ctl/times.txt" 0 1000)
+  rootfailed=$(wc -l <"$NR_TMP/load-root-failed.txt" 2>/dev/null || echo 0)
+  errors=$(tr '\n' ' ' <"$NR_TMP/ctl/times.txt.errors")
+  emit "### g. The control socket under load"
+  emit ""
+  emit "nicrouted on 2 NICs; $LOAD_CLIENTS clients (threads of one process, uid 65534: the public socket's per-user limit"
+  emit "applies) each ask \`status\` again as soon as they are answered, for $LOAD_SECONDS s, and check each answer; meanwhile"
+  emit "addresses come and go on eth1 ($LOAD_TRIALS reaction trials, as in a.) and root runs \`nicroutectl status --json\`"
+  emit "20 times (its own socket). Milliseconds."
+  emit ""
+  emit "| answers: complete status / busy / invalid / error; connects refused (queue full) | client round trip (complete): p50 / p99 / max | reaction idle: p50 / p99 / max | reaction under load: p50 / p99 / max | root's status: p50 / p99 / max (failed) | RSS before / after (MB) | open fds before / after |"
+  emit "|---|---|---|---|---|---|---|"
+  emit "| $cok / $cbusy / $cinvalid / $cerror; $cunconnected | $qp50 / $qp99 / $qmax | $ip50 / $ip99 / $imax | $bp50 / $bp99 / $bmax | $rp50 / $rp99 / $rmax ($rootfailed) | $(awk -v a="$lrss0" -v b="$lrss1" 'BEGIN { printf "%.1f / %.1f", a / 1024, b / 1024 }') | $lfd0 / $lfd1 |"
+  emit ""
+  emit "Errors by kind: ${errors:-none}."
+  emit ""
+  emit "Targets: every answer complete and valid, reaction p99 within 2x of idle, no growth of memory or descriptors."
   emit ""
 fi
 

@@ -49,6 +49,11 @@ public final class ControlServer {
     static let backlog: Int32 = 64
     /// The pause after accept(2) failed for want of descriptors.
     static let acceptPause = 0.1
+    /// Where the sockets' listeners and clients run among the loop's ready sources (smaller
+    /// first): the privileged socket before everything, the public one after the kernel's events
+    /// and the pass they ask for (rtnetlink 0, the pass 10), so that clients polling `status` as
+    /// fast as they are answered cannot hold a pass back.
+    static func priority(privileged: Bool) -> Int64 { privileged ? -10 : 20 }
     /// The supplementary groups read of a caller (for `[Control] Group=`).
     static let maximumPeerGroups = 256
     private let service: ControlService
@@ -102,7 +107,9 @@ public final class ControlServer {
                 let fd = try Self.bindListening(socketPath, mode: privileged ? Self.privilegedMode : Self.publicMode)
                 let listener = Listener(fd: fd, path: socketPath, privileged: privileged)
                 listeners.append(listener)
-                listener.source = try loop.io(fd, priority: privileged ? -10 : 0, name: "control-listen") {
+                listener.source = try loop.io(
+                    fd, priority: Self.priority(privileged: privileged), name: "control-listen"
+                ) {
                     [unowned self, unowned listener] _ in acceptAll(listener)
                 }
                 listener.pause = try loop.timer(accuracy: 0.01, name: "control-accept-pause") {
@@ -279,7 +286,9 @@ public final class ControlServer {
             self.trusted = trusted
             self.privileged = privileged
             // Root's connections ahead of everyone else's when both are ready in one turn.
-            io = try server.loop.io(fd, priority: privileged ? -10 : 0, name: "control-client") {
+            io = try server.loop.io(
+                fd, priority: ControlServer.priority(privileged: privileged), name: "control-client"
+            ) {
                 [unowned self] events in ready(events)
             }
             timer = try server.loop.timer(name: "control-client-timeout") { [unowned self] in expired() }

@@ -188,23 +188,44 @@ final class DaemonDriver {
         return try reconciler.snapshot()
     }
 
+    /// How long the costly part of `status` and `plan` is reused while the picture stays the same.
+    static let answerReuse = 1.0
+    /// That part (planning the picture, the preflight's reads of /proc and the lease files):
+    /// clients polling `status` as fast as they are answered cost one computation a second, not
+    /// one each, and what they see is at most `answerReuse` old (a pass makes it new at once).
+    private var answered:
+        (generation: Int, at: Double, snapshot: KernelSnapshot, plan: Plan, findings: [StatusReport.Finding])?
+
+    /// The picture, its plan and the preflight's findings, for `status` and `plan`.
+    private func planned() throws -> (KernelSnapshot, Plan, [StatusReport.Finding]) {
+        let now = monotonicSeconds()
+        if let a = answered, a.generation == reconciler.pictureGeneration, reconciler.picture != nil,
+            now - a.at < Self.answerReuse
+        {
+            return (a.snapshot, a.plan, a.findings)
+        }
+        let snapshot = try picture()
+        let plan = reconciler.plan(from: snapshot)
+        let findings = Preflight.findings(
+            plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
+        answered = reconciler.picture == nil ? nil : (reconciler.pictureGeneration, now, snapshot, plan, findings)
+        return (snapshot, plan, findings)
+    }
+
     /// The control answer the machine chose, computed where it needs the kernel.
     private func response(_ reply: DaemonMachine.Reply) -> ControlResponse {
         do {
             switch reply {
             case .status(let summary, let paused, let deferred, let lastChanges):
-                let snapshot = try picture()
-                let plan = reconciler.plan(from: snapshot)
-                let findings = Preflight.findings(
-                    plan: plan, inputs: reconciler.preflightInputs(plan: plan, snapshot: snapshot))
+                let (snapshot, plan, findings) = try planned()
                 let report = StatusReport(
                     plan: plan, snapshot: snapshot, summary: summary, fromDaemon: true, paused: paused,
                     deferred: deferred, lastChanges: lastChanges, findings: findings,
                     forwarding: reconciler.forwardingStatus(observe: false))
                 return .success(report.json)
             case .plan:
-                let snapshot = try picture()
-                return .success(PlanOutput(plan: reconciler.plan(from: snapshot), snapshot: snapshot).json)
+                let (snapshot, plan, _) = try planned()
+                return .success(PlanOutput(plan: plan, snapshot: snapshot).json)
             case .applied:
                 guard let report = lastReport else {
                     return .failure(ControlError(.failed, "cannot read the kernel's state"))

@@ -22,7 +22,9 @@ public final class Reconciler {
     private var lastPass: (snapshot: KernelSnapshot, plan: Plan, failed: [Change])?
     /// The kernel as the last pass left it: what it read, with the changes it made (nil before
     /// the first pass, after a failed one and after a flush).
-    public private(set) var picture: KernelSnapshot?
+    public private(set) var picture: KernelSnapshot? { didSet { pictureGeneration &+= 1 } }
+    /// Changes whenever `picture` or the configuration does (what `status` is computed from).
+    public private(set) var pictureGeneration = 0
     /// The objects the last pass left installed, once derived from `lastPass`.
     private var installedCache: Set<Change.ObjectKey>?
     /// The last plan that had nothing to do, while it stands (not made again).
@@ -114,6 +116,7 @@ public final class Reconciler {
     /// Replaces the configuration (after a successful reload); udev's database is read anew.
     public func update(_ configuration: Configuration) {
         self.configuration = configuration
+        pictureGeneration &+= 1
         quiet.forget()
         devices.forget()
     }

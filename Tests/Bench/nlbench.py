@@ -28,7 +28,17 @@ where a netlink socket is involved):
   ctxsw PID
       Prints the sum of voluntary and nonvoluntary context switches of every thread of PID,
       then one "tid name voluntary nonvoluntary" line per thread.
+  ctlload --socket PATH --clients N --seconds S --out FILE
+      N threads, each asking `status` on the control socket at PATH (a JSON request line, the
+      answer read to the end) again and again as fast as it is answered, for S seconds. Each
+      answer is parsed as JSON and sorted: ok (a status result with its `nics` list), busy (the
+      daemon's `busy`), invalid (not one whole JSON object), error (another error, or the
+      connection broke), unconnected (connect(2) failed: the listening socket's queue was full).
+      Prints "ok busy invalid error unconnected"; FILE gets one line per ok answer: its round
+      trip in microseconds.
 """
+import json
+import threading
 
 import os
 import random
@@ -302,12 +312,92 @@ def ctxsw(args):
     print("\n".join(rows))
 
 
+def ctlload(args):
+    opts = dict(zip(args[::2], args[1::2]))
+    path, clients, seconds = opts["--socket"], int(opts["--clients"]), float(opts["--seconds"])
+    request = json.dumps({"version": 1, "command": "status"}).encode() + b"\n"
+    deadline = time.monotonic() + seconds
+    lock = threading.Lock()
+    counts = {"ok": 0, "busy": 0, "invalid": 0, "error": 0, "unconnected": 0}
+    times = []
+    kinds = {}
+
+    def client():
+        mine = {"ok": 0, "busy": 0, "invalid": 0, "error": 0, "unconnected": 0}
+        mytimes = []
+        mykinds = {}
+
+        def error(kind):
+            mine["error"] += 1
+            mykinds[kind] = mykinds.get(kind, 0) + 1
+        while time.monotonic() < deadline:
+            t0 = time.monotonic_ns()
+            data = b""
+            try:
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                    s.settimeout(35)
+                    try:
+                        s.connect(path)
+                    except OSError:
+                        # The listening socket's queue is full (EAGAIN): the kernel's answer,
+                        # before the daemon sees the connection.
+                        mine["unconnected"] += 1
+                        time.sleep(0.001)
+                        continue
+                    try:
+                        s.sendall(request)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # turned away before the request was read: the answer says why
+                    while not data.endswith(b"\n"):
+                        # (A connection turned away is closed before its request is read: the
+                        # answer comes, then ECONNRESET instead of the end. One line is whole.)
+                        chunk = s.recv(1 << 16)
+                        if not chunk:
+                            break
+                        data += chunk
+            except OSError as e:
+                error(type(e).__name__)
+                continue
+            try:
+                answer = json.loads(data)
+            except ValueError:
+                mine["invalid"] += 1
+                continue
+            if not isinstance(answer, dict):
+                mine["invalid"] += 1
+            elif answer.get("ok") is True and isinstance(answer.get("result", {}).get("nics"), list):
+                mine["ok"] += 1
+                mytimes.append((time.monotonic_ns() - t0) // 1000)
+            elif answer.get("ok") is False and answer.get("error", {}).get("code") == "busy":
+                mine["busy"] += 1
+                time.sleep(0.001)  # as a polite client would before trying again
+            else:
+                error(str(answer.get("error", {}).get("code")))
+        with lock:
+            for k in counts:
+                counts[k] += mine[k]
+            times.extend(mytimes)
+            for k, v in mykinds.items():
+                kinds[k] = kinds.get(k, 0) + v
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with open(opts["--out"], "w") as out:
+        out.write("".join(f"{t}\n" for t in times))
+    with open(opts["--out"] + ".errors", "w") as out:
+        out.write("".join(f"{k} {v}\n" for k, v in sorted(kinds.items())))
+    print(counts["ok"], counts["busy"], counts["invalid"], counts["error"], counts["unconnected"])
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmd, args = sys.argv[1], sys.argv[2:]
     {"latency": latency, "notify-listen": notify_listen, "stats": stats, "logpasses": logpasses, "ctxsw": ctxsw,
-     "ctxwatch": ctxwatch}[cmd](
+     "ctxwatch": ctxwatch, "ctlload": ctlload}[cmd](
         args
     )
 
