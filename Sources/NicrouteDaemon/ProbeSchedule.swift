@@ -38,8 +38,9 @@ struct ProbeSchedule: Equatable {
     static let backoff = Backoff(initial: 2, maximum: 60)
 
     private(set) var entries: [IPAddress: Entry] = [:]
-    /// The datagrams sent while the link-local address could not solicit, by candidate.
-    private(set) var datagramEntries: [IPAddress: Entry] = [:]
+    /// The datagrams sent while the link-local address could not solicit, by candidate and link
+    /// (a NIC plugged again is a new link: its first datagram leaves at once).
+    private(set) var datagramEntries: [NeighborProbe: Entry] = [:]
 
     /// The probes of `wanted` to send at `now`; the candidates no longer wanted are forgotten.
     /// - Parameter linkLocalReady: the links with a usable IPv6 link-local address.
@@ -63,13 +64,14 @@ struct ProbeSchedule: Equatable {
 
     /// The probes of `wanted` held back for their link-local address that can leave as a
     /// datagram from a usable global address of their link instead (`sources`), with that
-    /// address: at once, then after 2, 4, 8 ... 60 s while still held back. Call after `due`.
+    /// address: at once, then after 2, 4, 8 ... 60 s while still held back. Call after `due`, on
+    /// every pass (the candidates no longer wanted are forgotten).
     mutating func datagrams(
         _ wanted: [NeighborProbe], now: Double, linkLocalReady: Set<Int32>,
         sources: [Int32: [ProbeSchedule.IPPrefixedAddress]]
     ) -> [(probe: NeighborProbe, from: IPAddress)] {
         let held = wanted.filter { $0.address.family == .inet6 && !linkLocalReady.contains($0.linkIndex) }
-        let keep = Set(held.map(\.address))
+        let keep = Set(held)
         datagramEntries = datagramEntries.filter { keep.contains($0.key) }
         var out: [(NeighborProbe, IPAddress)] = []
         for probe in held {
@@ -79,9 +81,9 @@ struct ProbeSchedule: Equatable {
                 let source = candidates.first(where: { $0.subnet.contains(probe.address) })?.address
                     ?? candidates.first?.address
             else { continue }
-            if let entry = datagramEntries[probe.address], now < entry.next { continue }
-            var backoff = datagramEntries[probe.address]?.backoff ?? Self.backoff
-            datagramEntries[probe.address] = Entry(next: now + backoff.next(), backoff: backoff)
+            if let entry = datagramEntries[probe], now < entry.next { continue }
+            var backoff = datagramEntries[probe]?.backoff ?? Self.backoff
+            datagramEntries[probe] = Entry(next: now + backoff.next(), backoff: backoff)
             out.append((probe, source))
         }
         return out

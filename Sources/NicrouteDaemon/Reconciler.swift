@@ -377,14 +377,13 @@ public final class Reconciler {
                 logger.debug("neighbour probe failed: \(error)")
             }
         }
-        if ipv6Probes {
-            // Held back for a link-local address still in DAD: from a global address ready before it.
-            for (probe, source) in probes.datagrams(
-                plan.neighborProbes, now: now, linkLocalReady: linkLocalReady,
-                sources: ProbeSchedule.globalSources(snapshot.addresses))
-            where cposix_udp6_probe(source.bytes, probe.address.bytes, probe.linkIndex) != 0 {
-                logger.debug("neighbour probe from \(source) failed: \(String(cString: strerror(errno)))")
-            }
+        // Held back for a link-local address still in DAD: from a global address ready before
+        // it. (On every pass: what is no longer wanted is forgotten.)
+        for (probe, source) in probes.datagrams(
+            plan.neighborProbes, now: now, linkLocalReady: linkLocalReady,
+            sources: ipv6Probes ? ProbeSchedule.globalSources(snapshot.addresses) : [:])
+        where cposix_udp6_probe(source.bytes, probe.address.bytes, probe.linkIndex) != 0 {
+            logger.debug("neighbour probe from \(source) failed: \(String(cString: strerror(errno)))")
         }
         guardRail.prune(now: now)
         let review = logbook.review(

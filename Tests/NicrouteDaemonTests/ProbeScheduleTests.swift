@@ -105,6 +105,15 @@ private let v6 = NeighborProbe(address: IPAddress("fd00:20::1")!, linkIndex: 3)
         #expect(sent(2.2, ready: [3], sources) == [])
         #expect(schedule.datagramEntries.isEmpty)
         #expect(sent(2.3, sources) == ["fd00:20::1 from fd00:20::5"])
+        // The NIC unplugged (no probe wanted: forgotten) and plugged again (a new link): the
+        // first datagram leaves at once, whatever the old one's back-off.
+        _ = schedule.datagrams([], now: 2.4, linkLocalReady: [], sources: [:])
+        #expect(schedule.datagramEntries.isEmpty)
+        let again = NeighborProbe(address: v6.address, linkIndex: 9)
+        let moved = [Int32(9): sources[3]!]
+        #expect(schedule.datagrams([again], now: 2.5, linkLocalReady: [], sources: moved).count == 1)
+        #expect(schedule.datagrams([again], now: 2.6, linkLocalReady: [], sources: moved).isEmpty)
+        #expect(schedule.datagrams([v6], now: 2.7, linkLocalReady: [], sources: sources).count == 1)
     }
 
     @Test func onlyAUsableLinkLocalAddressLetsASolicitationLeave() {
