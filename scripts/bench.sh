@@ -239,6 +239,9 @@ size_mb() {
   rm -f "$stripped"
 }
 
+# fds: how many descriptors the daemon ($DPID) holds open.
+fds() { find "/proc/$DPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+
 # mem PID: "VmRSS VmHWM" in kB.
 mem() { awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { print r, h }' "/proc/$1/status"; }
 
@@ -583,7 +586,6 @@ if want churn; then
   daemon_start "$NR_TMP/churn.log"
   wait_ready 1 60 >/dev/null || nr_die "nicrouted not READY (churn)"
   sleep 1
-  fds() { find "/proc/$DPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
   read -r rss0 _ < <(mem "$DPID")
   fd0=$(fds)
   # Address events: /32s added and removed on eth1, 1,000 per batch (each add and each removal is
@@ -646,7 +648,6 @@ if want load; then
   command -v chrt >/dev/null 2>&1 && RT=(chrt -f 10)
   ip netns exec "$NS_VM" "${RT[@]}" python3 "$PY" latency --dev eth1 --base 10.11.0 --first 100 --plen 24 \
     --trials "$LOAD_TRIALS" --out "$NR_TMP/load-idle.txt"
-  fds() { find "/proc/$DPID/fd" -mindepth 1 -maxdepth 1 | wc -l; }
   read -r lrss0 _ < <(mem "$DPID")
   lfd0=$(fds)
   setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 "$PY" ctlload --socket "$CONTROL_SOCKET" \

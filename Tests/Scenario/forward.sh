@@ -30,13 +30,7 @@ nr_summary forward
 nr_ensure_deps
 nr_ensure_packages nft:nftables ip6tables:iptables
 
-if [[ -z ${NICROUTED:-} ]]; then
-  nr_find_swift || nr_die "no swift toolchain: set NICROUTED"
-  (cd "$REPO" && swift build --product nicrouted && swift build --product nicroutectl) >/dev/null 2>&1 ||
-    nr_die "swift build failed"
-  NICROUTED="$REPO/.build/debug/nicrouted"
-fi
-: "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
+nr_find_binaries
 
 # shellcheck source-path=SCRIPTDIR source=forward-lib.sh
 source "$HERE/forward-lib.sh"

@@ -131,6 +131,19 @@ nr_find_swift() {
   return 1
 }
 
+# nr_find_binaries: NICROUTED and NICROUTECTL name executables: as given, or the debug build
+# of $REPO (built here when NICROUTED is not set; NICROUTECTL defaults to NICROUTED's neighbour).
+nr_find_binaries() {
+  if [[ -z ${NICROUTED:-} ]]; then
+    nr_find_swift || nr_die "swift toolchain not found (set NICROUTED=/path/to/nicrouted)"
+    (cd "$REPO" && swift build --product nicrouted && swift build --product nicroutectl) >/dev/null 2>&1 ||
+      nr_die "swift build failed"
+    NICROUTED=$REPO/.build/debug/nicrouted
+  fi
+  : "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
+  [[ -x $NICROUTED && -x $NICROUTECTL ]] || nr_die "nicrouted ($NICROUTED) and nicroutectl ($NICROUTECTL) are built"
+}
+
 # ---- lifecycle: temp dir, background processes, cleanup -------------------------------
 
 # nr_install_traps: clean up on every exit path; a signal exits 130/143 after cleanup.

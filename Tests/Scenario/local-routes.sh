@@ -38,14 +38,7 @@ nr_ensure_deps
 
 step() { printf '# --- %s\n' "$*"; }
 
-if [[ -z ${NICROUTED:-} ]]; then
-  nr_find_swift || nr_die "swift toolchain not found (set NICROUTED=/path/to/nicrouted)"
-  (cd "$REPO" && swift build --product nicrouted && swift build --product nicroutectl) >/dev/null 2>&1 ||
-    nr_die "swift build failed"
-  NICROUTED=$REPO/.build/debug/nicrouted
-fi
-: "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
-[[ -x $NICROUTED && -x $NICROUTECTL ]] || nr_die "nicrouted ($NICROUTED) and nicroutectl ($NICROUTECTL) are built"
+nr_find_binaries
 
 # The sources of NIC B besides its address.
 GCE_IP=20.20.20.50 FIP_G=198.51.100.21              # the guest agent's forwarded IP

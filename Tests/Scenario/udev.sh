@@ -44,14 +44,7 @@ nr_ensure_packages unshare:util-linux
 
 step() { printf '# --- %s\n' "$*"; }
 
-if [[ -z ${NICROUTED:-} ]]; then
-  nr_find_swift || nr_die "swift toolchain not found (set NICROUTED=/path/to/nicrouted)"
-  (cd "$REPO" && swift build --product nicrouted && swift build --product nicroutectl) >/dev/null 2>&1 ||
-    nr_die "swift build failed"
-  NICROUTED=$REPO/.build/debug/nicrouted
-fi
-: "${NICROUTECTL:=$(dirname "$NICROUTED")/nicroutectl}"
-[[ -x $NICROUTED && -x $NICROUTECTL ]] || nr_die "nicrouted ($NICROUTED) and nicroutectl ($NICROUTECTL) are built"
+nr_find_binaries
 
 topo_create
 SOCK=$NR_TMP/control.sock
